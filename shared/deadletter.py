@@ -1,0 +1,86 @@
+"""Dead letters: a message that cannot be processed is parked here with its reason, never dropped.
+
+Each stage has its own stream (`wf:dlq:<stage>`). An entry holds the reason, the original payload
+bytes, where it came from and how often it was tried. `replay` puts payloads back on the stage's
+input stream and removes them from the dead-letter stream only after the re-publish succeeded.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from redis.asyncio import Redis
+
+from shared import streams
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    entry_id: str
+    stage: str
+    reason: str
+    payload: bytes
+    origin_stream: str
+    origin_id: str
+    deliveries: int
+    parked_at: str
+
+
+async def park(
+    redis: Redis, stage: str, payload: bytes, reason: str, *, origin_id: str = "", deliveries: int = 1
+) -> str:
+    """Parks `payload` in `wf:dlq:<stage>`; returns the dead-letter entry id. Logged once, at ERROR."""
+    origin = streams.STREAM_FOR_STAGE.get(stage, "")
+    entry = await redis.xadd(
+        streams.dlq_stream(stage),
+        {
+            "reason": reason,
+            "payload": payload,
+            "origin_stream": origin,
+            "origin_id": origin_id,
+            "deliveries": str(deliveries),
+            "parked_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
+    entry_id = entry.decode() if isinstance(entry, bytes) else str(entry)
+    logger.error("parked stage=%s origin=%s:%s dlq=%s reason=%r", stage, origin, origin_id, entry_id, reason)
+    return entry_id
+
+
+def _text(fields: dict[bytes, bytes], key: str) -> str:
+    return fields.get(key.encode(), b"").decode("utf-8", "replace")
+
+
+async def list_parked(redis: Redis, stage: str, count: int = 1000) -> list[DeadLetter]:
+    rows = await redis.xrange(streams.dlq_stream(stage), count=count)
+    return [
+        DeadLetter(
+            entry_id=entry_id.decode(),
+            stage=stage,
+            reason=_text(fields, "reason"),
+            payload=fields.get(b"payload", b""),
+            origin_stream=_text(fields, "origin_stream"),
+            origin_id=_text(fields, "origin_id"),
+            deliveries=int(_text(fields, "deliveries") or 1),
+            parked_at=_text(fields, "parked_at"),
+        )
+        for entry_id, fields in rows
+    ]
+
+
+async def replay(redis: Redis, stage: str, entry_ids: list[str] | None = None) -> int:
+    """Re-publishes parked payloads to the stage's input stream; returns how many were replayed."""
+    origin = streams.STREAM_FOR_STAGE[stage]
+    replayed = 0
+    for letter in await list_parked(redis, stage):
+        if entry_ids and letter.entry_id not in entry_ids:
+            continue
+        # FastStream reads a plain `__data__` field as the message body.
+        await redis.xadd(origin, {"__data__": letter.payload})
+        await redis.xdel(streams.dlq_stream(stage), letter.entry_id)
+        replayed += 1
+    if replayed:
+        logger.warning("replayed stage=%s count=%d onto %s", stage, replayed, origin)
+    return replayed

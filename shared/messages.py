@@ -1,0 +1,142 @@
+"""Stream payloads (DESIGN §2): pydantic models, JSON on the wire, each with a `schema` version.
+
+A consumer validates every message against these models; one that does not validate is parked
+in the stage's dead-letter stream with the validation error as its reason.
+"""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PostMessage(_Message):
+    """A new post, published once by ingest (feed poll or `POST /ingest`)."""
+
+    schema_: Literal[1] = Field(1, alias="schema")
+    post_id: str = Field(min_length=16, max_length=64)
+    source_id: str = Field(min_length=1, max_length=64)
+    url: str | None = None
+    guid: str | None = None
+    title: str = ""
+    text: str = ""
+    lang: str | None = None
+    published_at: datetime | None = None
+    fetched_at: datetime
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Span(_Message):
+    """Where in the post a label came from: `field` is "title" or "text", offsets into that field."""
+
+    field: Literal["title", "text"]
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    text: str
+
+
+class ActorLabel(_Message):
+    code: str
+    role: Literal["perpetrator", "target", "involved", "suspected", "denied", "mentioned"] = "involved"
+    confidence: float = Field(ge=0.0, le=1.0)
+    evidence: list[Span] = []
+
+
+class TacticLabel(_Message):
+    code: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    evidence: list[Span] = []
+
+
+class PlaceLabel(_Message):
+    """Where the activity happened. precision: 1 exact or point of interest, 2 near/offset, 3 region only."""
+
+    name: str
+    lat: float = Field(ge=-90.0, le=90.0)
+    lon: float = Field(ge=-180.0, le=180.0)
+    country: str | None = Field(None, min_length=2, max_length=2)
+    admin1: str | None = None
+    kind: str | None = None
+    precision: Literal[1, 2, 3] = 1
+    confidence: float = Field(1.0, ge=0.0, le=1.0)
+    reason: str | None = None
+    gazetteer_id: str | None = None
+    evidence: list[Span] = []
+
+
+class EventMessage(_Message):
+    """A classified post. `event_id == post_id`: re-classification overwrites, with a new `classifier`."""
+
+    schema_: Literal[1] = Field(1, alias="schema")
+    event_id: str
+    post_id: str
+    source_id: str
+    url: str | None = None
+    title: str = ""
+    text: str = ""
+    lang: str | None = None
+    published_at: datetime | None = None
+    fetched_at: datetime | None = None
+    classified_at: datetime
+    is_event: bool
+    actors: list[ActorLabel] = []
+    perpetrator: str | None = None
+    tactics: list[TacticLabel] = []
+    place: PlaceLabel | None = None
+    killed: int | None = Field(None, ge=0)
+    confidence: float = Field(ge=0.0, le=1.0)
+    classifier: str
+    gazetteer: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @property
+    def actor_codes(self) -> list[str]:
+        return [a.code for a in self.actors if a.role != "denied"]
+
+    @property
+    def tactic_codes(self) -> list[str]:
+        return [t.code for t in self.tactics]
+
+
+class AlertMessage(_Message):
+    """One version of an alert: fired (version 1) or updated as its incident gathers reports.
+
+    Receivers drop a message whose `version` is not above the last they saw for `alert_id`.
+    """
+
+    schema_: Literal[1] = Field(1, alias="schema")
+    alert_id: str
+    version: int = Field(ge=1)
+    kind: Literal["fired", "updated", "resolved"]
+    rule_id: str
+    rule_name: str
+    severity: str
+    state: Literal["firing", "acknowledged", "resolved"] = "firing"
+    incident_id: str
+    fired_at: datetime
+    updated_at: datetime
+    event_ids: list[str]
+    source_ids: list[str]
+    title: str
+    actors: list[str]
+    perpetrator: str | None = None
+    tactics: list[str]
+    place: PlaceLabel | None = None
+    killed: int | None = None
+    confidence: float
+    matched: list[str] = Field(default_factory=list, description="why the rule matched, one line a reason")
+    evidence: list[Span] = []
+    url: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def to_wire(message: BaseModel) -> dict:
+    """The JSON-ready dict a publisher sends (aliases on, so `schema` is spelled as on the wire)."""
+    return message.model_dump(mode="json", by_alias=True)

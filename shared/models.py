@@ -1,0 +1,259 @@
+"""The event log (DESIGN §3): every table, on one metadata for Alembic.
+
+Nothing here is deleted by the pipeline. Times are timezone-aware UTC on both PostgreSQL and SQLite.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores aware UTC; SQLite hands back naive values, so they are made aware again on load."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the event log; pass an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Source(Base):
+    """A feed or push source, its polling state and its health as ops see it."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str | None] = mapped_column(String(2000), unique=True)
+    kind: Mapped[str] = mapped_column(String(20), default="feed")  # feed | push
+    interval_seconds: Mapped[int] = mapped_column(Integer, default=300)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    etag: Mapped[str | None] = mapped_column(String(500))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    next_poll_at: Mapped[datetime | None]
+    last_polled_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None]
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    posts_seen: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Post(Base):
+    """A post as fetched: raw text kept so it can be classified again."""
+
+    __tablename__ = "posts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source_id: Mapped[str] = mapped_column(ForeignKey("sources.id"), index=True)
+    dedup_key: Mapped[str] = mapped_column(String(2000))
+    guid: Mapped[str | None] = mapped_column(String(2000))
+    url: Mapped[str | None] = mapped_column(String(2000))
+    title: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    lang: Mapped[str | None] = mapped_column(String(8))
+    published_at: Mapped[datetime | None]
+    fetched_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Event(Base):
+    """One classification per post (`id == post_id`); re-classification overwrites it."""
+
+    __tablename__ = "events"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(64), index=True)
+    is_event: Mapped[bool] = mapped_column(Boolean)
+    actors: Mapped[list[Any]] = mapped_column(default=list)
+    perpetrator: Mapped[str | None] = mapped_column(String(40))
+    tactics: Mapped[list[Any]] = mapped_column(default=list)
+    place: Mapped[dict[str, Any] | None]
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    country: Mapped[str | None] = mapped_column(String(2))
+    killed: Mapped[int | None] = mapped_column(Integer)
+    confidence: Mapped[float] = mapped_column(Float)
+    classifier: Mapped[str] = mapped_column(String(40))
+    gazetteer: Mapped[str | None] = mapped_column(String(80))
+    published_at: Mapped[datetime | None]
+    classified_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Incident(Base):
+    """Reports of one attack, clustered across sources (same actor or tactic, close in space and time)."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20), default="open")  # open | resolved
+    first_seen_at: Mapped[datetime] = mapped_column(index=True)
+    last_seen_at: Mapped[datetime] = mapped_column(index=True)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    country: Mapped[str | None] = mapped_column(String(2))
+    place: Mapped[dict[str, Any] | None]
+    actors: Mapped[list[Any]] = mapped_column(default=list)
+    perpetrator: Mapped[str | None] = mapped_column(String(40))
+    tactics: Mapped[list[Any]] = mapped_column(default=list)
+    killed: Mapped[int | None] = mapped_column(Integer)
+    report_count: Mapped[int] = mapped_column(Integer, default=0)
+    source_count: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class IncidentReport(Base):
+    """Which event belongs to which incident: unique per event, so a redelivered event is not counted twice."""
+
+    __tablename__ = "incident_reports"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"), index=True)
+    source_id: Mapped[str] = mapped_column(String(64))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Rule(Base):
+    """An alert rule as ops wrote it (`body`, YAML) and as validated (`spec`, JSON)."""
+
+    __tablename__ = "rules"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    severity: Mapped[str] = mapped_column(String(20))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    body: Mapped[str] = mapped_column(Text)
+    spec: Mapped[dict[str, Any]]
+    origin: Mapped[str | None] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Alert(Base):
+    """One per rule and incident. State machine: firing -> acknowledged -> resolved."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(100), index=True)
+    incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"), index=True)
+    state: Mapped[str] = mapped_column(String(20), default="firing")
+    severity: Mapped[str] = mapped_column(String(20))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    fired_at: Mapped[datetime] = mapped_column(index=True)
+    updated_at: Mapped[datetime]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    acknowledged_at: Mapped[datetime | None]
+    ack_note: Mapped[str | None] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None]
+    payload: Mapped[dict[str, Any]]
+
+
+class Subscription(Base):
+    """A webhook endpoint. The secret signs every payload (Standard Webhooks, `whsec_...`)."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    name: Mapped[str | None] = mapped_column(String(200))
+    secret: Mapped[str] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    min_severity: Mapped[str | None] = mapped_column(String(20))
+    rule_ids: Mapped[list[Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Notification(Base):
+    """What is owed to one subscriber: one alert version, its exact signed body, its delivery state."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (UniqueConstraint("subscription_id", "alert_id", "alert_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    alert_id: Mapped[str] = mapped_column(String(64), index=True)
+    alert_version: Mapped[int] = mapped_column(Integer)
+    message_id: Mapped[str] = mapped_column(String(100))
+    body: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+
+
+class DeliveryAttempt(Base):
+    """Every webhook attempt, successful or not: status, latency, error."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id"), index=True)
+    subscription_id: Mapped[int] = mapped_column(Integer, index=True)
+    alert_id: Mapped[str] = mapped_column(String(64), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    attempted_at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(20))  # delivered | retry | gave_up
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEntry(Base):
+    """Who changed a rule, a subscription or a source, or acknowledged an alert, and when."""
+
+    __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_target", "target_kind", "target_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(50))
+    target_kind: Mapped[str] = mapped_column(String(50))
+    target_id: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any] | None]

@@ -1,0 +1,65 @@
+"""Settings every service shares, from `WATCHFLOOR_*` environment variables (pydantic-settings).
+
+Defaults run embedded mode: SQLite under `./var`, an embedded Redis unless `WATCHFLOOR_REDIS_URL` is set.
+Built in `main()` or a test and passed down; never a module-level instance.
+"""
+
+import os
+import socket
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WATCHFLOOR_", extra="ignore")
+
+    data_dir: Path = Field(Path("var"), description="embedded SQLite and Redis files live here")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy async URL; default sqlite+aiosqlite under data_dir"
+    )
+    redis_url: str | None = Field(None, description="redis:// or unix:// URL; default: embedded Redis")
+    log_format: Literal["auto", "console", "json"] = "auto"
+    log_level: str = "INFO"
+    consumer_name: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    max_deliveries: int = Field(5, ge=1, description="a message failing this many times is parked")
+    claim_idle_ms: int = Field(30_000, ge=10, description="pending this long, a message is reclaimed")
+    stream_maxlen: int = Field(100_000, ge=1000, description="approximate MAXLEN on every publish")
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + value.split(":///", 1)[1]
+        return value
+
+    @property
+    def db_url(self) -> str:
+        """The database URL in force: the configured one, or SQLite under data_dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'watchfloor.db').resolve()}"
+
+    @property
+    def embedded_redis_socket(self) -> Path:
+        return (self.data_dir / "redis.sock").resolve()
+
+    def redacted(self) -> dict[str, object]:
+        """Effective values for `watchfloor config show`, passwords in URLs masked."""
+        out: dict[str, object] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, str) and "://" in value and "@" in value:
+                scheme, rest = value.split("://", 1)
+                creds, host = rest.rsplit("@", 1)
+                user = creds.split(":", 1)[0]
+                value = f"{scheme}://{user}:***@{host}" if ":" in creds else value
+            out[name] = str(value) if isinstance(value, Path) else value
+        out["db_url (in force)"] = self.db_url
+        return out
