@@ -97,6 +97,9 @@ class Post(Base):
     lang: Mapped[str | None] = mapped_column(String(8))
     published_at: Mapped[datetime | None]
     fetched_at: Mapped[datetime] = mapped_column(index=True)
+    # Outbox: set once the post is on wf:posts. A post committed but not queued (crash between the
+    # commit and the publish) is queued again by ingest, so nothing stored is left unclassified.
+    queued_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class Event(Base):

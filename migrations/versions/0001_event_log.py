@@ -191,11 +191,13 @@ def upgrade() -> None:
     sa.Column('lang', sa.String(length=8), nullable=True),
     sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('fetched_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('queued_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['source_id'], ['sources.id'], name=op.f('fk_posts_source_id_sources')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_posts'))
     )
     with op.batch_alter_table('posts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_posts_fetched_at'), ['fetched_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_posts_queued_at'), ['queued_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_posts_source_id'), ['source_id'], unique=False)
 
     op.create_table('deliveries',
@@ -228,6 +230,7 @@ def downgrade() -> None:
     op.drop_table('deliveries')
     with op.batch_alter_table('posts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_posts_source_id'))
+        batch_op.drop_index(batch_op.f('ix_posts_queued_at'))
         batch_op.drop_index(batch_op.f('ix_posts_fetched_at'))
 
     op.drop_table('posts')
