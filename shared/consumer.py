@@ -17,12 +17,13 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from faststream import AckPolicy
 from faststream.redis import RedisBroker, RedisStreamMessage, StreamSub
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from shared import deadletter, streams
 from shared.messages import to_wire
@@ -63,6 +64,7 @@ def subscribe(
     """Registers the stage's consumer-group subscriber and its reclaimer on `broker`."""
     stream = streams.STREAM_FOR_STAGE[stage]
     group = streams.GROUP_FOR_STAGE[stage]
+    _GROUPS.setdefault(id(broker), set()).add((stream, group))
 
     async def process(msg: RedisStreamMessage) -> None:
         started = time.perf_counter()
@@ -97,21 +99,46 @@ def subscribe(
         await msg.ack()
         logger.debug("handled stage=%s entry=%s %.0fms", stage, entry_id, (time.perf_counter() - started) * 1000)
 
-    broker.subscriber(
-        stream=StreamSub(stream, group=group, consumer=settings.consumer_name, max_records=max_records,
-                         last_id="0"),
+    # Two distinct callables: FastStream keys a handler by its function, so one function registered
+    # twice would leave one of the subscribers without a handler.
+    @broker.subscriber(
+        stream=StreamSub(stream, group=group, consumer=settings.consumer_name, max_records=max_records),
         ack_policy=AckPolicy.MANUAL,
-    )(process)
-    broker.subscriber(
+    )
+    async def on_new(msg: RedisStreamMessage) -> None:
+        await process(msg)
+
+    @broker.subscriber(
         stream=StreamSub(stream, group=group, consumer=f"{settings.consumer_name}-reclaim",
-                         min_idle_time=settings.claim_idle_ms, last_id="0"),
+                         min_idle_time=settings.claim_idle_ms),
         ack_policy=AckPolicy.MANUAL,
-    )(process)
+    )
+    async def on_reclaimed(msg: RedisStreamMessage) -> None:
+        await process(msg)
 
 
 async def publish(broker: RedisBroker, stream: str, message: BaseModel, settings: CommonSettings) -> None:
     """Publishes one message, trimming the stream approximately (the event log already holds it)."""
     await broker.publish(to_wire(message), stream=stream, maxlen=settings.stream_maxlen)
+
+
+_GROUPS: dict[int, set[tuple[str, str]]] = {}
+
+
+async def start_broker(broker: RedisBroker, redis: Redis) -> None:
+    """Creates the consumer groups from the start of their streams, then starts the broker.
+
+    FastStream would create a missing group at `$` (skipping what was published before the group
+    existed), and given `last_id="0"` for an existing group it reads only its own pending list,
+    forever. Creating groups at `0` here and letting FastStream read `>` avoids both.
+    """
+    for stream, group in sorted(_GROUPS.get(id(broker), ())):
+        try:
+            await redis.xgroup_create(stream, group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+    await broker.start()
 
 
 def make_broker(url: str) -> RedisBroker:

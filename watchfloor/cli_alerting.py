@@ -1,0 +1,133 @@
+"""`watchfloor rule|subscription|alerts …`: what the alert service reads and writes (alert's store)."""
+
+import asyncio
+import json
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from services.alert import rules as rule_files
+from services.alert import store
+from watchfloor.context import CliContext, pass_ctx, run
+
+OPERATOR = "cli"
+
+
+@click.group()
+def rule() -> None:
+    """Alert rules (YAML)."""
+
+
+@rule.command(name="add")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_ctx
+def rule_add(obj: CliContext, files: tuple[Path, ...]) -> None:
+    """Validate and store rules (adding a rule with an existing id replaces it). All files are checked
+    before any is stored: an error names the file, the line and the field."""
+    loaded = [rule_files.load_rule_file(path) for path in files]  # RuleError raises before any write
+
+    async def body() -> None:
+        async with obj.session() as session:
+            for path, (spec, text) in zip(files, loaded, strict=True):
+                await store.upsert_rule(session, spec, text, origin=str(path), actor=OPERATOR)
+
+    run(body)
+    for spec, _ in loaded:
+        click.echo(f"rule {spec.id} stored: {spec.name}")
+
+
+@rule.command(name="list")
+@pass_ctx
+def rule_list(obj: CliContext) -> None:
+    """Stored rules."""
+
+    async def body() -> list:
+        async with obj.session() as session:
+            return list(await store.list_rules(session))
+
+    for r in run(body):
+        click.echo(f"{r.id:<28} {r.severity:<8} {'on ' if r.enabled else 'off'} {r.name}")
+
+
+@click.group()
+def subscription() -> None:
+    """Webhook endpoints (Standard Webhooks signatures)."""
+
+
+@subscription.command(name="add")
+@click.argument("url")
+@click.option("--secret", default=None, help="A whsec_… secret; one is generated and printed if omitted.")
+@click.option("--name", default=None)
+@pass_ctx
+def subscription_add(obj: CliContext, url: str, secret: str | None, name: str | None) -> None:
+    """Add a webhook endpoint; every alert is POSTed to it, signed with the secret."""
+
+    async def body() -> tuple[int, str]:
+        async with obj.session() as session:
+            sub, used = await store.add_subscription(session, url, secret=secret, name=name)
+            return sub.id, used
+
+    sub_id, used = run(body)
+    click.echo(f"subscription {sub_id} -> {url}")
+    if secret is None:
+        click.echo(f"secret: {used}")
+
+
+@subscription.command(name="list")
+@pass_ctx
+def subscription_list(obj: CliContext) -> None:
+    """Webhook endpoints (secrets not shown)."""
+
+    async def body() -> list:
+        async with obj.session() as session:
+            return list(await store.list_subscriptions(session))
+
+    for s in run(body):
+        state = "enabled" if s.enabled else f"DISABLED: {s.disabled_reason}"
+        click.echo(f"{s.id:<4} {state:<10} {s.url}")
+
+
+def _line(alert: dict) -> str:
+    place = (alert.get("place") or {}).get("name") or "-"
+    return (f"{alert.get('updated_at', '')[:19]}  {alert.get('severity', ''):<8} {alert.get('state', ''):<12} "
+            f"v{alert.get('version')}  {alert.get('rule_id')}  {alert.get('title', '')!r}  @ {place}  "
+            f"{','.join(alert.get('actors') or [])} {','.join(alert.get('tactics') or [])}")
+
+
+@click.command()
+@click.option("--follow", "-f", is_flag=True, help="Keep printing alerts as they fire or change.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
+@click.option("--limit", default=50, show_default=True)
+@pass_ctx
+def alerts(obj: CliContext, follow: bool, as_json: bool, limit: int) -> None:
+    """The latest alerts, oldest first; with --follow, new ones and updates as they happen."""
+
+    def show(rows: list) -> None:
+        for a in rows:
+            payload = {**(a.payload or {}), "state": a.state, "version": a.version,
+                       "updated_at": a.updated_at.isoformat()}
+            click.echo(json.dumps(payload, ensure_ascii=False) if as_json else _line(payload))
+
+    async def fetch(since: datetime | None) -> list:
+        async with obj.session() as session:
+            return list(await store.list_alerts(session, limit=limit, since=since))
+
+    async def body() -> None:
+        rows = await fetch(None)
+        show(list(reversed(rows)))
+        if not follow:
+            return
+        seen = {(a.id, a.version, a.state) for a in rows}
+        since = max((a.updated_at for a in rows), default=None)
+        while True:
+            await asyncio.sleep(1.0)
+            fresh = [a for a in reversed(await fetch(since)) if (a.id, a.version, a.state) not in seen]
+            show(fresh)
+            seen.update((a.id, a.version, a.state) for a in fresh)
+            since = max((a.updated_at for a in fresh), default=since)
+
+    try:
+        run(body)
+    except KeyboardInterrupt:
+        pass

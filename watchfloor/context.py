@@ -1,0 +1,60 @@
+"""What every CLI command needs: settings with the command line's overrides, a database session."""
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import redis
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db import make_engine, make_sessionmaker
+from shared.settings import CommonSettings
+
+T = TypeVar("T")
+
+
+@dataclass
+class CliContext:
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def with_data_dir(self, data_dir: Path | None) -> None:
+        if data_dir is not None:
+            self.overrides["data_dir"] = data_dir
+
+    @property
+    def settings(self) -> CommonSettings:
+        return CommonSettings(**self.overrides)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """One committed transaction against the configured database."""
+        engine = make_engine(self.settings.db_url)
+        try:
+            async with make_sessionmaker(engine)() as session, session.begin():
+                yield session
+        finally:
+            await engine.dispose()
+
+
+def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    """Runs an async command body. An error that carries a `reason` (our domain errors), an unreachable
+    database or Redis becomes a one-line message and exit status 1; anything else is a bug and raises."""
+    try:
+        return asyncio.run(coro_fn())  # type: ignore[arg-type]
+    except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+        raise click.ClickException(f"database unreachable or unusable: {exc.orig}") from exc
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise click.ClickException(f"Redis unreachable: {exc}") from exc
+    except Exception as exc:
+        reason = getattr(exc, "reason", None)
+        if reason is None and not isinstance(exc, OSError | RuntimeError):
+            raise
+        raise click.ClickException(str(reason or exc)) from exc
+
+
+pass_ctx = click.make_pass_decorator(CliContext, ensure=True)

@@ -1,0 +1,155 @@
+"""Builds and runs services in one process: `watchfloor up` (all three) or `watchfloor run NAME` (one).
+
+Order matters: Redis and the database first, then every service registers its subscribers, then the
+broker starts, then the services' background tasks. Shutdown runs the other way round.
+"""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from faststream.redis import RedisBroker
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.consumer import make_broker, start_broker
+from shared.db import make_engine, make_sessionmaker, migrate
+from shared.logs import configure_logging
+from shared.settings import CommonSettings
+from watchfloor.embedded_redis import EmbeddedRedis
+
+logger = logging.getLogger(__name__)
+SERVICE_NAMES = ("ingest", "classify", "alert")
+
+
+class Service(Protocol):
+    router: APIRouter | None
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+def build_service(
+    name: str, overrides: dict[str, Any], broker: RedisBroker, redis: Redis,
+    sessions: async_sessionmaker[AsyncSession],
+) -> Service:
+    """Each service reads its own settings from the environment, with the CLI's overrides on top."""
+    if name == "ingest":
+        from services.ingest.app import IngestService
+        from services.ingest.settings import IngestSettings
+
+        return IngestService(IngestSettings(**overrides), broker, redis, sessions)
+    if name == "classify":
+        from services.classify.app import ClassifyService
+        from services.classify.settings import ClassifySettings
+
+        return ClassifyService(ClassifySettings(**overrides), broker, redis, sessions)
+    if name == "alert":
+        from services.alert.app import AlertService
+        from services.alert.settings import AlertSettings
+
+        return AlertService(AlertSettings(**overrides), broker, redis, sessions)
+    raise ValueError(f"unknown service {name!r}: choose from {', '.join(SERVICE_NAMES)}")
+
+
+def redis_url_for_cli(settings: CommonSettings) -> str:
+    """The Redis a CLI command should talk to: the configured one, or the embedded one `up` runs."""
+    if settings.redis_url:
+        return settings.redis_url
+    sock = settings.embedded_redis_socket
+    if sock.exists():
+        return f"unix://{sock}"
+    raise RuntimeError(
+        f"no Redis to talk to: WATCHFLOOR_REDIS_URL is not set and no `watchfloor up` is running on "
+        f"{settings.data_dir} (no {sock})"
+    )
+
+
+@dataclass
+class Serving:
+    names: tuple[str, ...]
+    host: str
+    port: int
+    overrides: dict[str, Any]
+    migrate_first: bool
+
+
+async def _schema_is_current(engine: Any) -> bool:
+    async with engine.connect() as conn:
+        try:
+            version = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar()
+        except sa.exc.DBAPIError:
+            return False
+    return version is not None
+
+
+def build_app(
+    names: tuple[str, ...], overrides: dict[str, Any], redis_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+) -> FastAPI:
+    """One ASGI app: the services' routers, a health check, and a lifespan that runs the pipeline."""
+    broker = make_broker(redis_url)
+    redis = Redis.from_url(redis_url)
+    services = [build_service(name, overrides, broker, redis, sessions) for name in names]
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with broker:
+            await start_broker(broker, redis)
+            started: list[Service] = []
+            try:
+                for service in services:
+                    await service.start()
+                    started.append(service)
+                logger.info("watchfloor running services=%s", ",".join(names))
+                yield
+            finally:
+                for service in reversed(started):
+                    await service.stop()
+        await redis.aclose()
+
+    app = FastAPI(title="watchfloor", version="0.1.0", lifespan=lifespan)
+    for service in services:
+        if service.router is not None:
+            app.include_router(service.router)
+
+    @app.get("/health", tags=["ops"])
+    async def health() -> dict[str, str]:
+        await redis.ping()
+        async with sessions() as session:
+            await session.execute(sa.text("SELECT 1"))
+        return {"status": "ok", "services": ",".join(names)}
+
+    return app
+
+
+async def serve(serving: Serving) -> None:
+    common = CommonSettings(**serving.overrides)
+    configure_logging(common.log_format, common.log_level)
+    embedded: EmbeddedRedis | None = None
+    redis_url = common.redis_url
+    if redis_url is None:
+        embedded = EmbeddedRedis(Path(common.data_dir))
+        redis_url = embedded.start()
+    engine = make_engine(common.db_url)
+    try:
+        if serving.migrate_first:
+            await migrate(engine)
+        elif not await _schema_is_current(engine):
+            raise RuntimeError(f"the database at {common.db_url} has no schema: run `watchfloor migrate` first")
+        app = build_app(serving.names, serving.overrides, redis_url, make_sessionmaker(engine))
+        config = uvicorn.Config(
+            app, host=serving.host, port=serving.port, log_config=None, timeout_graceful_shutdown=3,
+        )
+        logger.info("console on http://%s:%d  database=%s", serving.host, serving.port, common.db_url)
+        await uvicorn.Server(config).serve()
+    finally:
+        await engine.dispose()
+        if embedded is not None:
+            embedded.stop()
