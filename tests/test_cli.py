@@ -1,0 +1,66 @@
+"""The operator's CLI: clear errors for bad input, effects visible to the next command."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from watchfloor.cli import main
+
+RULE = Path(__file__).resolve().parent.parent / "rules" / "issp-niamey-50km.yaml"
+
+
+@pytest.fixture
+def wf(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("WATCHFLOOR_DATABASE_URL", db_url)
+    monkeypatch.setenv("WATCHFLOOR_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.delenv("WATCHFLOOR_REDIS_URL", raising=False)
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(main, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def test_a_rule_with_a_bad_field_names_file_line_and_field(wf, tmp_path: Path) -> None:
+    bad = tmp_path / "bad-rule.yaml"
+    bad.write_text(RULE.read_text().replace("radius_km: 50", "radius_km: -5"))
+    result = wf("rule", "add", str(bad))
+    assert result.exit_code == 1
+    line = next(n for n, text in enumerate(bad.read_text().splitlines(), 1) if "radius_km" in text)
+    assert f"bad-rule.yaml:{line}" in result.output
+    assert "radius_km" in result.output
+    assert wf("rule", "list").output.strip() == ""
+
+
+def test_rules_sources_and_subscriptions_added_are_listed(wf) -> None:
+    assert wf("rule", "add", str(RULE)).exit_code == 0
+    assert "issp-niamey-50km" in wf("rule", "list").output
+
+    added = wf("subscription", "add", "http://127.0.0.1:9/hook")
+    assert added.exit_code == 0
+    secret = next(line.split()[1] for line in added.output.splitlines() if line.startswith("secret:"))
+    assert secret.startswith("whsec_")
+    listed = wf("subscription", "list").output
+    assert "http://127.0.0.1:9/hook" in listed and secret not in listed
+
+    assert wf("source", "add", "http://127.0.0.1:9/feed.xml", "--name", "wire").exit_code == 0
+    again = wf("source", "add", "http://127.0.0.1:9/feed.xml", "--name", "wire-2")
+    assert again.exit_code == 1 and "already" in again.output
+    rows = [json.loads(line) for line in wf("source", "list", "--json").output.splitlines()]
+    assert [r["id"] for r in rows] == ["wire"]
+
+
+def test_dlq_without_any_redis_says_what_is_missing(wf) -> None:
+    result = wf("dlq", "list", "classify")
+    assert result.exit_code == 1
+    assert "no Redis to talk to" in result.output
+
+
+def test_config_show_masks_passwords(wf, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WATCHFLOOR_DATABASE_URL", "postgresql://ops:s3cret@db.internal:5432/watchfloor")
+    shown = json.loads(wf("config", "show").output)
+    assert "s3cret" not in json.dumps(shown)
+    assert shown["database_url"] == "postgresql+asyncpg://ops:***@db.internal:5432/watchfloor"
