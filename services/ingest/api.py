@@ -1,0 +1,140 @@
+"""HTTP for ingest: `POST /ingest` for pushed posts (bridges, scrapers, scripts) and `GET /api/sources`.
+
+A pushed post goes the same way as a polled one: normalise, store once, publish once through the outbox.
+A repeated post (same source and guid, or url, or text) is answered `duplicate: true` and not published again.
+"""
+
+import hmac
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, HTTPException, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.ingest import store
+from services.ingest.normalise import dedup_key, to_post
+from services.ingest.outbox import PostOutbox
+from services.ingest.parse import Entry, language
+from services.ingest.settings import IngestSettings
+from shared.db import session_scope
+from shared.models import Source
+
+
+class PushedPost(BaseModel):
+    """A post pushed to `POST /ingest`."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    source: str = Field(
+        pattern=store.SOURCE_ID.pattern,
+        description="source id: 1-64 lower-case letters, digits, '.', '_' or '-'; created on first use",
+        examples=["telegram-wilayat-sahel"],
+    )
+    title: str = Field("", max_length=2000)
+    text: str = Field(min_length=1, max_length=1_000_000, description="plain text of the post")
+    url: str | None = Field(None, max_length=2000, description="http(s) link to the original")
+    guid: str | None = Field(None, min_length=1, max_length=2000, description="the sender's own id for the post")
+    published_at: AwareDatetime | None = Field(None, description="ISO 8601 with a UTC offset")
+    lang: str | None = Field(None, max_length=35, description="BCP 47 language tag, e.g. fr or ar")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value and not value.lower().startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        return value or None
+
+    @field_validator("lang")
+    @classmethod
+    def _lang(cls, value: str | None) -> str | None:
+        if value and language(value) is None:
+            raise ValueError("lang must be a language tag such as 'fr', 'ar' or 'en-NG'")
+        return value or None
+
+
+class Accepted(BaseModel):
+    post_id: str
+    duplicate: bool
+
+
+class SourceHealth(BaseModel):
+    """A source as ops see it: what it is and how its polling goes."""
+
+    id: str
+    name: str
+    url: str | None
+    kind: str
+    status: Literal["ok", "failing", "pending", "disabled"]
+    enabled: bool
+    interval_seconds: int
+    consecutive_failures: int
+    last_error: str | None
+    last_error_at: datetime | None
+    last_polled_at: datetime | None
+    last_success_at: datetime | None
+    next_poll_at: datetime | None
+    posts_seen: int
+
+    @classmethod
+    def of(cls, source: Source) -> "SourceHealth":
+        if not source.enabled:
+            state: Literal["ok", "failing", "pending", "disabled"] = "disabled"
+        elif source.consecutive_failures:
+            state = "failing"
+        elif source.kind == "feed" and source.last_polled_at is None:
+            state = "pending"
+        else:
+            state = "ok"
+        return cls(
+            id=source.id, name=source.name, url=source.url, kind=source.kind, status=state,
+            enabled=source.enabled, interval_seconds=source.interval_seconds,
+            consecutive_failures=source.consecutive_failures, last_error=source.last_error,
+            last_error_at=source.last_error_at, last_polled_at=source.last_polled_at,
+            last_success_at=source.last_success_at, next_poll_at=source.next_poll_at,
+            posts_seen=source.posts_seen,
+        )
+
+
+def build_router(
+    settings: IngestSettings, sessions: async_sessionmaker[AsyncSession], outbox: PostOutbox
+) -> APIRouter:
+    router = APIRouter(tags=["ingest"])
+
+    async def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
+        if settings.ingest_token is None:
+            return
+        expected = f"Bearer {settings.ingest_token.get_secret_value()}"
+        if not authorization or not hmac.compare_digest(authorization.encode(), expected.encode()):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED, "POST /ingest needs `Authorization: Bearer <WATCHFLOOR_INGEST_TOKEN>`"
+            )
+
+    @router.post("/ingest", status_code=status.HTTP_202_ACCEPTED, dependencies=[Depends(authorised)])
+    async def ingest(post: PushedPost) -> Accepted:
+        """Stores a pushed post and publishes it to wf:posts once; a repeat is acknowledged as a duplicate."""
+        now = datetime.now(UTC)
+        entry = Entry(
+            guid=post.guid, link=post.url, title=post.title, text=post.text,
+            published_at=post.published_at.astimezone(UTC) if post.published_at else None,
+            lang=language(post.lang),
+        )
+        key = dedup_key(entry)
+        message = to_post(entry, post.source, now, key)
+        async with session_scope(sessions) as session:
+            await store.ensure_push_source(session, post.source)
+            new = await store.insert_post_if_new(session, message, key)
+            if new:
+                await store.count_pushed(session, post.source, now)
+        if new:
+            # After the commit; if Redis is down the outbox publishes it on a later tick.
+            await outbox.publish([message], now)
+        return Accepted(post_id=message.post_id, duplicate=not new)
+
+    @router.get("/api/sources")
+    async def sources() -> list[SourceHealth]:
+        """Every source with its health: status, failures, last error, last and next poll."""
+        async with session_scope(sessions) as session:
+            return [SourceHealth.of(s) for s in await store.list_sources(session)]
+
+    return router

@@ -1,0 +1,48 @@
+"""Ingest wiring: no stream in; feeds polled and `POST /ingest` in, one `PostMessage` per new post out on
+`wf:posts`. The only FastStream user in ingest."""
+
+import redis.asyncio
+from faststream.redis import RedisBroker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.ingest.api import build_router
+from services.ingest.outbox import PostOutbox
+from services.ingest.poller import Poller, PollReport
+from services.ingest.settings import IngestSettings
+from shared import streams
+from shared.consumer import publish
+from shared.messages import PostMessage
+
+
+class IngestService:
+    """Sources (feeds, pushed posts) in; `wf:posts` out. Subscribes to nothing: it only publishes."""
+
+    def __init__(
+        self,
+        settings: IngestSettings,
+        broker: RedisBroker,
+        redis: redis.asyncio.Redis,
+        sessions: async_sessionmaker[AsyncSession],
+    ) -> None:
+        self.settings = settings
+        self._broker = broker
+        self.outbox = PostOutbox(sessions, self._publish_post)
+        self.poller = Poller(settings, sessions, self.outbox)
+        self.router = build_router(settings, sessions, self.outbox)
+
+    async def _publish_post(self, post: PostMessage) -> None:
+        await publish(self._broker, streams.POSTS, post, self.settings)
+
+    async def start(self) -> None:
+        """Starts the poll loop; call after `await broker.start()`."""
+        await self.poller.start()
+
+    async def stop(self) -> None:
+        """Stops the poll loop and any poll in flight."""
+        await self.poller.stop()
+
+    async def poll_once(self, source_id: str) -> PollReport:
+        return await self.poller.poll_once(source_id)
+
+    async def drain(self) -> list[PollReport]:
+        return await self.poller.drain()

@@ -1,0 +1,251 @@
+"""The `Poller`: every tick, poll the due sources concurrently (bounded), each poll one line in the log.
+
+    poll = fetch ─▶ parse ─▶ normalise ─▶ store new posts + source health (one transaction)
+                                              └─▶ outbox: publish each new post once ─▶ mark queued
+
+A failing source never stops the loop: its reason goes into `sources.last_error`, it is logged at WARNING
+when it changes (a repeated identical failure is not logged again), and it is retried with backoff.
+"""
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.ingest import store
+from services.ingest.fetch import FeedFetchError, HttpClient, fetch_feed, make_client
+from services.ingest.normalise import dedup_keys, to_post
+from services.ingest.outbox import PostOutbox
+from services.ingest.parse import FeedParseError, parse_feed
+from services.ingest.schedule import BackoffPolicy, PollOutcome, next_poll
+from services.ingest.settings import IngestSettings
+from shared.db import session_scope
+from shared.models import Source
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PollReport:
+    """What one poll did, as the log line and the CLI show it."""
+
+    source_id: str
+    new: int = 0
+    seen: int = 0
+    not_modified: bool = False
+    error: str | None = None
+    next_poll_at: datetime | None = None
+    elapsed_ms: float = 0.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+class Poller:
+    """Polls due feed sources until stopped. `poll_once` and `drain` poll now (CLI, tests)."""
+
+    def __init__(
+        self,
+        settings: IngestSettings,
+        sessions: async_sessionmaker[AsyncSession],
+        outbox: PostOutbox,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._outbox = outbox
+        self._policy = BackoffPolicy(cap_seconds=settings.backoff_cap_seconds)
+        self._rng = rng or random.Random()
+        self._client: HttpClient | None = None
+        self._inflight: dict[str, asyncio.Task[PollReport]] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+        self._tick_error: str | None = None
+        self._warned: dict[str, str] = {}
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+
+    def _http(self) -> HttpClient:
+        if self._client is None:
+            self._client = make_client(self._settings)
+        return self._client
+
+    async def start(self) -> None:
+        if self._loop_task is None:
+            self._loop_task = asyncio.create_task(self.run(), name="ingest-poller")
+
+    async def stop(self) -> None:
+        """Stops the loop and any poll in flight (a cancelled poll's transaction rolls back; its lease
+        expires and the source is polled again later), then closes the HTTP client."""
+        tasks = [t for t in (self._loop_task, *self._inflight.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._loop_task = None
+        self._inflight.clear()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client: HttpClient | None = None
+
+    async def __aenter__(self) -> "Poller":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- the loop ---------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+                if self._tick_error is not None:
+                    logger.info("poller recovered")
+                self._tick_error = None
+            except Exception as exc:  # the database is down, say: keep ticking, log it once
+                reason = f"{type(exc).__name__}: {exc}"
+                if reason != self._tick_error:
+                    logger.warning("poll tick failed reason=%r (retrying every tick)", reason)
+                self._tick_error = reason
+            await asyncio.sleep(self._settings.poll_tick_seconds)
+
+    @property
+    def _lease(self) -> timedelta:
+        # Long enough for one whole fetch and the writes after it.
+        return timedelta(seconds=self._settings.fetch_timeout_seconds + 60)
+
+    async def tick(self, now: datetime | None = None) -> list[asyncio.Task[PollReport]]:
+        """Re-publishes stranded posts, then starts polls for due sources, up to the free slots."""
+        now = now or _utcnow()
+        await self._outbox.requeue(now, timedelta(seconds=self._settings.requeue_after_seconds))
+        free = self._settings.poll_concurrency - len(self._inflight)
+        if free <= 0:
+            return []
+        async with session_scope(self._sessions) as session:
+            claimed = await store.claim_due_sources(session, now, now + self._lease, free)
+        started = []
+        for source in claimed:
+            task = asyncio.create_task(self._poll_guarded(source), name=f"poll-{source.id}")
+            self._inflight[source.id] = task
+            task.add_done_callback(lambda _t, sid=source.id: self._inflight.pop(sid, None))
+            started.append(task)
+        return started
+
+    async def drain(self) -> list[PollReport]:
+        """Polls every due source, and again while any is due, then publishes stranded posts: arq's burst
+        mode. Returns one report per poll."""
+        reports: list[PollReport] = []
+        while True:
+            tasks = await self.tick()
+            if self._inflight:
+                tasks = list({*tasks, *self._inflight.values()})
+            if not tasks:
+                break
+            for report in await asyncio.gather(*tasks):
+                reports.append(report)
+        await self._outbox.requeue(_utcnow(), timedelta(0))
+        return reports
+
+    async def poll_once(self, source_id: str) -> PollReport:
+        """Polls one source now, due or not. Raises `store.SourceError` if there is no such feed source."""
+        async with session_scope(self._sessions) as session:
+            source = await store.get_source(session, source_id)
+        if source is None or source.kind != "feed" or not source.url:
+            raise store.SourceError(f"no feed source {source_id!r}; `watchfloor sources list` shows them")
+        running = self._inflight.get(source_id)
+        if running is not None:
+            return await running
+        return await self._poll_guarded(source)
+
+    # -- one poll ---------------------------------------------------------------------------------------
+
+    async def _poll_guarded(self, source: Source) -> PollReport:
+        try:
+            return await self._poll(source)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a store failure: the lease expires and the source is polled again
+            logger.exception("poll crashed source=%s reason=%r", source.id, f"{type(exc).__name__}: {exc}")
+            return PollReport(source_id=source.id, error=f"{type(exc).__name__}: {exc}")
+
+    async def _poll(self, source: Source) -> PollReport:
+        started = time.perf_counter()
+        now = _utcnow()
+        assert source.url is not None  # only feed sources are claimed
+        outcome = PollOutcome(ok=True)
+        error: str | None = None
+        warning: str | None = None
+        posts = []
+        not_modified = False
+        etag, last_modified = source.etag, source.last_modified
+        seen = 0
+        try:
+            result = await fetch_feed(self._http(), source.url, source.etag, source.last_modified, self._settings)
+            etag, last_modified, not_modified = result.etag, result.last_modified, result.not_modified
+            if result.body is not None:
+                parsed = parse_feed(result.body, result.url, result.headers)
+                warning = parsed.warning
+                entries = parsed.entries[: self._settings.max_entries_per_poll]
+                seen = len(entries)
+                keys = dedup_keys(entries)
+                posts = [(to_post(e, source.id, now, k), k) for e, k in zip(entries, keys, strict=True)]
+        except FeedFetchError as exc:
+            error, outcome = exc.reason, PollOutcome(ok=False, retryable=exc.retryable, retry_after=exc.retry_after)
+        except FeedParseError as exc:
+            error, outcome = exc.reason, PollOutcome(ok=False, retryable=False)
+        except Exception as exc:  # a parser bug on hostile bytes must not stop the other sources
+            error, outcome = f"could not read feed: {type(exc).__name__}: {exc}", PollOutcome(ok=False)
+            logger.exception("poll error source=%s", source.id)
+
+        due = next_poll(source, outcome, now, self._policy, self._rng)
+        async with session_scope(self._sessions) as session:
+            new = await store.insert_new_posts(session, posts) if posts else []
+            await store.record_poll(
+                session, source.id, now=now, next_poll_at=due, error=error, etag=etag,
+                last_modified=last_modified, keep_validators=not_modified, new_posts=len(new),
+            )
+        # After the commit: a crash here leaves the posts unqueued, and the outbox publishes them later.
+        if new:
+            await self._outbox.publish(new, now)
+        elapsed = (time.perf_counter() - started) * 1000
+        report = PollReport(source_id=source.id, new=len(new), seen=seen, not_modified=not_modified,
+                            error=error, next_poll_at=due, elapsed_ms=elapsed)
+        self._log(source, report, warning, now)
+        return report
+
+    def _log(self, source: Source, report: PollReport, warning: str | None, now: datetime) -> None:
+        next_in = _duration(((report.next_poll_at or now) - now).total_seconds())
+        if report.error is not None:
+            failures = source.consecutive_failures + 1
+            repeated = source.consecutive_failures > 0 and source.last_error == report.error
+            logger.log(
+                logging.DEBUG if repeated else logging.WARNING,
+                "poll failed source=%s failures=%d next_in=%s reason=%r %.0fms",
+                source.id, failures, next_in, report.error, report.elapsed_ms,
+            )
+            return
+        if source.consecutive_failures:
+            logger.info("poll recovered source=%s after=%d failures", source.id, source.consecutive_failures)
+        if warning and self._warned.get(source.id) != warning:
+            logger.warning("feed not well-formed but read source=%s warning=%r", source.id, warning)
+        if warning:
+            self._warned[source.id] = warning
+        else:
+            self._warned.pop(source.id, None)
+        logger.info(
+            "polled source=%s new=%d seen=%d 304=%s %.0fms",
+            source.id, report.new, report.seen, "yes" if report.not_modified else "no", report.elapsed_ms,
+        )

@@ -1,0 +1,24 @@
+"""Ingest settings (`WATCHFLOOR_*`): how often to look for due feeds, and the limits one fetch must respect."""
+
+from pydantic import Field, SecretStr
+
+from shared.settings import CommonSettings
+
+
+class IngestSettings(CommonSettings):
+    poll_tick_seconds: float = Field(1.0, gt=0, description="how often the poller looks for due sources")
+    fetch_timeout_seconds: float = Field(20.0, gt=0, description="whole fetch, connect to last byte")
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="a bigger feed body is refused")
+    max_redirects: int = Field(5, ge=0)
+    max_entries_per_poll: int = Field(500, ge=1, description="entries beyond this in one feed are ignored")
+    default_interval_seconds: int = Field(300, ge=10, description="poll interval of a new source")
+    poll_concurrency: int = Field(8, ge=1, description="sources fetched at the same time")
+    backoff_cap_seconds: int = Field(6 * 3600, ge=60, description="longest wait after repeated failures")
+    requeue_after_seconds: float = Field(
+        60.0, ge=0, description="a stored post not on wf:posts after this long is published again (outbox);"
+        " longer than a whole fetch, so a poll still publishing is not overtaken"
+    )
+    user_agent: str = "watchfloor/0.1 (OSINT alerting; feed poller)"
+    ingest_token: SecretStr | None = Field(
+        None, description="if set, POST /ingest requires `Authorization: Bearer <token>`"
+    )

@@ -1,0 +1,230 @@
+"""Ingest's SQL, and the only place it is written: sources and their health, posts and their outbox mark.
+
+Works on PostgreSQL and SQLite alike; every write is idempotent (post ids are deterministic), so a poll
+retried after a crash, or run by two ingest processes at once, never stores a post twice.
+"""
+
+import re
+from datetime import datetime
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared import ids
+from shared.messages import PostMessage
+from shared.models import Post, Source
+
+SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+MIN_INTERVAL_SECONDS = 10
+
+
+class SourceError(Exception):
+    """A source cannot be added or used as asked. `reason` says what to change."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def slug(name: str) -> str:
+    """A source id from a human name: "Veille Sahel (FR)" -> "veille-sahel-fr"."""
+    return re.sub(r"[^a-z0-9]+", "-", name.casefold()).strip("-")[:64].strip("-")
+
+
+async def add_source(session: AsyncSession, url: str, *, name: str | None = None, interval: int = 300) -> Source:
+    """Adds a feed to poll, due at once. Raises `SourceError` for a bad URL, a taken id or a URL already added."""
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SourceError(f"{url!r} is not an http(s) URL; give the feed's full address, e.g. https://host/rss")
+    if interval < MIN_INTERVAL_SECONDS:
+        raise SourceError(f"interval {interval} s is too short; use at least {MIN_INTERVAL_SECONDS} s")
+    source_id = slug(name) if name else ids.source_id(url)
+    if not source_id:
+        raise SourceError(f"name {name!r} has no letters or digits to make a source id from")
+    same_url = (await session.execute(sa.select(Source).where(Source.url == url))).scalar_one_or_none()
+    if same_url is not None:
+        raise SourceError(f"{url} is already polled as source {same_url.id!r}")
+    if await session.get(Source, source_id) is not None:
+        raise SourceError(f"a source with id {source_id!r} exists already; choose another name")
+    source = Source(id=source_id, name=name or url, url=url, kind="feed", interval_seconds=interval,
+                    enabled=True, consecutive_failures=0, posts_seen=0)
+    session.add(source)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # another process added it between our check and our insert
+        raise SourceError(f"{url} (id {source_id!r}) was just added by someone else") from exc
+    return source
+
+
+async def get_source(session: AsyncSession, source_id: str) -> Source | None:
+    return await session.get(Source, source_id)
+
+
+async def list_sources(session: AsyncSession) -> list[Source]:
+    return list((await session.execute(sa.select(Source).order_by(Source.id))).scalars())
+
+
+def _due(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        Source.kind == "feed",
+        Source.enabled.is_(True),
+        sa.or_(Source.next_poll_at.is_(None), Source.next_poll_at <= now),
+    )
+
+
+async def due_sources(session: AsyncSession, now: datetime, limit: int | None = None) -> list[Source]:
+    """Enabled feed sources whose next poll time has come (never polled ones first). Read each tick, so a
+    source added by another process is picked up without a restart."""
+    query = sa.select(Source).where(_due(now)).order_by(Source.next_poll_at.is_not(None), Source.next_poll_at)
+    if limit is not None:
+        query = query.limit(limit)
+    return list((await session.execute(query)).scalars())
+
+
+async def claim_due_sources(
+    session: AsyncSession, now: datetime, lease_until: datetime, limit: int
+) -> list[Source]:
+    """Due sources this process will poll now. Each is leased by moving `next_poll_at` to `lease_until`
+    with a conditional UPDATE, so two ingest processes never poll one source at once, and a poller that
+    dies mid-poll leaves the source due again when the lease runs out."""
+    claimed = []
+    for source in await due_sources(session, now, limit):
+        result = await session.execute(
+            sa.update(Source)
+            .where(Source.id == source.id, _due(now))
+            .values(next_poll_at=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+            claimed.append(source)
+    return claimed
+
+
+async def record_poll(
+    session: AsyncSession,
+    source_id: str,
+    *,
+    now: datetime,
+    next_poll_at: datetime,
+    error: str | None = None,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    keep_validators: bool = False,
+    new_posts: int = 0,
+) -> None:
+    """Writes one poll's outcome into the source's health. A success resets `consecutive_failures` and
+    stores the validators (a 304 keeps the old ones unless it sent new ones, RFC 9111 §4.3.4); a failure
+    counts up and keeps `last_error` until the next failure replaces it, so ops can see what last went wrong."""
+    values: dict[str, object] = {"last_polled_at": now, "next_poll_at": next_poll_at}
+    if error is None:
+        values.update(last_success_at=now, consecutive_failures=0, posts_seen=Source.posts_seen + new_posts)
+        if not keep_validators or etag is not None:
+            values["etag"] = etag[:500] if etag else None
+        if not keep_validators or last_modified is not None:
+            values["last_modified"] = last_modified[:100] if last_modified else None
+    else:
+        values.update(last_error=error, last_error_at=now, consecutive_failures=Source.consecutive_failures + 1)
+    await session.execute(
+        sa.update(Source).where(Source.id == source_id).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _insert(session: AsyncSession) -> type[postgresql.Insert] | type[sqlite.Insert]:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.Insert
+    if dialect == "sqlite":
+        return sqlite.Insert
+    raise RuntimeError(f"unsupported database {dialect!r}: use PostgreSQL or SQLite")
+
+
+def _row(post: PostMessage, dedup_key: str) -> dict[str, object]:
+    return {
+        "id": post.post_id, "source_id": post.source_id, "dedup_key": dedup_key, "guid": post.guid,
+        "url": post.url, "title": post.title, "text": post.text, "lang": post.lang,
+        "published_at": post.published_at, "fetched_at": post.fetched_at, "queued_at": None,
+    }
+
+
+async def existing_post_ids(session: AsyncSession, post_ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(post_ids), 500):  # stay under SQLite's bound-parameter limit
+        chunk = post_ids[start:start + 500]
+        found.update((await session.execute(sa.select(Post.id).where(Post.id.in_(chunk)))).scalars())
+    return found
+
+
+async def insert_post_if_new(session: AsyncSession, post: PostMessage, dedup_key: str) -> bool:
+    """Stores the post unless its id is already there; True if it was new. Idempotent on the primary key
+    (INSERT ... ON CONFLICT DO NOTHING), so a concurrent insert of the same post is not an error."""
+    insert = _insert(session)
+    stmt = insert(Post).values(**_row(post, dedup_key)).on_conflict_do_nothing(index_elements=["id"])
+    result = await session.execute(stmt)
+    return result.rowcount == 1  # type: ignore[attr-defined]  # CursorResult of an INSERT
+
+
+async def insert_new_posts(session: AsyncSession, posts: list[tuple[PostMessage, str]]) -> list[PostMessage]:
+    """Stores the posts not seen before and returns them, in the given order."""
+    known = await existing_post_ids(session, [p.post_id for p, _ in posts])
+    new = []
+    for post, key in posts:
+        if post.post_id in known:
+            continue
+        known.add(post.post_id)  # the same id twice in one batch is stored once
+        if await insert_post_if_new(session, post, key):
+            new.append(post)
+    return new
+
+
+async def ensure_push_source(session: AsyncSession, source_id: str) -> None:
+    """Creates the push source `source_id` if it does not exist (a pushed post names its source)."""
+    if not SOURCE_ID.match(source_id):
+        raise SourceError(
+            f"source {source_id!r}: use 1-64 lower-case letters, digits, '.', '_' or '-', starting with a letter"
+            " or digit"
+        )
+    insert = _insert(session)
+    await session.execute(
+        insert(Source).values(
+            id=source_id, name=source_id, url=None, kind="push", interval_seconds=0, enabled=True,
+            consecutive_failures=0, posts_seen=0,
+        ).on_conflict_do_nothing(index_elements=["id"])
+    )
+
+
+async def count_pushed(session: AsyncSession, source_id: str, now: datetime) -> None:
+    """A pushed post counts as the push source's last success (its health in `GET /api/sources`)."""
+    await session.execute(
+        sa.update(Source).where(Source.id == source_id)
+        .values(posts_seen=Source.posts_seen + 1, last_success_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _message(post: Post) -> PostMessage:
+    return PostMessage(
+        post_id=post.id, source_id=post.source_id, url=post.url, guid=post.guid, title=post.title,
+        text=post.text, lang=post.lang, published_at=post.published_at, fetched_at=post.fetched_at,
+    )
+
+
+async def unqueued_posts(session: AsyncSession, older_than: datetime, limit: int = 500) -> list[PostMessage]:
+    """Posts stored before `older_than` but never marked as published: the outbox to drain again."""
+    rows = await session.execute(
+        sa.select(Post).where(Post.queued_at.is_(None), Post.fetched_at <= older_than)
+        .order_by(Post.fetched_at).limit(limit)
+    )
+    return [_message(p) for p in rows.scalars()]
+
+
+async def mark_queued(session: AsyncSession, post_ids: list[str], now: datetime) -> None:
+    for start in range(0, len(post_ids), 500):
+        await session.execute(
+            sa.update(Post).where(Post.id.in_(post_ids[start:start + 500]), Post.queued_at.is_(None))
+            .values(queued_at=now).execution_options(synchronize_session=False)
+        )

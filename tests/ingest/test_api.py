@@ -1,0 +1,119 @@
+"""POST /ingest stores and publishes a pushed post once; GET /api/sources shows each source's health."""
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.ingest import store
+from services.ingest.app import IngestService
+from shared.db import session_scope
+from shared.ids import post_id
+from shared.models import Post
+from tests.ingest.conftest import posts_on_stream
+
+PUSHED = {
+    "source": "telegram-bridge",
+    "title": "Attaque à Ménaka",
+    "text": "Des hommes armés ont attaqué un poste à l'est de Ménaka ce matin.",
+    "url": "https://t.me/s/example_channel/4242?utm_source=bridge",
+    "published_at": "2026-11-23T08:15:00+01:00",
+    "lang": "fr",
+}
+
+
+@pytest.fixture
+async def http(service: IngestService) -> AsyncIterator[httpx.AsyncClient]:
+    app = FastAPI()
+    app.include_router(service.router)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest") as client:
+        yield client
+
+
+async def test_pushed_post_is_stored_and_published_once(
+    http: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], redis_url: str
+) -> None:
+    first = await http.post("/ingest", json=PUSHED)
+    assert first.status_code == 202
+    expected_id = post_id("telegram-bridge", "https://t.me/s/example_channel/4242")  # canonical url, no guid
+    assert first.json() == {"post_id": expected_id, "duplicate": False}
+    again = await http.post("/ingest", json=PUSHED)
+    assert again.status_code == 202 and again.json() == {"post_id": expected_id, "duplicate": True}
+
+    on_stream = await posts_on_stream(redis_url)
+    assert [m["post_id"] for m in on_stream] == [expected_id]
+    assert on_stream[0]["published_at"] == "2026-11-23T07:15:00Z" and on_stream[0]["lang"] == "fr"
+    async with session_scope(sessions) as s:
+        rows = list((await s.execute(sa.select(Post))).scalars())
+        push = await store.get_source(s, "telegram-bridge")
+    assert [(r.id, r.title, r.queued_at is not None) for r in rows] == [(expected_id, "Attaque à Ménaka", True)]
+    assert (push.kind, push.posts_seen) == ("push", 1)
+
+
+async def test_pushed_posts_without_url_or_guid_are_told_apart_by_text(http: httpx.AsyncClient, redis_url: str) -> None:
+    a = await http.post("/ingest", json={"source": "sms-relay", "text": "Explosion entendue à Gao"})
+    b = await http.post("/ingest", json={"source": "sms-relay", "text": "Tirs signalés à Tessalit"})
+    c = await http.post("/ingest", json={"source": "sms-relay", "text": "Explosion entendue à Gao"})
+    assert [r.json()["duplicate"] for r in (a, b, c)] == [False, False, True]
+    assert len(await posts_on_stream(redis_url)) == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"text": None}, "text", "Field required"),
+        ({"source": "Telegram Bridge!"}, "source", "String should match pattern"),
+        ({"published_at": "2026-11-23T08:15:00"}, "published_at", "Input should have timezone info"),
+        ({"url": "javascript:alert(1)"}, "url", "url must start with http:// or https://"),
+        ({"lang": "French!"}, "lang", "lang must be a language tag"),
+        ({"colour": "red"}, "colour", "Extra inputs are not permitted"),
+    ],
+    ids=["text missing", "bad source id", "naive published_at", "not an http url", "bad lang", "unknown field"],
+)
+async def test_bad_input_is_422_naming_the_field(
+    http: httpx.AsyncClient, redis_url: str, change: dict, field: str, message: str
+) -> None:
+    body = {k: v for k, v in {**PUSHED, **change}.items() if v is not None}
+    response = await http.post("/ingest", json=body)
+    assert response.status_code == 422
+    problem = response.json()["detail"][0]
+    assert problem["loc"][-1] == field and message in problem["msg"]
+    assert await posts_on_stream(redis_url) == []
+
+
+async def test_sources_listing_shows_health(
+    http: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    async with session_scope(sessions) as s:
+        await store.add_source(s, "https://veille-sahel.example/rss", name="veille-sahel")
+        await store.add_source(s, "https://moved.example/rss", name="moved")
+        await store.record_poll(s, "moved", now=now, next_poll_at=now, error="feed returned HTML, not a feed")
+    await http.post("/ingest", json=PUSHED)
+    listing = {s["id"]: s for s in (await http.get("/api/sources")).json()}
+    assert {k: v["status"] for k, v in listing.items()} == {
+        "moved": "failing", "telegram-bridge": "ok", "veille-sahel": "pending"}
+    assert listing["moved"]["last_error"] == "feed returned HTML, not a feed"
+    assert listing["moved"]["consecutive_failures"] == 1
+    assert listing["telegram-bridge"]["kind"] == "push" and listing["telegram-bridge"]["posts_seen"] == 1
+
+
+async def test_token_is_required_when_configured(service: IngestService, redis_url: str) -> None:
+    from pydantic import SecretStr
+
+    from services.ingest.api import build_router
+
+    app = FastAPI()
+    app.include_router(build_router(service.settings.model_copy(update={"ingest_token": SecretStr("s3cret")}),
+                                    service.poller._sessions, service.outbox))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest") as client:
+        refused = await client.post("/ingest", json=PUSHED)
+        accepted = await client.post("/ingest", json=PUSHED, headers={"Authorization": "Bearer s3cret"})
+    assert refused.status_code == 401 and "Authorization: Bearer" in refused.json()["detail"]
+    assert accepted.status_code == 202
+    assert len(await posts_on_stream(redis_url)) == 1
