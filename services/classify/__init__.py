@@ -1,0 +1,1 @@
+"""classify: wf:posts (PostMessage) in, wf:events (EventMessage) and the `events` table out."""

@@ -1,0 +1,447 @@
+"""Where the activity happened: gazetteer names found in the post, scored by context, or abstention.
+
+Signals (each recorded in `reason`): a locative or target cue before the name ("attack on X", "à X"),
+an announcement cue ("officials in Niamey said" is not the place), the title, the kind of place
+(a village or a base beats a region), co-mentioned countries and places (Gao ML vs Gao BF),
+relative phrases ("40 km north of Tahoua" = a point 40 km north, precision 2). Below a minimum
+score the answer is None: no place rather than a guess.
+"""
+
+import math
+import re
+from dataclasses import dataclass
+from functools import cache, lru_cache
+
+from services.classify.match import Matcher, fold
+from services.classify.toll import _UNITS
+from shared.gazetteer import Gazetteer, Place, load_gazetteer
+
+COUNTRIES: dict[str, str] = {
+    "mali": "ML",
+    "malien": "ML",
+    "malienne": "ML",
+    "maliens": "ML",
+    "malian": "ML",
+    "مالي": "ML",
+    "المالي": "ML",
+    "niger": "NE",
+    "nigerien": "NE",
+    "nigerienne": "NE",
+    "nigeriens": "NE",
+    "nijar": "NE",
+    "النيجر": "NE",
+    "nigeria": "NG",
+    "nigerian": "NG",
+    "nigeriane": "NG",
+    "najeriya": "NG",
+    "nijeriya": "NG",
+    "نيجيريا": "NG",
+    "النيجيري": "NG",
+    "burkina": "BF",
+    "burkina faso": "BF",
+    "burkinabe": "BF",
+    "بوركينا فاسو": "BF",
+    "benin": "BJ",
+    "beninese": "BJ",
+    "beninois": "BJ",
+    "beninoise": "BJ",
+    "بنين": "BJ",
+    "البنيني": "BJ",
+    "chad": "TD",
+    "tchad": "TD",
+    "chadian": "TD",
+    "tchadien": "TD",
+    "tchadienne": "TD",
+    "togo": "TG",
+    "togolais": "TG",
+    "togolaise": "TG",
+    "algeria": "DZ",
+    "algerie": "DZ",
+    "algerian": "DZ",
+    "algerienne": "DZ",
+    "cameroon": "CM",
+    "cameroun": "CM",
+    "mauritania": "MR",
+    "mauritanie": "MR",
+}
+# Nigerian states and similar admin names in context point at a country without being the place.
+_STOP = {
+    "sahel",
+    "africa",
+    "afrique",
+    "west",
+    "ouest",
+    "nord",
+    "north",
+    "sud",
+    "south",
+    "est",
+    "east",
+    "centre",
+    "center",
+    "central",
+    "state",
+    "etat",
+    "islamic",
+    "army",
+    "police",
+    "forces",
+    "force",
+    "lake",
+    "lac",
+    "river",
+    "fleuve",
+    "national",
+    "federal",
+    "government",
+    "gouvernement",
+    "union",
+    "republic",
+    "republique",
+    "sunday",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "allah",
+    "daesh",
+    "daech",
+    "sabon gari",
+    "gari",
+    "dan",
+    "mission",
+    "borno state",
+    "camp",
+    "bus",
+    "faso",
+    "la",
+    "le",
+    "les",
+    "de",
+    "des",
+    "du",
+    "al",
+    "el",
+    "an",
+    "un",
+    "une",
+    "ya",
+    "da",
+    "na",
+    "ta",
+    "in",
+    "on",
+    "at",
+    "boko",
+    "haram",
+    "wagner",
+    "macina",
+    "ansar",
+    "dine",
+    "azawad",
+    "gourma",
+    "liptako",
+    "barkhane",
+    "serval",
+    "minusma",
+    "jnim",
+    "kremlin",
+    "paris",
+    "moscou",
+    "moscow",
+    "abuja",
+    "washington",
+    "pentagon",
+    "lome",
+    "israel",
+    "plateforme",
+}
+SAHEL = {"ML", "NE", "BF", "NG", "BJ", "TD"}
+_CAPITALS = {"Niamey", "Bamako", "Ouagadougou", "Abuja", "N'Djamena", "Lomé", "Porto-Novo", "Cotonou", "Nouakchott"}
+
+_DIRS = {
+    "north": 0,
+    "nord": 0,
+    "north east": 45,
+    "nord est": 45,
+    "east": 90,
+    "est": 90,
+    "south east": 135,
+    "sud est": 135,
+    "south": 180,
+    "sud": 180,
+    "south west": 225,
+    "sud ouest": 225,
+    "west": 270,
+    "ouest": 270,
+    "north west": 315,
+    "nord ouest": 315,
+}
+_NUMWORD = "|".join(sorted((re.escape(k) for k in _UNITS), key=len, reverse=True))
+_REL = re.compile(
+    rf"(?:(?P<n>\d{{1,4}}|{_NUMWORD})\s*(?:km|kilometres?|kilometers?|kilomitas?|de kilometres|kilometres)\s+"
+    rf"(?:(?:au|a l|to the)\s+)?(?P<dir>(?:north|south|nord|sud)(?: (?:east|west|est|ouest))?|east|west|est|ouest)?"
+    rf"\s*(?:of|de|du|d|from|daga)\s*)$"
+)
+_NEAR = re.compile(
+    r"(?:\bnear|\bpres de|\bpres d|\bproche de|\bproches d|\boutside|\boutskirts of|\baround|\bautour d|"
+    r"\bautour de|\bkusa da)\s*(?:the town of|the village of|la ville de|du village de)?\s*$"
+)
+_LOCATIVE = re.compile(
+    r"(?:\bin|\bat|\bon|\binto|\ba|\bau|\baux|\bde|\bd|\bdu|\bsur|\bvers|\bfrom|\bgarin|\bkauyen|\bkasuwar|\bbinne|"
+    r"\bcamp of|\bcamp de|\bcamp d|\bvillage of|\bvillage de|\btown of|\bville de|\bmarket village of|\bislands? of|"
+    r"في بلده|بلده|في|في مدينه|بمنطقه)(?:\s+(?:the|la|le|les|l))?\s*$"
+)
+_TARGET = re.compile(
+    r"(attack|attaque|attacked|attaque|stormed|raid|raided|overran|overrun|struck|hit|hits|bombed|strikes|frappes|"
+    r"camp|base|poste|position|village|town|ville|market|marche|kasuwar|ambush|embuscade|kidnapped|abducted|"
+    r"enleve|killed|tues|massacre|tuerie|blocus|siege|assiegee|seize|hari|afka|kashe)\b[^.]{0,40}$"
+)
+_ANNOUNCE = re.compile(
+    r"(said|announced|statement|communique|television|message|enregistre|publie|officials|responsables|"
+    r"autorites|depuis|based in|governor|gouverneur|annonce|a indique|procureur|rapporte|judges|court|"
+    r"travelled to|reclame)\b[^.]{0,30}$"
+)
+_ANNOUNCE_AFTER = re.compile(r"^\s*(said|says|a annonce|ont annonce|a indique|officials said|authorities said)\b")
+_AREA_BEFORE = re.compile(
+    r"(region de|region du|la region de|region of|province du|province de|province of|etat de|state of|jihar|"
+    r"ولايه|الولايه|zone of|zone de|area of|northern|southern|eastern|western|north eastern|north western|"
+    r"nord de|sud de|est de|ouest de)\s*$"
+)
+_AREA_AFTER = re.compile(r"^\s*(region|state|province|forest)\b")
+# Second-level units (LGA, cercle, département, commune) are small: their seat is a fair point, precision 3.
+_ADMIN2_BEFORE = re.compile(
+    r"(karamar hukumar|cercle de|cercle d|departement de|departement d|commune de|commune d|prefecture de|"
+    r"local government area of|lga of)\s*$"
+)
+_ADMIN2_AFTER = re.compile(r"^\s*(lga|local government|department|departement|district)\b")
+_VICINITY_AFTER = re.compile(r"^\s*(area|axis|outskirts|environs)\b")
+
+
+@dataclass(frozen=True)
+class Mention:
+    name: str
+    field: str
+    start: int
+    end: int
+    places: tuple[Place, ...]
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The chosen place, or place None with the reason for abstaining."""
+
+    place: Place | None
+    name: str = ""
+    lat: float = 0.0
+    lon: float = 0.0
+    precision: int = 1
+    confidence: float = 0.0
+    reason: str = ""
+    mention: Mention | None = None
+
+
+@cache
+def place_matcher(gazetteer: Gazetteer) -> Matcher:
+    entries: list[tuple[str, str, str | None, float]] = []
+    for name, _places in gazetteer.names():
+        if len(name) < 3 or not (name[0].isupper() or any(ch.isupper() for ch in name) or not name.isascii()):
+            continue
+        if not all(
+            ch.isascii() or "\u00c0" <= ch <= "\u024f" or "\u0600" <= ch <= "\u06ff" or ch in "’ʼ" for ch in name
+        ):
+            continue
+        key = " ".join(fold(name)[0].split())
+        if key in _STOP or key in COUNTRIES:
+            continue
+        entries.append(("place", name, name, 1.0))
+        joined = re.sub(r"[\s\-'’]+", "", name)
+        if joined != name and len(joined) > 4:
+            entries.append(("place", joined, name, 1.0))  # "Banibangou" for "Bani Bangou"
+    return Matcher(entries)
+
+
+def _offset(lat: float, lon: float, km: float, bearing_deg: float) -> tuple[float, float]:
+    r = 6371.0
+    b = math.radians(bearing_deg)
+    la1, lo1 = math.radians(lat), math.radians(lon)
+    la2 = math.asin(math.sin(la1) * math.cos(km / r) + math.cos(la1) * math.sin(km / r) * math.cos(b))
+    lo2 = lo1 + math.atan2(
+        math.sin(b) * math.sin(km / r) * math.cos(la1), math.cos(km / r) - math.sin(la1) * math.sin(la2)
+    )
+    return math.degrees(la2), math.degrees(lo2)
+
+
+def km_between(a: tuple[float, float], b: tuple[float, float]) -> float:
+    la1, lo1, la2, lo2 = map(math.radians, (*a, *b))
+    h = math.sin((la2 - la1) / 2) ** 2 + math.cos(la1) * math.cos(la2) * math.sin((lo2 - lo1) / 2) ** 2
+    return 2 * 6371.0 * math.asin(min(1.0, math.sqrt(h)))
+
+
+_COUNTRY_RX = re.compile(
+    r"(?<!\w)(" + "|".join(sorted((re.escape(w) for w in COUNTRIES), key=len, reverse=True)) + r")(?!\w)"
+)
+_NIGER_RIVER = re.compile(r"niger river|fleuve niger|river niger|niger delta")
+
+
+@lru_cache(maxsize=2048)
+def context_countries(title: str, text: str) -> dict[str, int]:
+    """ISO codes of countries the post names (by name or demonym), with counts. Niger the river does not count."""
+    folded = " ".join(fold(f"{title} . {text}")[0].split())
+    counts: dict[str, int] = {}
+    for m in _COUNTRY_RX.finditer(folded):
+        code = COUNTRIES[m.group(1)]
+        counts[code] = counts.get(code, 0) + 1
+    rivers = len(_NIGER_RIVER.findall(folded))
+    if rivers and counts.get("NE"):
+        counts["NE"] -= rivers
+        if counts["NE"] <= 0:
+            del counts["NE"]
+    return counts
+
+
+def find_mentions(title: str, text: str, gazetteer: Gazetteer, blocked: list[tuple[str, int, int]]) -> list[Mention]:
+    """Gazetteer names in the post; places outside the Sahel core count only if the post names their country."""
+    matcher = place_matcher(gazetteer)
+    countries = context_countries(title, text)
+    mentions: list[Mention] = []
+    for field, body in (("title", title), ("text", text)):
+        for hit in matcher.scan(body, field):
+            if any(f == field and s < hit.end and hit.start < e for f, s, e in blocked):
+                continue
+            first = hit.text[:1]
+            if first.isalpha() and ord(first) < 0x0250 and not first.isupper() and (hit.value or "")[:1].isupper():
+                continue
+            if any(m.field == field and m.start == hit.start for m in mentions):
+                continue
+            places = tuple(
+                p for p in gazetteer.find(hit.value or hit.text) if p.country in countries or p.country in SAHEL
+            )
+            if places:
+                mentions.append(Mention(hit.text, field, hit.start, hit.end, places))
+    return mentions
+
+
+def resolve_place(
+    title: str, text: str, *, gazetteer: Gazetteer | None = None, blocked: list[tuple[str, int, int]] | None = None
+) -> Resolution:
+    """The place of the reported activity, with a reason for every decision; None place = abstain."""
+    gaz = gazetteer or load_gazetteer()
+    mentions = find_mentions(title, text, gaz, blocked or [])
+    if not mentions:
+        return Resolution(None, reason="no gazetteer place named")
+    countries = context_countries(title, text)
+    # First pass: the most plausible place per mention (country context, supplement, population).
+    chosen: list[tuple[Mention, Place]] = []
+    # Places named without ambiguity anchor the others (Mordecai's "anchor" idea): Gao near Bourem is Gao, Mali.
+    anchors = [m.places[0] for m in mentions if len({p.country for p in m.places}) == 1]
+    for m in mentions:
+
+        def cand_score(p: Place, m: Mention = m) -> float:
+            s = 2.0 * (p.country in countries) + (1.5 if p.id.startswith("wf:") else 0.0)
+            s += math.log10(p.population + 10) / 3 + (0.5 if p.country in ("ML", "NE", "BF", "NG") else 0.0)
+            if len(m.places) > 1 and any(
+                a not in m.places and km_between((a.lat, a.lon), (p.lat, p.lon)) < 300 for a in anchors
+            ):
+                s += 1.5
+            return s
+
+        chosen.append((m, max(m.places, key=cand_score)))
+    # Second pass: score each mention as the place of the activity.
+    scored: list[tuple[float, Mention, Place, int, tuple[float, float] | None, list[str]]] = []
+    for i, (m, p) in enumerate(chosen):
+        body = title if m.field == "title" else text
+        left = " ".join(fold(body[max(0, m.start - 70) : m.start])[0].split())
+        right = " ".join(fold(body[m.end : m.end + 40])[0].split())
+        why: list[str] = []
+        score, precision, point = 1.0, 1, None
+        if m.field == "title":
+            score += 1.0
+            why.append("in title")
+        if not body[: m.start].strip(" #") and body[m.end : m.end + 3].strip().startswith(":"):
+            score -= 1.0  # a dateline ("Sokoto: …") names where the report is filed from, often a whole state
+            why.append("dateline")
+        if _LOCATIVE.search(left):
+            score += 1.5
+            why.append("locative cue")
+        if _TARGET.search(left[-50:]):
+            score += 1.0
+            why.append("attack/target cue")
+        if _ANNOUNCE.search(left[-45:]) or _ANNOUNCE_AFTER.search(right):
+            score -= 3.5
+            why.append("announcement place")
+        rel = _REL.search(left[-60:])
+        near = _NEAR.search(left[-30:])
+        area = not rel and (
+            bool(_AREA_BEFORE.search(left) or _AREA_AFTER.search(right)) or p.kind in ("region", "province")
+        )
+        admin2 = not rel and not area and bool(_ADMIN2_BEFORE.search(left) or _ADMIN2_AFTER.search(right))
+        if area:
+            regions = [c for c in m.places if c.kind in ("region", "province") and c.country == p.country]
+            if regions:
+                p = regions[0]
+            score -= 1.5
+            precision = 3
+            why.append("area")
+        elif admin2:
+            score -= 0.5
+            precision = 3
+            why.append("district seat")
+        elif _VICINITY_AFTER.search(right):
+            precision = 2
+            why.append(f"{p.name} area")
+        elif p.id.startswith("wf:") and p.kind not in ("area", "park", "forest"):
+            score += 1.0
+            why.append(f"curated {p.kind}")
+        if p.name in _CAPITALS or p.population > 900_000:
+            score -= 0.5
+        if p.country in countries:
+            score += 0.3
+        if rel or near:
+            # Is there a subject place just before ("Barsalogho, 40 km north of Kaya")?
+            subject = next(
+                (
+                    j
+                    for j in range(i - 1, -1, -1)
+                    if chosen[j][0].field == m.field and 0 <= m.start - chosen[j][0].end <= 90
+                ),
+                None,
+            )
+            if subject is not None:
+                score -= 1.5
+                why.append("anchor of a nearby subject")
+                for k, row in enumerate(scored):
+                    if row[1] is chosen[subject][0]:
+                        scored[k] = (row[0] + 2.0, *row[1:5], [*row[5], f"subject near {m.name}"])
+            elif rel:
+                n = rel.group("n")
+                dist = float(n) if n.isdigit() else float(_UNITS.get(n, 0))
+                bearing = _DIRS.get(rel.group("dir") or "", None)
+                precision = 2
+                if bearing is not None and dist:
+                    point = _offset(p.lat, p.lon, dist, bearing)
+                    why.append(f"{dist:.0f} km {rel.group('dir')} of {p.name}")
+                else:
+                    why.append(f"about {dist:.0f} km from {p.name}")
+                score += 1.5
+            else:
+                precision = 2
+                score += 1.0
+                why.append(f"near {p.name}")
+        scored.append((score, m, p, precision, point, why))
+    best = max(scored, key=lambda r: (r[0], -mentions.index(r[1])))
+    score, m, p, precision, point, why = best
+    if score < 0.5:
+        return Resolution(None, reason=f"abstained: best candidate {p.name} scored {score:.1f} ({', '.join(why)})")
+    lat, lon = point if point else (p.lat, p.lon)
+    if p.kind in ("region", "province", "area", "park", "forest") and precision == 1:
+        precision = 3
+    others = [r for r in scored if r is not best]
+    margin = score - max((r[0] for r in others), default=0.0)
+    confidence = max(0.2, min(0.95, 0.5 + 0.1 * score + 0.1 * min(margin, 2.0) - 0.15 * (precision - 1)))
+    reason = f"{m.name} -> {p.name} ({p.country}, {p.kind}): " + (", ".join(why) or "only candidate")
+    return Resolution(
+        p, name=p.name, lat=lat, lon=lon, precision=precision, confidence=round(confidence, 2), reason=reason, mention=m
+    )

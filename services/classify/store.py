@@ -1,0 +1,42 @@
+"""The only SQL of the classify service: one `events` row per post, overwritten on re-classification."""
+
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.messages import EventMessage
+from shared.models import Event
+
+
+def _row(event: EventMessage) -> dict[str, Any]:
+    place = event.place
+    return {
+        "id": event.event_id,
+        "source_id": event.source_id,
+        "is_event": event.is_event,
+        "actors": [a.model_dump(mode="json") for a in event.actors],
+        "perpetrator": event.perpetrator,
+        "tactics": [t.model_dump(mode="json") for t in event.tactics],
+        "place": place.model_dump(mode="json") if place else None,
+        "lat": place.lat if place else None,
+        "lon": place.lon if place else None,
+        "country": place.country if place else None,
+        "killed": event.killed,
+        "confidence": event.confidence,
+        "classifier": event.classifier,
+        "gazetteer": event.gazetteer,
+        "published_at": event.published_at,
+        "classified_at": event.classified_at,
+    }
+
+
+async def upsert_event(session: AsyncSession, event: EventMessage) -> None:
+    """Inserts the event, or overwrites the row of the same id (a redelivery or a new classifier)."""
+    row = _row(event)
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(Event).values(**row)
+    stmt = stmt.on_conflict_do_update(index_elements=[Event.id], set_={k: v for k, v in row.items() if k != "id"})
+    await session.execute(stmt)
