@@ -1,0 +1,94 @@
+"""Wiring of the alert service: what comes in, what goes out, in what order.
+
+    wf:events (stage alert)   ─▶ AlertPipeline.on_event ─▶ incidents, alerts (SQL) ─▶ wf:alerts
+    wf:alerts (stage deliver) ─▶ Dispatcher.on_alert    ─▶ notifications (SQL) ─▶ Dispatcher loop ─▶ webhooks
+    wf:alerts (XREAD $)       ─▶ GET /api/alerts/stream ─▶ console
+"""
+
+import asyncio
+
+from faststream.redis import RedisBroker
+from faststream.redis.parser import BinaryMessageFormatV1
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.alert.api import build_router
+from services.alert.dispatch import Dispatcher
+from services.alert.pipeline import AlertPipeline, Rulebook, cluster_policy
+from services.alert.settings import AlertSettings
+from shared import streams
+from shared.consumer import publish, subscribe
+from shared.gazetteer import load_gazetteer
+from shared.messages import AlertMessage, EventMessage
+
+
+def decode_entry(raw: bytes) -> bytes:
+    """The JSON body of a wf:alerts entry in FastStream's wire format (plain JSON passes through)."""
+    body, _headers = BinaryMessageFormatV1.parse(raw)
+    return body
+
+
+class StreamOutbox:
+    """Puts alert versions on wf:alerts and remembers, in a Redis hash beside the stream, the last version
+    published per alert (so a version committed but not published is found and sent later)."""
+
+    PUBLISHED = "wf:alerts:published"
+
+    def __init__(self, broker: RedisBroker, redis: Redis, settings: AlertSettings) -> None:
+        self.broker, self.redis, self.settings = broker, redis, settings
+
+    async def publish(self, message: AlertMessage) -> None:
+        await publish(self.broker, streams.ALERTS, message, self.settings)
+        await self.redis.hset(self.PUBLISHED, message.alert_id, str(message.version))
+
+    async def published_versions(self, alert_ids: list[str]) -> dict[str, int]:
+        if not alert_ids:
+            return {}
+        values = await self.redis.hmget(self.PUBLISHED, alert_ids)
+        return {alert_id: int(v) if v else 0 for alert_id, v in zip(alert_ids, values, strict=True)}
+
+
+class AlertService:
+    """wf:events in; wf:alerts out; signed webhooks and the live console from wf:alerts."""
+
+    def __init__(self, settings: AlertSettings, broker: RedisBroker, redis: Redis,
+                 sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.settings, self.sessions = settings, sessions
+        self._stopping = asyncio.Event()
+
+        self.pipeline = AlertPipeline(
+            sessions, StreamOutbox(broker, redis, settings),
+            cluster_policy(settings.incident_radius_km, settings.incident_window_s),
+            Rulebook(settings.rules_reload_s),
+        )
+        self.dispatcher = Dispatcher(settings, sessions)
+
+        async def on_event(event: EventMessage) -> None:
+            await self.pipeline.on_event(event)
+
+        async def on_alert(alert: AlertMessage) -> None:
+            await self.dispatcher.on_alert(alert)
+
+        subscribe(broker, stage=streams.ALERT, model=EventMessage, handle=on_event, settings=settings, redis=redis)
+        subscribe(broker, stage=streams.DELIVER, model=AlertMessage, handle=on_alert, settings=settings,
+                  redis=redis)
+        self.router = build_router(sessions, redis, decode_entry, self._stopping, settings.sse_heartbeat_s)
+
+    async def start(self) -> None:
+        """Loads the rules and starts the webhook sender. Call after `await broker.start()`."""
+        self._stopping.clear()
+        # The gazetteer (for `near:` rules) takes a second or two to load: not on the first event's clock.
+        await asyncio.to_thread(load_gazetteer)
+        async with self.sessions() as session:
+            await self.pipeline.rulebook.current(session)
+        await self.dispatcher.start()
+
+    def end_streams(self) -> None:
+        """Ends open console streams within a second. Call it when the HTTP server begins to shut down:
+        uvicorn waits for open responses before it runs the lifespan shutdown."""
+        self._stopping.set()
+
+    async def stop(self) -> None:
+        """Stops the webhook sender and ends open console streams (within a second)."""
+        self._stopping.set()
+        await self.dispatcher.stop()

@@ -1,0 +1,187 @@
+"""The Dispatcher: alert versions become notifications owed to subscribers, then signed webhooks.
+
+    wf:alerts ─▶ on_alert ─▶ one `notifications` row per subscription (unique: subscription, alert, version;
+                             body serialised once and stored, so every retry sends the same bytes)
+    run() loop ─▶ claim due rows ─▶ deliver ─▶ `deliveries` row for EVERY attempt
+                     delivered │ retry: next = schedule[n] ± jitter (or Retry-After) │ gave_up / last attempt:
+                               │                                                   │  failed, logged at ERROR,
+                               ▼                                                   ▼  kept for replay
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.alert import store, webhook
+from services.alert.settings import AlertSettings
+from services.alert.webhook import DeliveryOutcome, Outcome
+from shared import ids
+from shared.db import session_scope
+from shared.messages import AlertMessage, to_wire
+from shared.models import Notification
+
+logger = logging.getLogger(__name__)
+
+
+def webhook_body(alert: AlertMessage) -> str:
+    """The Standard Webhooks payload, serialised once: `{"type", "timestamp", "data"}`."""
+    envelope = {
+        "type": "alert.fired" if alert.kind == "fired" else f"alert.{alert.kind}",
+        "timestamp": alert.updated_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "data": to_wire(alert),
+    }
+    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
+
+
+def retry_delay(attempt: int, schedule: list[float], jitter: float, retry_after: float | None,
+                retry_after_cap: float, rng: random.Random) -> float | None:
+    """Seconds before attempt `attempt + 1` after attempt `attempt` failed, or None when none is left."""
+    if attempt > len(schedule):
+        return None
+    delay = schedule[attempt - 1] * rng.uniform(1 - jitter, 1 + jitter)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, retry_after_cap))
+    return delay
+
+
+class Dispatcher:
+    """Consumer of wf:alerts (stage `deliver`) and the loop that sends what is owed."""
+
+    def __init__(self, settings: AlertSettings, sessions: async_sessionmaker[AsyncSession],
+                 rng: random.Random | None = None) -> None:
+        self.settings, self.sessions = settings, sessions
+        self.rng = rng or random.Random()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._client: webhook.Client | None = None
+        self._stopping = False
+        # Leased for longer than one attempt can take, so a second dispatcher never sends it concurrently.
+        self.lease = timedelta(seconds=settings.webhook_timeout_s + 30)
+
+    async def on_alert(self, alert: AlertMessage) -> int:
+        """Records one notification per matching subscription (idempotent); wakes the sender at once."""
+        body = webhook_body(alert)
+        msg_id = ids.webhook_message_id(alert.alert_id, alert.version)
+        now = datetime.now(UTC)
+        created = 0
+        async with session_scope(self.sessions) as session:
+            for sub in await store.subscriptions_for(session, alert.rule_id, alert.severity):
+                created += await store.add_notification(
+                    session, subscription_id=sub.id, alert_id=alert.alert_id, version=alert.version,
+                    message_id=msg_id, body=body, due=now,
+                )
+        if created:
+            self._wake.set()
+        logger.info("queued alert=%s v=%d kind=%s notifications=%d", alert.alert_id[:8], alert.version,
+                    alert.kind, created)
+        return created
+
+    async def start(self) -> None:
+        self._stopping = False
+        self._client = webhook.client(self.settings.webhook_timeout_s)
+        self._task = asyncio.create_task(self.run(), name="webhook-dispatcher")
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Lets attempts in flight finish for up to `grace_s`, then cancels them; a cancelled attempt is
+        sent again after its lease (at-least-once; receivers de-duplicate on webhook-id)."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            _done, pending = await asyncio.wait({self._task}, timeout=grace_s)
+            for task in pending:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._task = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def run(self) -> None:
+        """Sends due notifications until stopped; sleeps until the next one is due, a new one is queued,
+        or `dispatch_poll_s` passes (notifications queued by another process)."""
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                sent = await self.send_due()
+                async with session_scope(self.sessions) as session:
+                    due = await store.next_due_at(session)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("dispatcher pass failed; retrying in %.1fs", self.settings.dispatch_poll_s)
+                sent, due = 0, None
+            if sent:
+                continue
+            wait = self.settings.dispatch_poll_s
+            if due is not None:
+                wait = min(wait, max(0.0, (due - datetime.now(UTC)).total_seconds()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+
+    async def send_due(self) -> int:
+        """One pass: claims what is due and sends it, a few at a time. Returns how many were attempted."""
+        now = datetime.now(UTC)
+        async with session_scope(self.sessions) as session:
+            claimed = await store.claim_due(session, now, self.lease, self.settings.dispatch_concurrency)
+        if not claimed:
+            return 0
+        await asyncio.gather(*(self._attempt(n) for n in claimed))
+        return len(claimed)
+
+    async def _attempt(self, note: Notification) -> None:
+        assert self._client is not None, "Dispatcher.start() not called"
+        async with session_scope(self.sessions) as session:
+            sub = await store.get_subscription(session, note.subscription_id)
+        if sub is None:
+            return
+        attempt = note.attempts + 1
+        attempted_at = datetime.now(UTC)
+        result = await webhook.deliver(self._client, sub.url, sub.secret, note.message_id, note.body)
+        state, next_at, delay = self._next_state(result, attempt)
+        async with session_scope(self.sessions) as session:
+            await store.record_attempt(
+                session, note.id, attempt=attempt, attempted_at=attempted_at, outcome=result.outcome.value,
+                status_code=result.status_code, latency_ms=round(result.latency_ms, 1), error=result.reason,
+                state=state, next_attempt_at=next_at,
+            )
+            if result.disable_subscription:
+                await store.disable_subscription(session, sub.id, result.reason or "disabled", actor="dispatcher")
+        self._log(note, sub.id, attempt, result, state, delay)
+
+    def _next_state(self, result: DeliveryOutcome, attempt: int) -> tuple[str, datetime | None, float | None]:
+        if result.outcome is Outcome.DELIVERED:
+            return "delivered", None, None
+        if result.outcome is Outcome.GAVE_UP:
+            return "failed", None, None
+        delay = retry_delay(attempt, self.settings.retry_schedule_s, self.settings.retry_jitter,
+                            result.retry_after_s, self.settings.retry_after_cap_s, self.rng)
+        if delay is None:
+            return "failed", None, None
+        return "pending", datetime.now(UTC) + timedelta(seconds=delay), delay
+
+    def _log(self, note: Notification, sub_id: int, attempt: int, result: DeliveryOutcome, state: str,
+             delay: float | None) -> None:
+        where = f"sub={sub_id} alert={note.alert_id[:8]} v={note.alert_version} attempt={attempt}"
+        if result.outcome is Outcome.DELIVERED:
+            logger.info("webhook delivered %s %s %.0fms", where, result.status_code, result.latency_ms)
+        elif state == "pending":
+            logger.warning("webhook retry %s reason=\"%s\" next_in=%s", where, result.reason, _seconds(delay or 0))
+        else:
+            logger.error("webhook failed %s reason=\"%s\" kept for replay (notification=%d)%s", where, result.reason,
+                         note.id, " subscription disabled" if result.disable_subscription else "")
+
+
+def _seconds(value: float) -> str:
+    if value < 10:
+        return f"{value:.1f}s"
+    if value < 120:
+        return f"{value:.0f}s"
+    if value < 7200:
+        return f"{value / 60:.0f}m"
+    return f"{value / 3600:.1f}h"

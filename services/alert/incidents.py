@@ -1,0 +1,124 @@
+"""Which incident a report belongs to (pure): several reports of one attack are one incident.
+
+An event joins an open incident when they share a perpetrator actor (a sub-unit counts as its parent) or a
+tactic, are within `radius_km` of each other and within `window` in time; otherwise it opens a new one.
+A report without a place joins only an incident without a place (nothing to measure a distance on).
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from services.alert.evaluate import distance_km
+from services.alert.rules import ACTOR_PARENTS
+from shared.messages import EventMessage
+
+ATTRIBUTING_ROLES = frozenset({"perpetrator", "suspected", "involved"})
+
+
+@dataclass(frozen=True)
+class ClusterPolicy:
+    radius_km: float = 25.0
+    window: timedelta = timedelta(hours=6)
+
+
+@dataclass
+class IncidentView:
+    """The clustering-relevant part of an incident, as stored."""
+
+    id: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+    lat: float | None
+    lon: float | None
+    actors: list[str] = field(default_factory=list)
+    perpetrator: str | None = None
+    tactics: list[str] = field(default_factory=list)
+    killed: int | None = None
+    place: dict[str, Any] | None = None
+    country: str | None = None
+
+
+def event_time(event: EventMessage) -> datetime:
+    """When the reported activity was published (else fetched, else classified)."""
+    return event.published_at or event.fetched_at or event.classified_at
+
+
+def perpetrators(event: EventMessage) -> set[str]:
+    """Actors the report attributes the activity to, each with its parent unit."""
+    codes = {a.code for a in event.actors if a.role in ATTRIBUTING_ROLES}
+    if event.perpetrator:
+        codes.add(event.perpetrator)
+    return codes | {p for c in codes if (p := ACTOR_PARENTS.get(c))}
+
+
+def _incident_actors(incident: IncidentView) -> set[str]:
+    codes = set(incident.actors) | ({incident.perpetrator} if incident.perpetrator else set())
+    return codes | {p for c in codes if (p := ACTOR_PARENTS.get(c))}
+
+
+def joins(incident: IncidentView, event: EventMessage, policy: ClusterPolicy) -> float | None:
+    """The distance in km (0 without places) if `event` belongs to `incident`, else None."""
+    at = event_time(event)
+    if at < incident.first_seen_at - policy.window or at > incident.last_seen_at + policy.window:
+        return None
+    shares_tactic = bool(set(event.tactic_codes) & set(incident.tactics))
+    shares_actor = bool(perpetrators(event) & _incident_actors(incident))
+    if not (shares_tactic or shares_actor):
+        return None
+    if event.place is None or incident.lat is None or incident.lon is None:
+        return 0.0 if event.place is None and incident.lat is None else None
+    distance = distance_km(incident.lat, incident.lon, event.place.lat, event.place.lon)
+    return distance if distance <= policy.radius_km else None
+
+
+def choose_incident(
+    candidates: list[IncidentView], event: EventMessage, policy: ClusterPolicy
+) -> IncidentView | None:
+    """The closest open incident the event joins, or None when it opens a new one."""
+    best: tuple[float, float, IncidentView] | None = None
+    at = event_time(event)
+    for incident in candidates:
+        distance = joins(incident, event, policy)
+        if distance is None:
+            continue
+        gap = abs((at - incident.last_seen_at).total_seconds())
+        if best is None or (distance, gap) < best[:2]:
+            best = (distance, gap, incident)
+    return best[2] if best else None
+
+
+def open_incident(incident_id: str, event: EventMessage) -> IncidentView:
+    """A new incident made of this one report."""
+    at = event_time(event)
+    place = event.place
+    return IncidentView(
+        id=incident_id, first_seen_at=at, last_seen_at=at,
+        lat=place.lat if place else None, lon=place.lon if place else None,
+        actors=sorted({a.code for a in event.actors if a.role != "denied"}),
+        perpetrator=event.perpetrator, tactics=sorted(set(event.tactic_codes)), killed=event.killed,
+        place=place.model_dump(mode="json") if place else None, country=place.country if place else None,
+    )
+
+
+def merge(incident: IncidentView, event: EventMessage) -> IncidentView:
+    """The incident with one more report: union of actors and tactics, the highest toll, the most
+    precise place (a town beats a region), the widest time span. Merging the same report twice is a no-op."""
+    at = event_time(event)
+    place = event.place
+    keep_place = incident.place is None or (
+        place is not None and place.precision < int(incident.place.get("precision", 3))
+    )
+    killed = max((k for k in (incident.killed, event.killed) if k is not None), default=None)
+    return IncidentView(
+        id=incident.id,
+        first_seen_at=min(incident.first_seen_at, at), last_seen_at=max(incident.last_seen_at, at),
+        lat=place.lat if keep_place and place else incident.lat,
+        lon=place.lon if keep_place and place else incident.lon,
+        actors=sorted(set(incident.actors) | {a.code for a in event.actors if a.role != "denied"}),
+        perpetrator=incident.perpetrator or event.perpetrator,
+        tactics=sorted(set(incident.tactics) | set(event.tactic_codes)),
+        killed=killed,
+        place=place.model_dump(mode="json") if keep_place and place else incident.place,
+        country=place.country if keep_place and place else incident.country,
+    )

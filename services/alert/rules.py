@@ -1,0 +1,320 @@
+"""Alert rules: the YAML format ops write, validated at load time with errors naming file, line and field.
+
+One rule per file::
+
+    id: issp-niamey-50km                 # required; lowercase letters, digits, - _ .
+    name: ISSP activity or any car bomb within 50 km of Niamey
+    description: for the Niamey desk     # optional, free text
+    match:                               # required
+      any:                               # at least one of these filters matches ...
+        - actors: [ISSP]                 #   a filter = actors and/or tactics (both given: both must match)
+        - tactics: [vbied]
+      all: []                            # ... and every one of these matches (any/all may be combined)
+      min_confidence: 0.6                # optional, 0..1: the event's overall confidence
+    area:                                # optional; without it the rule matches anywhere
+      near: Niamey                       # a place from the gazetteer, or `lat:` and `lon:` in degrees
+      radius_km: 50                      # required with near/lat/lon; > 0
+      country: NE                        # alone: the whole country (ISO alpha-2); with `near`: picks the
+                                         #   right Niamey/Gao when a name exists in several countries
+    window: 6h                           # optional, default 6h: how long later reports update the same alert
+    severity: high                       # low | medium | high | critical
+    enabled: true                        # optional, default true
+    notify: [1, 3]                       # optional: only these subscription ids (default: every subscription)
+
+Actor codes and tactic codes are those of the taxonomy; a rule on JNIM also matches its sub-units
+(ANSAR_DINE, KATIBA_MACINA, ANSAROUL_ISLAM). An actor counts when the report makes it the perpetrator,
+a suspect, a party or the target, not when it is only mentioned or denies involvement. Events that are not
+events (commentary, analysis) never match; an event without a place never matches a rule with an area.
+Unknown fields, codes or places are errors at load time, not silent no-ops:
+``rules/bad.yaml:9: area.radius_km: must be greater than 0``.
+
+One alert per rule and incident (reports of one attack clustered across sources): it fires once, and is
+updated (a new version) only when more independent sources report it or the toll rises, within `window`.
+"""
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from shared.gazetteer import load_gazetteer
+
+ACTOR_PARENTS: dict[str, str | None] = {
+    "ISSP": None, "ISWAP": None, "JAS": None, "LAKURAWA": None, "JNIM": None,
+    "ANSAR_DINE": "JNIM", "KATIBA_MACINA": "JNIM", "ANSAROUL_ISLAM": "JNIM",
+    "AQIM": None, "FLA": None, "MSA_GATIA": None, "MALI_FAMA": None, "NIGER_FDS": None, "BF_ARMY": None,
+    "BF_VDP": None, "NIGERIA_MIL": None, "BENIN_ARMY": None, "AFRICA_CORPS": None, "WAGNER": None,
+    "FRANCE_MIL": None, "US_MIL": None, "UN_MINUSMA": None, "DOZO": None,
+}
+"""Every actor code of the taxonomy, with its parent (a sub-unit counts as itself and its parent)."""
+
+TACTICS = frozenset({
+    "vbied", "suicide_attack", "ied", "ambush", "armed_assault", "airport_attack", "kidnapping",
+    "drone_strike", "indirect_fire", "clash", "massacre", "assassination", "execution", "extortion", "blockade",
+})
+SEVERITIES = ("low", "medium", "high", "critical")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def with_subunits(codes: list[str]) -> frozenset[str]:
+    """The codes plus every sub-unit of them: a rule on JNIM is also a rule on KATIBA_MACINA."""
+    wanted = set(codes)
+    wanted |= {code for code, parent in ACTOR_PARENTS.items() if parent in wanted}
+    return frozenset(wanted)
+
+
+class RuleError(Exception):
+    """A rule file that cannot be loaded. `reason` is shown to ops as-is, prefixed by `file:line: field:`."""
+
+    def __init__(self, origin: str, line: int | None, field: str | None, reason: str,
+                 more: list[str] | None = None) -> None:
+        self.origin, self.line, self.field, self.reason = origin, line, field, reason
+        self.more = more or []
+        head = origin if line is None else f"{origin}:{line}"
+        first = f"{head}: {field}: {reason}" if field else f"{head}: {reason}"
+        super().__init__("\n".join([first, *self.more]))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Filter(_Strict):
+    """Actors and tactics, ANDed: the event names one of the actors AND one of the tactics."""
+
+    actors: list[str] = []
+    tactics: list[str] = []
+
+    @field_validator("actors")
+    @classmethod
+    def _known_actors(cls, value: list[str]) -> list[str]:
+        unknown = [code for code in value if code not in ACTOR_PARENTS]
+        if unknown:
+            raise ValueError(f"unknown actor code {unknown[0]!r} (known: {', '.join(ACTOR_PARENTS)})")
+        return value
+
+    @field_validator("tactics")
+    @classmethod
+    def _known_tactics(cls, value: list[str]) -> list[str]:
+        unknown = [code for code in value if code not in TACTICS]
+        if unknown:
+            raise ValueError(f"unknown tactic code {unknown[0]!r} (known: {', '.join(sorted(TACTICS))})")
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> "Filter":
+        if not self.actors and not self.tactics:
+            raise ValueError("a filter needs actors, tactics or both")
+        return self
+
+
+class MatchSpec(_Strict):
+    any_: list[Filter] = Field([], alias="any")
+    all_: list[Filter] = Field([], alias="all")
+    min_confidence: float = Field(0.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _something(self) -> "MatchSpec":
+        if not self.any_ and not self.all_:
+            raise ValueError("give `any:` or `all:` with at least one filter")
+        return self
+
+
+class Area(_Strict):
+    near: str | None = Field(None, min_length=1)
+    lat: float | None = Field(None, ge=-90.0, le=90.0)
+    lon: float | None = Field(None, ge=-180.0, le=180.0)
+    radius_km: float | None = Field(None, gt=0, le=5000)
+    country: str | None = Field(None, pattern=r"^[A-Za-z]{2}$")
+    # Filled at load time from the gazetteer (for `near`) or from lat/lon: the circle's centre.
+    _center: tuple[float, float, str] | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> "Area":
+        point = self.lat is not None or self.lon is not None
+        if self.near and point:
+            raise ValueError("give either `near` or `lat`/`lon`, not both")
+        if point and (self.lat is None or self.lon is None):
+            raise ValueError("give both `lat` and `lon`")
+        if (self.near or point) and self.radius_km is None:
+            raise ValueError("a circle needs `radius_km`")
+        if not (self.near or point) and self.radius_km is not None:
+            raise ValueError("`radius_km` needs a centre: `near` or `lat`/`lon`")
+        if not (self.near or point or self.country):
+            raise ValueError("give `near` or `lat`/`lon` with `radius_km`, or `country`")
+        return self
+
+    @property
+    def center(self) -> tuple[float, float, str] | None:
+        """(lat, lon, label) of the circle, None for a country-only area."""
+        return self._center
+
+
+class RuleSpec(_Strict):
+    """A validated rule (see the module docstring for the format)."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")
+    name: str = Field(min_length=1, max_length=300)
+    description: str | None = None
+    match: MatchSpec
+    area: Area | None = None
+    window: str = "6h"
+    severity: Literal["low", "medium", "high", "critical"] = "medium"
+    enabled: bool = True
+    notify: list[int] | None = None
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> str:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = f"{value}s"
+        if not isinstance(value, str) or not _DURATION.match(value):
+            raise ValueError("a duration like 30m, 6h or 2d")
+        number, unit = _DURATION.match(value).groups()  # type: ignore[union-attr]  # matched just above
+        if float(number) <= 0:
+            raise ValueError("must be longer than 0")
+        return f"{number}{unit}"
+
+    @property
+    def window_delta(self) -> timedelta:
+        number, unit = _DURATION.match(self.window).groups()  # type: ignore[union-attr]  # validated
+        return timedelta(seconds=float(number) * _UNIT_SECONDS[unit])
+
+    def to_stored(self) -> dict[str, Any]:
+        """The JSON kept in `rules.spec` (what ops wrote, normalised; places are resolved again on load)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+# --- loading ----------------------------------------------------------------------------------------
+
+
+def _pretty(msg: str) -> str:
+    msg = msg.removeprefix("Value error, ")
+    if msg == "Extra inputs are not permitted":
+        return "unknown field"
+    if msg == "Field required":
+        return "required field missing"
+    return re.sub(r"^Input should be ", "must be ", msg)
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the YAML node at `loc` (pydantic's error location), or of its nearest parent."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                    # An unknown key is best shown on its own line; a bad value on the value's line.
+                    line = key.start_mark.line + 1
+                    node = value
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            return line
+        if isinstance(node, yaml.ScalarNode) or isinstance(part, int):
+            line = node.start_mark.line + 1
+    return line
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            parts[-1:] = [f"{parts[-1]}[{part}]"] if parts else [f"[{part}]"]
+        else:
+            parts.append(str(part))
+    return ".".join(parts)
+
+
+def _resolve_area(spec: RuleSpec) -> None:
+    """Turns `near` into a centre with the gazetteer; raises ValueError naming the place."""
+    area = spec.area
+    if area is None:
+        return
+    if area.near:
+        place = load_gazetteer().best(area.near, area.country)
+        if place is None:
+            where = f" in {area.country.upper()}" if area.country else ""
+            raise ValueError(f"unknown place {area.near!r}{where} (not in the gazetteer)")
+        area._center = (place.lat, place.lon, place.name)
+    elif area.lat is not None and area.lon is not None:
+        area._center = (area.lat, area.lon, f"{area.lat:.3f},{area.lon:.3f}")
+
+
+def parse_rule(data: Any, origin: str = "<rule>", root: yaml.Node | None = None) -> RuleSpec:
+    """Validates a rule already parsed from YAML (or from `rules.spec`); raises RuleError."""
+    if not isinstance(data, dict):
+        raise RuleError(origin, _line_of(root, ()), None, "a rule is a YAML mapping (id:, name:, match: …)")
+    try:
+        spec = RuleSpec.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            (_line_of(root, tuple(err["loc"])), _field(tuple(err["loc"])), _pretty(err["msg"]))
+            for err in exc.errors()
+        ]
+        line, field, reason = errors[0]
+        more = [f"{origin}:{ln}: {fd}: {rs}" if ln else f"{origin}: {fd}: {rs}" for ln, fd, rs in errors[1:]]
+        raise RuleError(origin, line, field or None, reason, more) from exc
+    try:
+        _resolve_area(spec)
+    except ValueError as exc:
+        raise RuleError(origin, _line_of(root, ("area", "near")), "area.near", str(exc)) from exc
+    return spec
+
+
+def load_rule_text(text: str, origin: str = "<rule>") -> RuleSpec:
+    """Parses and validates one rule from YAML text; `origin` (a file name) prefixes every error."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise RuleError(origin, line, None, f"not valid YAML: {exc.problem or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise RuleError(origin, None, None, f"not valid YAML: {exc}") from exc
+    return parse_rule(data, origin, root)
+
+
+def load_rule_file(path: str | Path) -> tuple[RuleSpec, str]:
+    """The rule in `path` and its text as written (kept in `rules.body`)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuleError(str(path), None, None, f"cannot read the file: {exc}") from exc
+    return load_rule_text(text, str(path)), text
+
+
+def load_rule_dir(directory: str | Path) -> list[tuple[RuleSpec, str, Path]]:
+    """Every `*.yaml`/`*.yml` rule in a directory, sorted by name. All files are checked before anything is
+    returned, so one RuleError lists every broken file; two files with one id are an error too."""
+    directory = Path(directory)
+    loaded: list[tuple[RuleSpec, str, Path]] = []
+    problems: list[RuleError] = []
+    seen: dict[str, Path] = {}
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+        try:
+            spec, body = load_rule_file(path)
+        except RuleError as exc:
+            problems.append(exc)
+            continue
+        if spec.id in seen:
+            problems.append(RuleError(str(path), 1, "id", f"{spec.id!r} is also the id of {seen[spec.id]}"))
+            continue
+        seen[spec.id] = path
+        loaded.append((spec, body, path))
+    if problems:
+        first = problems[0]
+        more = [*first.more, *(line for p in problems[1:] for line in str(p).splitlines())]
+        raise RuleError(first.origin, first.line, first.field, first.reason, more)
+    return loaded

@@ -1,0 +1,26 @@
+"""Settings of the alert service (`WATCHFLOOR_*`): incident clustering, webhook delivery, rule reloading."""
+
+from pydantic import Field
+
+from shared.settings import CommonSettings
+
+SVIX_SCHEDULE_S = [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
+"""Delays before retries 1..7 (Svix): 8 attempts over about 27.6 h."""
+
+
+class AlertSettings(CommonSettings):
+    incident_radius_km: float = Field(25.0, gt=0, description="reports this close may be one incident")
+    incident_window_s: float = Field(6 * 3600, gt=0, description="reports this close in time may be one incident")
+    webhook_timeout_s: float = Field(15.0, gt=0, description="per attempt (Standard Webhooks: 15-30 s)")
+    retry_schedule_s: list[float] = Field(
+        default_factory=lambda: list(SVIX_SCHEDULE_S),
+        description="delay before each retry; one attempt more than entries, then the notification fails",
+    )
+    retry_jitter: float = Field(0.2, ge=0, lt=1, description="±fraction applied to every retry delay")
+    retry_after_cap_s: float = Field(86_400.0, gt=0, description="a receiver's Retry-After is honoured up to this")
+    dispatch_concurrency: int = Field(8, ge=1, description="webhooks in flight at once")
+    dispatch_poll_s: float = Field(
+        1.0, gt=0, description="how often the sender looks for notifications queued by other processes"
+    )
+    rules_reload_s: float = Field(1.0, ge=0, description="rules changed by another process apply within this")
+    sse_heartbeat_s: float = Field(15.0, gt=0, description="comment line sent to idle console streams")

@@ -1,0 +1,52 @@
+"""EventMessages as classify publishes them, for the alert tests: one car bomb in Niamey reported twice."""
+
+from datetime import UTC, datetime, timedelta
+
+from shared.messages import ActorLabel, EventMessage, PlaceLabel, Span, TacticLabel
+
+T0 = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
+NIAMEY = ("Niamey", 13.51366, 2.1098, "NE")
+TILLABERI = ("Tillabéri", 14.2116, 1.4531, "NE")   # ~110 km north-west of Niamey
+GAO = ("Gao", 16.2666, -0.0400, "ML")
+
+
+def event(
+    event_id: str,
+    *,
+    source: str = "src-en",
+    actors: tuple[tuple[str, str], ...] = (("ISSP", "perpetrator"),),
+    tactics: tuple[str, ...] = ("vbied",),
+    place: tuple[str, float, float, str] | None = NIAMEY,
+    at: datetime = T0,
+    killed: int | None = None,
+    is_event: bool = True,
+    title: str = "Car bomb hits checkpoint on the outskirts of Niamey",
+    lang: str = "en",
+    confidence: float = 0.9,
+) -> EventMessage:
+    return EventMessage(
+        event_id=event_id.ljust(16, "0"), post_id=event_id.ljust(16, "0"), source_id=source,
+        url=f"https://example.org/{event_id}", title=title, text=title, lang=lang,
+        published_at=at, fetched_at=at + timedelta(minutes=2), classified_at=at + timedelta(minutes=2),
+        is_event=is_event,
+        actors=[ActorLabel(code=code, role=role, confidence=0.9,  # type: ignore[arg-type]  # test data
+                           evidence=[Span(field="title", start=0, end=4, text=code)])
+                for code, role in actors],
+        perpetrator=next((c for c, r in actors if r == "perpetrator"), None),
+        tactics=[TacticLabel(code=t, confidence=0.9) for t in tactics],
+        place=PlaceLabel(name=place[0], lat=place[1], lon=place[2], country=place[3]) if place else None,
+        killed=killed, confidence=confidence, classifier="test-1",
+    )
+
+
+def vbied_niamey_en() -> EventMessage:
+    return event("vbied-niamey-en", source="src-en", killed=3)
+
+
+def vbied_niamey_fr() -> EventMessage:
+    """The same attack reported in French an hour later, 6 km away, no claim yet."""
+    return event(
+        "vbied-niamey-fr", source="src-fr", actors=(), tactics=("vbied", "suicide_attack"),
+        place=("Niamey", 13.55, 2.14, "NE"), at=T0 + timedelta(hours=1), lang="fr",
+        title="Un véhicule piégé explose à un poste de contrôle près de Niamey",
+    )

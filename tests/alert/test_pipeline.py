@@ -1,0 +1,81 @@
+"""The pipeline's outbox: a version committed but not published (Redis hiccup) still reaches wf:alerts, once."""
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.alert import store
+from services.alert.app import StreamOutbox, decode_entry
+from services.alert.pipeline import AlertPipeline, Rulebook, cluster_policy
+from services.alert.rules import load_rule_text
+from shared import streams
+from shared.consumer import make_broker
+from shared.db import session_scope
+from shared.messages import AlertMessage
+from tests.alert.conftest import alert_settings
+from tests.alert.events import T0, event, vbied_niamey_en
+from tests.alert.test_rules import FIRST_RULE
+
+
+class FlakyOutbox(StreamOutbox):
+    """The real outbox, except that the first publish fails as when Redis drops the connection."""
+
+    failures = 1
+
+    async def publish(self, message: AlertMessage) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("Redis connection reset")
+        await super().publish(message)
+
+
+async def test_version_committed_but_not_published_goes_out_once(
+    redis_url: str, db_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    async with session_scope(sessions) as session:
+        await store.upsert_rule(session, load_rule_text(FIRST_RULE), FIRST_RULE, None, actor="test")
+    settings = alert_settings(redis_url, db_url)
+    redis = Redis.from_url(redis_url)
+    broker = make_broker(redis_url)
+    try:
+        async with broker:
+            await broker.connect()
+            pipeline = AlertPipeline(sessions, FlakyOutbox(broker, redis, settings),
+                                     cluster_policy(25, 6 * 3600), Rulebook(0))
+            with pytest.raises(ConnectionError):
+                await pipeline.on_event(vbied_niamey_en())     # committed, not published: left for redelivery
+            assert await redis.xlen(streams.ALERTS) == 0
+
+            same_source = event("vbied-niamey-en-2", source="src-en", at=T0 + timedelta(minutes=20), killed=3)
+            sent = await pipeline.on_event(same_source)         # the next report of the incident sends it
+            assert [(m.kind, m.version) for m in sent] == [("fired", 1)]
+            assert await pipeline.on_event(vbied_niamey_en()) == []     # the redelivery: nothing more
+            rows = await redis.xrange(streams.ALERTS)
+            assert [AlertMessage.model_validate_json(decode_entry(f[b"__data__"])).version
+                    for _, f in rows] == [1]
+    finally:
+        await redis.aclose()
+
+
+async def test_reports_after_the_rules_window_do_not_update_the_alert(
+    redis_url: str, db_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    short = FIRST_RULE + "window: 1s\n"
+    async with session_scope(sessions) as session:
+        await store.upsert_rule(session, load_rule_text(short), short, None, actor="test")
+    redis = Redis.from_url(redis_url)
+    broker = make_broker(redis_url)
+    try:
+        async with broker:
+            await broker.connect()
+            pipeline = AlertPipeline(sessions, StreamOutbox(broker, redis, alert_settings(redis_url, db_url)),
+                                     cluster_policy(25, 6 * 3600), Rulebook(0))
+            assert [m.version for m in await pipeline.on_event(vbied_niamey_en())] == [1]
+            await asyncio.sleep(1.1)
+            late = event("late-fr", source="src-fr", at=T0 + timedelta(hours=2), actors=())
+            assert await pipeline.on_event(late) == []       # same incident, but the alert's window is over
+    finally:
+        await redis.aclose()
