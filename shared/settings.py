@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,11 +55,19 @@ class CommonSettings(BaseSettings):
         out: dict[str, object] = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
-            if isinstance(value, str) and "://" in value and "@" in value:
-                scheme, rest = value.split("://", 1)
-                creds, host = rest.rsplit("@", 1)
-                user = creds.split(":", 1)[0]
-                value = f"{scheme}://{user}:***@{host}" if ":" in creds else value
-            out[name] = str(value) if isinstance(value, Path) else value
-        out["db_url (in force)"] = self.db_url
+            out[name] = str(value) if isinstance(value, Path) else _mask_password(value)
+        out["db_url (in force)"] = _mask_password(self.db_url)
         return out
+
+
+def _mask_password(value: object) -> object:
+    """`scheme://user:secret@host` -> `scheme://user:***@host`; anything else unchanged."""
+    if isinstance(value, SecretStr):
+        return "***"
+    if not (isinstance(value, str) and "://" in value and "@" in value):
+        return value
+    scheme, rest = value.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    if ":" not in creds:
+        return value
+    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"

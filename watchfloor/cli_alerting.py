@@ -9,7 +9,7 @@ import click
 
 from services.alert import rules as rule_files
 from services.alert import store
-from watchfloor.context import CliContext, pass_ctx, run
+from watchfloor.context import CliContext, checked, pass_ctx, run
 
 OPERATOR = "cli"
 
@@ -25,7 +25,7 @@ def rule() -> None:
 def rule_add(obj: CliContext, files: tuple[Path, ...]) -> None:
     """Validate and store rules (adding a rule with an existing id replaces it). All files are checked
     before any is stored: an error names the file, the line and the field."""
-    loaded = [rule_files.load_rule_file(path) for path in files]  # RuleError raises before any write
+    loaded = checked(lambda: [rule_files.load_rule_file(path) for path in files])  # nothing stored on error
 
     async def body() -> None:
         async with obj.session() as session:

@@ -3,6 +3,8 @@
 import click
 
 from services.ingest import store
+from services.ingest.api import SourceHealth
+from services.ingest.settings import IngestSettings
 from watchfloor.context import CliContext, pass_ctx, run
 
 
@@ -14,15 +16,16 @@ def source() -> None:
 @source.command(name="add")
 @click.argument("url")
 @click.option("--name", default=None, help="A short name; also the source id.")
-@click.option("--interval", default=300, show_default=True, type=click.IntRange(min=10),
-              help="Seconds between polls.")
+@click.option("--interval", default=300, show_default=True, type=click.IntRange(min=1),
+              help="Seconds between polls (at least WATCHFLOOR_MIN_INTERVAL_SECONDS, default 10).")
 @pass_ctx
 def add(obj: CliContext, url: str, name: str | None, interval: int) -> None:
     """Add a feed (RSS, Atom or JSON Feed); a running `up` polls it on its next tick."""
 
     async def body() -> str:
         async with obj.session() as session:
-            src = await store.add_source(session, url, name=name, interval=interval)
+            src = await store.add_source(session, url, name=name, interval=interval,
+                                         min_interval=IngestSettings(**obj.overrides).min_interval_seconds)
             return src.id
 
     source_id = run(body)
@@ -30,29 +33,21 @@ def add(obj: CliContext, url: str, name: str | None, interval: int) -> None:
 
 
 @source.command(name="list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
 @pass_ctx
 def list_(obj: CliContext, as_json: bool) -> None:
-    """Sources with their health: last success, last error and its reason, consecutive failures."""
-    import json
+    """Sources with their health (the same view as GET /api/sources): status, last success, last error."""
 
-    async def body() -> list[dict]:
+    async def body() -> list[SourceHealth]:
         async with obj.session() as session:
-            return [
-                {
-                    "id": s.id, "name": s.name, "url": s.url, "kind": s.kind, "interval": s.interval_seconds,
-                    "last_success_at": s.last_success_at, "last_error": s.last_error,
-                    "consecutive_failures": s.consecutive_failures, "next_poll_at": s.next_poll_at,
-                }
-                for s in await store.list_sources(session)
-            ]
+            return [SourceHealth.of(s) for s in await store.list_sources(session)]
 
-    rows = run(body)
-    if as_json:
-        for row in rows:
-            click.echo(json.dumps(row, default=str))
-        return
-    for r in rows:
-        health = "ok" if not r["consecutive_failures"] else f"FAILING x{r['consecutive_failures']}: {r['last_error']}"
-        click.echo(f"{r['id']:<20} {r['kind']:<5} every {r['interval']}s  last ok {r['last_success_at'] or '-'}  "
-                   f"{health}  {r['url'] or ''}")
+    for h in run(body):
+        if as_json:
+            click.echo(h.model_dump_json())
+            continue
+        status = h.status.upper() if h.status == "failing" else h.status
+        failing = f" x{h.consecutive_failures}: {h.last_error}" if h.status == "failing" else ""
+        last_ok = h.last_success_at.isoformat(timespec="seconds") if h.last_success_at else "-"
+        click.echo(f"{h.id:<20} {h.kind:<5} {status}{failing}  every {h.interval_seconds}s  "
+                   f"last ok {last_ok}  posts {h.posts_seen}  {h.url or ''}")

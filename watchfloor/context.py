@@ -42,19 +42,24 @@ class CliContext:
 
 
 def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    """Runs an async command body. An error that carries a `reason` (our domain errors), an unreachable
-    database or Redis becomes a one-line message and exit status 1; anything else is a bug and raises."""
+    """Runs an async command body (see `checked` for what becomes a one-line error)."""
+    return checked(lambda: asyncio.run(coro_fn()))  # type: ignore[arg-type]
+
+
+def checked(fn: Callable[[], T]) -> T:
+    """Runs a command body. An error that carries a `reason` (our domain errors: RuleError, SourceError…),
+    an unreachable database or Redis becomes a one-line message and exit status 1; anything else is a
+    bug and raises with its traceback."""
     try:
-        return asyncio.run(coro_fn())  # type: ignore[arg-type]
+        return fn()
     except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
         raise click.ClickException(f"database unreachable or unusable: {exc.orig}") from exc
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise click.ClickException(f"Redis unreachable: {exc}") from exc
     except Exception as exc:
-        reason = getattr(exc, "reason", None)
-        if reason is None and not isinstance(exc, OSError | RuntimeError):
+        if getattr(exc, "reason", None) is None and not isinstance(exc, OSError | RuntimeError):
             raise
-        raise click.ClickException(str(reason or exc)) from exc
+        raise click.ClickException(str(exc)) from exc
 
 
 pass_ctx = click.make_pass_decorator(CliContext, ensure=True)

@@ -4,11 +4,14 @@ Order matters: Redis and the database first, then every service registers its su
 broker starts, then the services' background tasks. Shutdown runs the other way round.
 """
 
+import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -92,7 +95,7 @@ async def _schema_is_current(engine: Any) -> bool:
 def build_app(
     names: tuple[str, ...], overrides: dict[str, Any], redis_url: str,
     sessions: async_sessionmaker[AsyncSession],
-) -> FastAPI:
+) -> tuple[FastAPI, list[Service]]:
     """One ASGI app: the services' routers, a health check, and a lifespan that runs the pipeline."""
     broker = make_broker(redis_url)
     redis = Redis.from_url(redis_url)
@@ -126,7 +129,26 @@ def build_app(
             await session.execute(sa.text("SELECT 1"))
         return {"status": "ok", "services": ",".join(names)}
 
-    return app
+    return app, services
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises a captured Ctrl-C once its graceful shutdown is done, which would cancel our own
+    clean-up (the database pool, the embedded Redis). Here a signal only asks the server to stop, and
+    tells the services at once, so that long-lived responses (the console's event stream) end."""
+
+    def __init__(self, config: uvicorn.Config, services: list[Service]) -> None:
+        super().__init__(config)
+        self._services = services
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True  # a second Ctrl-C: do not wait for open connections
+        self.should_exit = True
+        for service in self._services:
+            end_streams = getattr(service, "end_streams", None)
+            if end_streams is not None:
+                asyncio.get_event_loop().call_soon_threadsafe(end_streams)
 
 
 async def serve(serving: Serving) -> None:
@@ -143,12 +165,15 @@ async def serve(serving: Serving) -> None:
             await migrate(engine)
         elif not await _schema_is_current(engine):
             raise RuntimeError(f"the database at {common.db_url} has no schema: run `watchfloor migrate` first")
-        app = build_app(serving.names, serving.overrides, redis_url, make_sessionmaker(engine))
+        app, services = build_app(serving.names, serving.overrides, redis_url, make_sessionmaker(engine))
         config = uvicorn.Config(
             app, host=serving.host, port=serving.port, log_config=None, timeout_graceful_shutdown=3,
         )
         logger.info("console on http://%s:%d  database=%s", serving.host, serving.port, common.db_url)
-        await uvicorn.Server(config).serve()
+        server = _Server(config, services)
+        await server.serve()
+        if server.started is False and not server.should_exit:
+            raise RuntimeError(f"the HTTP server could not start on {serving.host}:{serving.port}")
     finally:
         await engine.dispose()
         if embedded is not None:

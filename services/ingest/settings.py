@@ -11,6 +11,7 @@ class IngestSettings(CommonSettings):
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="a bigger feed body is refused")
     max_redirects: int = Field(5, ge=0)
     max_entries_per_poll: int = Field(500, ge=1, description="entries beyond this in one feed are ignored")
+    min_interval_seconds: int = Field(10, ge=1, description="shortest poll interval `source add` accepts")
     default_interval_seconds: int = Field(300, ge=10, description="poll interval of a new source")
     poll_concurrency: int = Field(8, ge=1, description="sources fetched at the same time")
     backoff_cap_seconds: int = Field(6 * 3600, ge=60, description="longest wait after repeated failures")

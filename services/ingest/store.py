@@ -34,14 +34,18 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.casefold()).strip("-")[:64].strip("-")
 
 
-async def add_source(session: AsyncSession, url: str, *, name: str | None = None, interval: int = 300) -> Source:
-    """Adds a feed to poll, due at once. Raises `SourceError` for a bad URL, a taken id or a URL already added."""
+async def add_source(
+    session: AsyncSession, url: str, *, name: str | None = None, interval: int = 300,
+    min_interval: int = MIN_INTERVAL_SECONDS,
+) -> Source:
+    """Adds a feed to poll, due at once. Raises `SourceError` for a bad URL, a taken id or a URL already added.
+    `min_interval` protects the feed's host from an operator's typo (IngestSettings.min_interval_seconds)."""
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SourceError(f"{url!r} is not an http(s) URL; give the feed's full address, e.g. https://host/rss")
-    if interval < MIN_INTERVAL_SECONDS:
-        raise SourceError(f"interval {interval} s is too short; use at least {MIN_INTERVAL_SECONDS} s")
+    if interval < min_interval:
+        raise SourceError(f"interval {interval} s is too short; use at least {min_interval} s")
     source_id = slug(name) if name else ids.source_id(url)
     if not source_id:
         raise SourceError(f"name {name!r} has no letters or digits to make a source id from")

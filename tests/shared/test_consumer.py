@@ -18,8 +18,8 @@ def _post(n: int) -> PostMessage:
                        fetched_at=datetime(2026, 1, 1, tzinfo=UTC))
 
 
-async def _until(predicate, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _until(predicate, within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while not await predicate():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
