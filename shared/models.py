@@ -145,6 +145,10 @@ class Incident(Base):
     report_count: Mapped[int] = mapped_column(Integer, default=0)
     source_count: Mapped[int] = mapped_column(Integer, default=0)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # single_source -> corroborated (independent sources) -> confirmed (an official or known-wire source)
+    corroboration: Mapped[str] = mapped_column(String(20), default="single_source")
+    severity: Mapped[str | None] = mapped_column(String(8))  # I, II, III (Samdesk-style, may only rise)
+    resolved_at: Mapped[datetime | None]
 
 
 class IncidentReport(Base):
@@ -192,6 +196,9 @@ class Alert(Base):
     ack_note: Mapped[str | None] = mapped_column(Text)
     resolved_at: Mapped[datetime | None]
     payload: Mapped[dict[str, Any]]
+    last_paged_at: Mapped[datetime | None]
+    page_count: Mapped[int] = mapped_column(Integer, default=0)
+    muted_by: Mapped[str | None] = mapped_column(Text)  # "silence 4: ..." or "inhibited by alert ...": why not sent
 
 
 class Subscription(Base):
@@ -207,6 +214,7 @@ class Subscription(Base):
     disabled_reason: Mapped[str | None] = mapped_column(Text)
     min_severity: Mapped[str | None] = mapped_column(String(20))
     rule_ids: Mapped[list[Any] | None] = mapped_column(JSON)
+    quiet_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"start": "22:00", "end": "06:00", "tz": ...}
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -245,6 +253,38 @@ class DeliveryAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class Silence(Base):
+    """Mutes alerts that match its matchers between starts_at and ends_at, with a reason and a creator."""
+
+    __tablename__ = "silences"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    matchers: Mapped[dict[str, Any]]
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    starts_at: Mapped[datetime] = mapped_column(index=True)
+    ends_at: Mapped[datetime] = mapped_column(index=True)
+    expired_at: Mapped[datetime | None]
+    expired_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class ApiToken(Base):
+    """An API token: only its sha256 is stored; `prefix` lets ops tell tokens apart without the secret."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))  # viewer | officer | admin
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
 
 
 class AuditEntry(Base):
