@@ -21,9 +21,14 @@ class CommonSettings(BaseSettings):
         None, description="SQLAlchemy async URL; default sqlite+aiosqlite under data_dir"
     )
     redis_url: str | None = Field(None, description="redis:// or unix:// URL; default: embedded Redis")
-    log_format: Literal["auto", "console", "json"] = "auto"
-    log_level: str = "INFO"
-    consumer_name: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    log_format: Literal["auto", "console", "json"] = Field(
+        "auto", description="console on a terminal, one JSON object a line otherwise"
+    )
+    log_level: str = Field("INFO", description="DEBUG shows one line per stream message handled")
+    consumer_name: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        description="this process's name in the consumer groups; unique per process",
+    )
     max_deliveries: int = Field(5, ge=1, description="a message failing this many times is parked")
     claim_idle_ms: int = Field(30_000, ge=10, description="pending this long, a message is reclaimed")
     stream_maxlen: int = Field(100_000, ge=1000, description="approximate MAXLEN on every publish")
