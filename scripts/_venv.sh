@@ -15,7 +15,8 @@ find_python() {
 }
 
 ensure_venv() {  # $1: pip extras, e.g. "[test]" or ""
-  local extras="${1:-}" stamp="$VENV/.installed$extras"
+  local extras="${1:-}"
+  local stamp="$VENV/.installed$extras"
   if [ ! -x "$VENV/bin/python" ]; then
     local py; py="$(find_python)"
     echo "==> creating $VENV with $($py --version)"
