@@ -51,6 +51,9 @@ def test_rules_sources_and_subscriptions_added_are_listed(wf) -> None:
     assert again.exit_code == 1 and "already" in again.output
     rows = [json.loads(line) for line in wf("source", "list", "--json").output.splitlines()]
     assert [r["id"] for r in rows] == ["wire"]
+    assert wf("source", "poll", "wire").exit_code == 0
+    unknown = wf("source", "poll", "nope")
+    assert unknown.exit_code == 1 and "no feed source 'nope'" in unknown.output
 
 
 def test_dlq_without_any_redis_says_what_is_missing(wf) -> None:

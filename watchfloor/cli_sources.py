@@ -1,5 +1,7 @@
 """`watchfloor source …`: the feeds ingest polls (ingest's store)."""
 
+from datetime import UTC, datetime
+
 import click
 
 from services.ingest import store
@@ -30,6 +32,20 @@ def add(obj: CliContext, url: str, name: str | None, interval: int) -> None:
 
     source_id = run(body)
     click.echo(f"added source {source_id} {url} every {interval}s")
+
+
+@source.command(name="poll")
+@click.argument("source_id")
+@pass_ctx
+def poll(obj: CliContext, source_id: str) -> None:
+    """Poll a source now (a running `up` takes it on its next tick, whatever its backoff)."""
+
+    async def body() -> None:
+        async with obj.session() as session:
+            await store.make_due(session, source_id, datetime.now(UTC))
+
+    run(body)
+    click.echo(f"source {source_id} will be polled on the next tick")
 
 
 @source.command(name="list")

@@ -164,7 +164,7 @@ class Poller:
         async with session_scope(self._sessions) as session:
             source = await store.get_source(session, source_id)
         if source is None or source.kind != "feed" or not source.url:
-            raise store.SourceError(f"no feed source {source_id!r}; `watchfloor sources list` shows them")
+            raise store.SourceError(f"no feed source {source_id!r}; `watchfloor source list` shows them")
         running = self._inflight.get(source_id)
         if running is not None:
             return await running

@@ -68,6 +68,16 @@ async def get_source(session: AsyncSession, source_id: str) -> Source | None:
     return await session.get(Source, source_id)
 
 
+async def make_due(session: AsyncSession, source_id: str, now: datetime) -> Source:
+    """Asks for a poll now (after fixing a feed, say): a running poller takes it on its next tick, backoff
+    or not. Raises `SourceError` if there is no such feed source."""
+    source = await session.get(Source, source_id)
+    if source is None or source.kind != "feed":
+        raise SourceError(f"no feed source {source_id!r}; `watchfloor source list` shows them")
+    source.next_poll_at = now
+    return source
+
+
 async def list_sources(session: AsyncSession) -> list[Source]:
     return list((await session.execute(sa.select(Source).order_by(Source.id))).scalars())
 
