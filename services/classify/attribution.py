@@ -25,12 +25,19 @@ _SUBJECT_VERB = re.compile(
 _BY = re.compile(
     r"\b(by|par|of|d[eu]|na|aux hommes de la|aux hommes du|à des|a des|des combattants de|fighters of)\s*$"
 )
+# "escorted by the army": the army is not the agent of the attack.
+_ESCORT = re.compile(
+    r"(escorted|accompanied|protected|guarded|escorté|escortés|accompagné|protégé)\w* (?:by|par)\s+\S*\s*$", re.I
+)
 # The actor right after these words is on the receiving end ("hunting Boko Haram", "kan Lakurawa").
 _TARGET_BEFORE = re.compile(
     r"\b(hunting|chasing|against|targeting|targeted|contre|visant|ciblant|pourchassant|kan|on|positions of|"
     r"positions de|camp of|camp de la|base of)\s*$",
     re.I,
 )
+_SPEECH = {"say", "says", "said it", "affirme", "affirment", "affirmant", "claims", "claim"}
+# An actor named by its strike ("a French air strike", "Nigerian Army drone") is the one that struck.
+_STRIKE_ALIAS = re.compile(r"strike|frappe|drone|jet|jirgin|raid", re.I)
 JIHADIST = {"ISSP", "ISWAP", "JAS", "LAKURAWA", "JNIM", "ANSAR_DINE", "KATIBA_MACINA", "ANSAROUL_ISLAM", "AQIM"}
 
 
@@ -74,10 +81,19 @@ def assign_roles(
     per_hit: dict[Hit, float] = {h: 0.0 for h in hits_all}
     kinds: dict[str, set[str]] = {code: set() for code in by_code}
     denied: set[str] = set()
+    denials = [c for c in cue_hits if c.value == "deny"]
     for cue in cue_hits:
         if cue.value not in ("claim", "blame", "deny"):
             continue
-        owner = _owner(cue, hits_all, fields, forward_first=cue.value == "blame")
+        if (
+            cue.value == "claim"
+            and cue.text.lower() in _SPEECH
+            and any(d.field == cue.field and 0 <= d.start - cue.end <= 40 for d in denials)
+        ):
+            continue  # "X says none of its jets ...": the speech verb introduces a denial, not a claim
+        # Arabic puts the verb first: "تبنى تنظيم الدولة الإسلامية الهجوم" (claimed the IS group the attack).
+        arabic = any("\u0600" <= ch <= "\u06ff" for ch in cue.text)
+        owner = _owner(cue, hits_all, fields, forward_first=cue.value == "blame" or arabic)
         if owner is None:
             continue
         code = owner.value or ""
@@ -96,7 +112,10 @@ def assign_roles(
         if _SUBJECT_VERB.search(body[h.end : s1]):
             per_hit[h] += 2.0
             kinds[code].add("subject")
-        if _BY.search(body[s0 : h.start].lower()):
+        if _STRIKE_ALIAS.search(h.text):
+            per_hit[h] += 2.0
+            kinds[code].add("subject")
+        if _BY.search(body[s0 : h.start].lower()) and not _ESCORT.search(body[max(s0, h.start - 30) : h.start]):
             per_hit[h] += 1.0
             kinds[code].add("by")
         if _TARGET_BEFORE.search(body[max(s0, h.start - 20) : h.start]):

@@ -6,12 +6,15 @@ prediction format of shared/eval/score.py, plus, with `explain`, the evidence an
 
 import hashlib
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from services.classify.classify import classify_post
+from services.classify.toll import death_toll
 from shared.gazetteer import load_gazetteer
-from shared.messages import EventMessage, PostMessage
+from shared.messages import EventMessage, PostMessage, Span
 
 
 def to_prediction(row_id: str, event: EventMessage, *, explain: bool = False) -> dict:
@@ -26,15 +29,51 @@ def to_prediction(row_id: str, event: EventMessage, *, explain: bool = False) ->
         "killed": event.killed,
     }
     if explain:
+        toll = death_toll(event.title, event.text)
         out["explain"] = {
             "actors": [a.model_dump(mode="json") for a in event.actors],
             "tactics": [t.model_dump(mode="json") for t in event.tactics],
             "place": place.model_dump(mode="json") if place else None,
             "confidence": event.confidence,
+            "killed": {"value": event.killed, "reason": toll.reason, "evidence": toll.evidence},
             "classifier": event.classifier,
             "gazetteer": event.gazetteer,
         }
     return out
+
+
+def _spans(spans: list[Span]) -> str:
+    return ", ".join(f'"{s.text}" ({s.field} {s.start}-{s.end})' for s in spans) or "-"
+
+
+def explain_event(row_id: str, post: PostMessage, event: EventMessage) -> str:
+    """A per-post account an officer can read: every label, its confidence, its evidence and the reasons."""
+    head = (post.title or post.text)[:100].replace("\n", " ")
+    lines = [
+        f"== {row_id} [{post.lang or '?'}] {head}",
+        f"   {'EVENT' if event.is_event else 'not an event'}  confidence {event.confidence:.2f}"
+        f"  classifier {event.classifier}  gazetteer {event.gazetteer}",
+    ]
+    for a in event.actors:
+        lines.append(f"   actor    {a.code:<15} {a.role:<11} {a.confidence:.2f}  {_spans(a.evidence)}")
+    lines.append(f"   perpetrator {event.perpetrator or '-'}")
+    for t in event.tactics:
+        lines.append(f"   tactic   {t.code:<15} {t.confidence:.2f}  {_spans(t.evidence)}")
+    if event.place:
+        pl = event.place
+        lines.append(
+            f"   place    {pl.name} ({pl.country}, {pl.kind}, admin1 {pl.admin1 or '-'}) {pl.lat:.4f},{pl.lon:.4f}"
+            f"  precision {pl.precision}  confidence {pl.confidence:.2f}  {_spans(pl.evidence)}"
+        )
+        lines.append(f"            why: {pl.reason}")
+    elif event.is_event:
+        lines.append("   place    none (abstained: no place named, a region only, or no candidate scored enough)")
+    toll = death_toll(post.title, post.text)
+    evidence = (
+        f'"{toll.evidence[3]}" ({toll.evidence[0]} {toll.evidence[1]}-{toll.evidence[2]})' if toll.evidence else "-"
+    )
+    lines.append(f"   killed   {event.killed if event.killed is not None else '-'}  ({toll.reason})  {evidence}")
+    return "\n".join(lines)
 
 
 def _post(row: dict) -> PostMessage:
@@ -52,9 +91,13 @@ def _post(row: dict) -> PostMessage:
     )
 
 
-def classify_file(input_path: str | Path, output_path: str | Path, *, explain: bool = False) -> int:
+def classify_file(
+    input_path: str | Path, output_path: str | Path, *, explain: bool = False, report: TextIO | None = None
+) -> int:
     """Classifies every post of `input_path` into `output_path`; returns how many lines were written.
+    With `explain`, also prints a readable account of each post to `report` (stdout by default).
     A line that is not JSON raises ValueError naming the file and the line."""
+    report = report or sys.stdout
     gaz = load_gazetteer()
     now = datetime.now(UTC)
     written = 0
@@ -68,7 +111,10 @@ def classify_file(input_path: str | Path, output_path: str | Path, *, explain: b
                 raise ValueError(f"{input_path}:{n}: not JSON: {exc.msg}") from exc
             if "id" not in row:
                 raise ValueError(f"{input_path}:{n}: no id")
-            event = classify_post(_post(row), now=now, gazetteer=gaz)
+            post = _post(row)
+            event = classify_post(post, now=now, gazetteer=gaz)
             dst.write(json.dumps(to_prediction(str(row["id"]), event, explain=explain), ensure_ascii=False) + "\n")
+            if explain:
+                print(explain_event(str(row["id"]), post, event), file=report)
             written += 1
     return written

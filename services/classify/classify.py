@@ -9,19 +9,29 @@ match (aliases: actors, tactic cues, context cues) ──▶ tactics ──▶ e
 import re
 from datetime import datetime
 
-from services.classify.aliases import PARENT
+from services.classify.aliases import GENERIC_BOMB, MILITIA, PARENT, STATE
 from services.classify.attribution import assign_roles
-from services.classify.match import Hit, label_matcher
+from services.classify.match import Hit, fold_alias, label_matcher
 from services.classify.place import context_countries, resolve_place
 from services.classify.toll import death_toll
 from shared.gazetteer import Gazetteer, load_gazetteer
 from shared.messages import ActorLabel, EventMessage, PlaceLabel, PostMessage, Span, TacticLabel
 
-CLASSIFIER_VERSION = "rules-0.1.0"
+CLASSIFIER_VERSION = "rules-0.2.0"
 
 ARMY_OF = {"ML": "MALI_FAMA", "NE": "NIGER_FDS", "BF": "BF_ARMY", "NG": "NIGERIA_MIL", "BJ": "BENIN_ARMY"}
 _LAKE_CHAD = {"NG", "TD", "CM"}
 _GENERIC_ATTACK = {
+    "attacks",
+    "attaques",
+    "attaques contre",
+    "coordinated attacks",
+    "attaques coordonnées",
+    "هجوم",
+    "هجمات",
+    "الهجوم على",
+    "هجوم على",
+    "هجمات منسقة",
     "targeted",
     "targeting",
     "attaqué",
@@ -39,7 +49,14 @@ _GENERIC_ATTACK = {
 }
 _TARGET_NOUN = re.compile(
     r"^\W*(?:(?:\w+\W+){0,2}?[A-Z][a-zé]+|(?:\w+\W+){0,5}?(camp|base|post|poste|position|positions|barracks|caserne|garrison|"
-    r"checkpoint|army|military|troops|soldiers|town|ville|commissariats?|gendarmerie|detachment|détachement|school)\b)"
+    r"checkpoint|army|military|troops|soldiers|town|ville|commissariats?|gendarmerie|detachment|détachement|school|"
+    r"hotel|hôtel|prison|church|église|mosque|mosquée|market|marché|police|embassy|ambassade|headquarters|"
+    r"état-major|معسكر|ثكنة|ثكنات|قاعدة|موقع|مركز|سجن|كنيسة|مسجد|سوق)\b)"
+)
+_DETERMINER = re.compile(
+    r"\b(les|des|de|d'|ses|leurs|nos|aux|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|vingt|trente|"
+    r"quarante|cinquante|soixante|cent|dizaine|centaine|plusieurs|[0-9]+)\W*$",
+    re.I,
 )
 _SCHOOL = re.compile(r"school|college|hostel|école|lycée|collège|makaranta", re.I)
 _EXECUTION_OF = re.compile(r"\bexecuted (?:[A-Z][a-z]+ [A-Z]|the (?:hostage|aid worker|midwife|captive))")
@@ -59,15 +76,48 @@ _SPECIFIC = {
     "extortion",
 }
 _STRONG_MASSACRE = {"massacre", "massacred", "tuerie", "yanka", "executed", "exécuté", "exécutés"}
+_EXECUTED = {"executed", "exécuté", "exécutés"}
+# "people killed" are civilians only when the post names no soldiers or militias among the dead or the fighters.
+_PEOPLE = {"people", "persons", "personnes", "mutane", "شخصا", "اشخاص"}
+# Civilians are a massacre's victims only in a sentence that kills them ("50 civilians missing" is not).
+_KILL_WORD = re.compile(
+    r"kill|dead|died|death|massacr|slaughter|shot|tu[ée]e?s?\b|morts?\b|péri|abattu|exécut|execut|kashe|mutu|rasa "
+    r"rayuka|قتل|مقتل|هلاك|ذبح",
+    re.I,
+)
+# Civilians who are missing, abducted, wounded or displaced are not a massacre's victims.
+_NOT_KILLED = re.compile(
+    r"missing|abduct|kidnap|wounded|injured|displaced|fled|disparus|enlev|bless|déplac|sace|jikkata|اختطاف|خطف", re.I
+)
+# "killed dozens of civilians", "tué des dizaines de civils": no number, but a mass killing all the same.
+_MANY = re.compile(
+    r"(?:kill\w*|tu[ée]\w*|massacred|slaughtered|kashe|قتل|مقتل)\W+(?:\w+\W+){0,2}?"
+    r"(?:dozens|scores|hundreds|des dizaines|des centaines|da dama|العشرات|المئات)\W+(?:\w+\W+){0,1}$",
+    re.I,
+)
+_PATROL = re.compile(
+    r"^\W*(?:\w+\W+){0,2}?(patrol|patrouille|convoy|convoi|escort|escorte|column|colonne)\b(?! \w+ after)", re.I
+)
+
+
+def _clause(body: str, pos: int) -> str:
+    """The clause around `pos`: between punctuation or a coordinating "and"/"et"."""
+    bounds = re.compile(r"[.;,:!?]| and | et | while | da ")
+    start = max((m.end() for m in bounds.finditer(body, 0, pos)), default=0)
+    end = next((m.start() for m in bounds.finditer(body, pos)), len(body))
+    return body[start:end]
 
 
 def _span(hit: Hit) -> Span:
     return Span(field=hit.field, start=hit.start, end=hit.end, text=hit.text)  # type: ignore[arg-type]
 
 
-def _tactics(tactic_hits: list[Hit], fields: dict[str, str], killed: int | None) -> dict[str, list[Hit]]:
+def _tactics(
+    tactic_hits: list[Hit], fields: dict[str, str], killed: int | None, armed_victims: bool = False
+) -> dict[str, list[Hit]]:
     """Tactic codes with their evidence. Cue hits are weighed against each other: a generic "attack" is
-    a ground assault only with a target, civilians killed are a massacre only in numbers, and so on."""
+    a ground assault only with a target, civilians killed are a massacre only in numbers, and so on.
+    `armed_victims`: the post names soldiers or militias, so "people killed" may not be civilians."""
     found: dict[str, list[Hit]] = {}
     for h in tactic_hits:
         if h.value:
@@ -76,16 +126,47 @@ def _tactics(tactic_hits: list[Hit], fields: dict[str, str], killed: int | None)
         # "executed Hauwa Liman" is the execution of a person; "executed 300 men" a massacre.
         if m := _EXECUTION_OF.search(body):
             found.setdefault("execution", []).append(Hit("tactic", "execution", field, m.start(), m.end(), m.group(0)))
+    # A bomb word that does not say how is an IED only when nothing more specific (car bomb, air strike) says how.
+    if "ied" in found and found.keys() & {"vbied", "drone_strike", "indirect_fire"}:
+        specific = [h for h in found["ied"] if fold_alias(h.text) not in GENERIC_BOMB]
+        if specific:
+            found["ied"] = specific
+        else:
+            del found["ied"]
     # Massacre needs an explicit word, or civilian victims in numbers (not a strike or a bombing: those say how).
     if "massacre" in found:
+        found["massacre"] = [h for h in found["massacre"] if not (armed_victims and fold_alias(h.text) in _PEOPLE)]
+        found["massacre"] = [
+            h
+            for h in found["massacre"]
+            if h.text.lower() in _STRONG_MASSACRE
+            or not _NOT_KILLED.search(c := _clause(fields[h.field], h.start))
+            or _KILL_WORD.search(c)
+        ]
         strong = [h for h in found["massacre"] if h.text.lower() in _STRONG_MASSACRE]
         means = found.keys() & {"drone_strike", "suicide_attack", "vbied", "indirect_fire", "ied"}
-        if not strong and (killed is None or killed < 10 or means):
+        many = any(_MANY.search(fields[h.field][max(0, h.start - 60) : h.start]) for h in found["massacre"])
+        in_numbers = (killed is not None and killed >= 10) or (killed is None and many)
+        if not found["massacre"] or (not strong and (not in_numbers or means)):
             del found["massacre"]
         elif (
-            strong and {h.text.lower() for h in strong} <= {"executed", "exécuté", "exécutés"} and "execution" in found
+            strong
+            and {h.text.lower() for h in strong} <= _EXECUTED
+            and ("execution" in found or (killed is not None and killed < 10))
         ):
+            # "executed three men" is an execution; "executed about 300 men" a massacre
+            found.setdefault("execution", []).extend(strong)
             del found["massacre"]
+    # French "siège" is mostly a headquarters ("le siège de l'EUTM"); a siege only "sous siège", "lever le siège".
+    if "blockade" in found:
+        found["blockade"] = [
+            h
+            for h in found["blockade"]
+            if h.text.lower() != "siège"
+            or re.search(r"(sous|lever le|levée du|imposent un|imposé un)\s*$", fields[h.field][: h.start])
+        ]
+        if not found["blockade"]:
+            del found["blockade"]
     # A generic "attack" is a ground assault only when it has a target and nothing more specific says how.
     if "armed_assault" in found:
         strong, targeted = [], []
@@ -94,9 +175,22 @@ def _tactics(tactic_hits: list[Hit], fields: dict[str, str], killed: int | None)
                 strong.append(h)
             elif _TARGET_NOUN.match(fields[h.field][h.end : h.end + 60]):
                 targeted.append(h)
+        # "attacked an army patrol / a convoy" is an ambush, whatever the verb
+        patrol = [h for h in found["armed_assault"] if _PATROL.match(fields[h.field][h.end : h.end + 60])]
+        if patrol and len(patrol) == len(found["armed_assault"]):
+            found.setdefault("ambush", []).extend(patrol)
+            strong, targeted = [], []
         specific = found.keys() & _SPECIFIC
+        # A targeted attack told apart from the bomb or shelling ("a car bomb hit the HQ while gunmen attacked the
+        # embassy") is a ground assault of its own.
+        means = [m for c in ("vbied", "ied", "suicide_attack", "indirect_fire") for m in found.get(c, [])]
+        apart = [h for h in targeted if all(m.field != h.field or abs(m.start - h.start) > 60 for m in means)]
         if strong or (targeted and not (specific - {"massacre", "extortion", "kidnapping"})):
             found["armed_assault"] = strong + targeted
+        elif apart and not (
+            specific - {"massacre", "extortion", "kidnapping", "vbied", "ied", "suicide_attack", "indirect_fire"}
+        ):
+            found["armed_assault"] = apart
         elif not specific:
             found["armed_assault"] = found["armed_assault"][:1]
         else:
@@ -140,7 +234,8 @@ def classify_post(post: PostMessage, *, now: datetime, gazetteer: Gazetteer | No
         cue_hits += matcher.scan(body, field, ("cue",))
     toll = death_toll(fields["title"], fields["text"])
     explicit = {h.value for h in actor_hits if h.kind == "actor" and h.value}
-    tactics = _tactics(tactic_hits, fields, toll.killed)
+    armed = any(h.kind == "army" or h.value in STATE or h.value in MILITIA for h in actor_hits)
+    tactics = _tactics(tactic_hits, fields, toll.killed, armed_victims=armed)
 
     nonevent = sum(2 if h.field == "title" else 1 for h in cue_hits if h.value == "nonevent")
     is_event = bool(tactics) and not (nonevent >= 2 or (nonevent >= 1 and toll.killed is None))
@@ -157,9 +252,26 @@ def classify_post(post: PostMessage, *, now: datetime, gazetteer: Gazetteer | No
 
     # Actors: explicit names, generic "Islamic State" and "the army" resolved by where it happened.
     resolved: list[Hit] = []
+    # A bare "the army" is the army the post names elsewhere ("soldats maliens" ... "les militaires"); failing that,
+    # the army of the country where it happened, or of the one country the post names.
+    named_armies = [c for c in explicit if c in ARMY_OF.values()]
+    if len(named_armies) == 1:
+        army_code: str | None = named_armies[0]
+    elif resolution and resolution.place:
+        army_code = ARMY_OF.get(resolution.place.country)
+    elif len(title_countries or countries) == 1:
+        army_code = ARMY_OF.get(country or "")
+    else:
+        army_code = None  # two or more countries and no place: whose army is ambiguous
     for h in actor_hits:
+        if (
+            h.kind == "army"
+            and h.text.lower() in ("militaires", "militaire")
+            and not _DETERMINER.search(fields[h.field][max(0, h.start - 25) : h.start])
+        ):
+            continue  # "accords militaires", "camp militaire": an adjective, not the soldiers
         if h.kind == "army":
-            code = ARMY_OF.get(country or "")
+            code = army_code if not named_armies or army_code in named_armies else None
             if code:
                 resolved.append(Hit("actor", code, h.field, h.start, h.end, h.text, 0.7))
         elif h.value == "IS_GENERIC":
@@ -179,10 +291,13 @@ def classify_post(post: PostMessage, *, now: datetime, gazetteer: Gazetteer | No
             if code and code not in seen:
                 seen.add(code)
                 evidence = [_span(h) for h in r.hits[:3]]
+                role = r.role if code == r.code else ("involved" if r.role != "denied" else "denied")
+                if not is_event and role != "denied":
+                    role = "mentioned"  # no armed activity reported: nobody is a perpetrator or a target
                 actors.append(
                     ActorLabel(
                         code=code,
-                        role=r.role if code == r.code else ("involved" if r.role != "denied" else "denied"),  # type: ignore[arg-type]
+                        role=role,  # type: ignore[arg-type]
                         confidence=round(min(0.95, 0.6 + 0.1 * len(r.hits)) * max(h.weight for h in r.hits), 2),
                         evidence=evidence,
                     )

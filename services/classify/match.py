@@ -36,32 +36,41 @@ _ARABIC = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "
 _ASCII_FOLD = str.maketrans({chr(i): (chr(i).lower() if chr(i).isalnum() else " ") for i in range(128)})
 
 
+_PIECES: dict[str, str] = {}
+
+
+def _piece(ch: str) -> str:
+    """What one character folds to (memoised: a post repeats few distinct characters)."""
+    piece = _PIECES.get(ch)
+    if piece is not None:
+        return piece
+    if ch.isascii():
+        piece = ch.lower() if ch.isalnum() else " "
+    else:
+        cat = unicodedata.category(ch)
+        if cat.startswith("M"):
+            piece = ""  # combining accents, Arabic harakat
+        elif cat.startswith("L") and ord(ch) < 0x0370:
+            piece = re.sub(r"[^a-z0-9]", " ", unidecode(ch).lower() or " ")
+        elif cat.startswith("L") or cat.startswith("N"):
+            piece = ch.translate(_ARABIC).casefold()
+        else:
+            piece = " "
+    _PIECES[ch] = piece
+    return piece
+
+
 @lru_cache(maxsize=8192)
 def fold(text: str) -> tuple[str, tuple[int, ...]]:
     """Folded text and, for each folded char, its index in `text` (so hits map back to real offsets).
     Cached: the same title and body are folded by several passes of one classification."""
     if text.isascii():
         return text.translate(_ASCII_FOLD), tuple(range(len(text)))
-    out: list[str] = []
-    index: list[int] = []
-    for i, ch in enumerate(text):
-        if ch.isascii():
-            piece = ch.lower() if ch.isalnum() else " "
-        else:
-            cat = unicodedata.category(ch)
-            if cat.startswith("M"):
-                continue  # combining accents, Arabic harakat
-            if cat.startswith("L") and ord(ch) < 0x0370:
-                piece = unidecode(ch).lower() or " "
-                piece = re.sub(r"[^a-z0-9]", " ", piece)
-            elif cat.startswith("L") or cat.startswith("N"):
-                piece = ch.translate(_ARABIC).casefold()
-            else:
-                piece = " "
-        for c in piece:
-            out.append(c)
-            index.append(i)
-    return "".join(out), tuple(index)
+    pieces = [_PIECES.get(ch) or _piece(ch) for ch in text]
+    if all(len(piece) == 1 for piece in pieces):
+        return "".join(pieces), tuple(range(len(text)))
+    index = tuple(i for i, piece in enumerate(pieces) for _ in piece)
+    return "".join(pieces), index
 
 
 def fold_alias(alias: str) -> str:
@@ -70,22 +79,53 @@ def fold_alias(alias: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _squashed(text: str) -> tuple[str, tuple[int, ...]]:
+def squash(text: str) -> tuple[str, tuple[int, ...]]:
     """Folded text with runs of spaces collapsed, so "al - Qaeda" and "al-Qaeda" fold alike."""
     folded, index = fold(text)
-    out: list[str] = []
-    idx: list[int] = []
-    prev_space = True
-    for c, i in zip(folded, index, strict=True):
-        if c == " ":
-            if prev_space:
-                continue
-            prev_space = True
-        else:
-            prev_space = False
-        out.append(c)
-        idx.append(i)
-    return "".join(out), tuple(idx)
+    # keep a character unless it is a space after a space (or at the start)
+    keep = [i for i, c in enumerate(folded) if c != " " or (i and folded[i - 1] != " ")]
+    if len(keep) == len(folded):
+        return folded, index
+    return "".join(map(folded.__getitem__, keep)), tuple(map(index.__getitem__, keep))
+
+
+# Arabic writes conjunctions, prepositions and the article onto the word ("وللجيش", "بسيارة") and case or
+# pronoun endings after it ("كمينا", "عناصرها"): a hit may sit inside such a word, never inside any other.
+_AR_PREFIXES = {"و", "ب", "ل", "ف", "ك", "ال", "وال", "بال", "لل", "فال", "كال", "وب", "ول", "وف", "فب", "ولل"}
+_AR_SUFFIXES = {"ا", "ه", "ها", "هم", "هما", "ات", "ين", "ون", "ي", "يا", "ان", "وا", "نا"}
+
+
+def _is_arabic(ch: str) -> bool:
+    return "\u0600" <= ch <= "\u06ff"
+
+
+def _arabic_clitic(folded: str, start: int) -> bool:
+    if not _is_arabic(folded[start]):
+        return False
+    i = start
+    while i > 0 and folded[i - 1].isalnum():
+        i -= 1
+    return folded[i:start] in _AR_PREFIXES
+
+
+def _arabic_suffix(folded: str, end: int) -> bool:
+    if not _is_arabic(folded[end]):
+        return False
+    j = end + 1
+    while j < len(folded) and folded[j].isalnum():
+        j += 1
+    return folded[end + 1 : j] in _AR_SUFFIXES
+
+
+def _case_prefix(alias: str) -> str:
+    """What the original text must start with: all of a short all-caps alias ("FAN" the army, not "fan"),
+    or its leading acronym word ("UN camp", not French "un camp"); else nothing."""
+    if alias.isupper() and len(alias) <= 5 and alias.isascii():
+        return alias
+    first = alias.split(" ", 1)[0]
+    if " " in alias and first.isupper() and len(first) <= 3 and first.isalpha() and first.isascii():
+        return first + " "
+    return ""
 
 
 class Matcher:
@@ -98,21 +138,20 @@ class Matcher:
             key = fold_alias(alias)
             if len(key) < 2:
                 continue
-            case_exact = alias.isupper() and len(alias) <= 5 and alias.isascii()
-            table.setdefault(key, []).append((kind, value, alias, case_exact, weight))
+            table.setdefault(key, []).append((kind, value, alias, _case_prefix(alias), weight))
         for key, payload in table.items():
             self._auto.add_word(key, (len(key), payload))
         self._auto.make_automaton()
         self.size = len(table)
 
     def scan(self, text: str, field: str, kinds: tuple[str, ...] | None = None) -> list[Hit]:
-        folded, index = _squashed(text)
+        folded, index = squash(text)
         found: list[tuple[int, int, list]] = []
         for end, (length, payload) in self._auto.iter(folded):
             start = end - length + 1
-            if start > 0 and folded[start - 1].isalnum():
+            if start > 0 and folded[start - 1].isalnum() and not _arabic_clitic(folded, start):
                 continue
-            if end + 1 < len(folded) and folded[end + 1].isalnum():
+            if end + 1 < len(folded) and folded[end + 1].isalnum() and not _arabic_suffix(folded, end):
                 continue
             found.append((start, end, payload))
         # Leftmost-longest: a longer alias ("Chadian soldiers") hides the shorter one inside it ("soldiers").
@@ -124,7 +163,7 @@ class Matcher:
                 continue
             o_start, o_end = index[start], index[end] + 1
             original = text[o_start:o_end]
-            usable = [p for p in payload if (kinds is None or p[0] in kinds) and (not p[3] or original == p[2])]
+            usable = [p for p in payload if (kinds is None or p[0] in kinds) and original.startswith(p[3])]
             if not usable:
                 continue
             taken_until = end
@@ -144,6 +183,9 @@ def label_matcher() -> Matcher:
     entries += [("army", name, country, 1.0) for name, country in aliases.GENERIC_ARMY.items()]
     for code, names in aliases.TACTICS.items():
         entries += [("tactic", name, code, 1.0) for name in names]
+    entries += [("tactic", name, None, 1.0) for name in aliases.TACTIC_SUPPRESSORS]
     for cue, names in aliases.CUES.items():
         entries += [("cue", name, cue, 1.0) for name in names]
+    # "الجيش المالي" is written "للجيش المالي" after the preposition li- (the article's alef drops).
+    entries += [(k, "لل" + a[2:], v, w) for k, a, v, w in entries if a.startswith("ال") and len(a) > 4]
     return Matcher(entries)

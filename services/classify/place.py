@@ -151,7 +151,6 @@ _STOP = {
     "paris",
     "moscou",
     "moscow",
-    "abuja",
     "washington",
     "pentagon",
     "lome",

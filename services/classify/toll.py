@@ -7,7 +7,7 @@ an analyst would rather see no toll than the wrong one.
 import re
 from dataclasses import dataclass
 
-from services.classify.match import fold
+from services.classify.match import squash
 
 _UNITS = {
     # English
@@ -122,17 +122,27 @@ _TENS_EN = {
 }
 _TENS_FR = {"vingt": 20, "trente": 30, "quarante": 40, "cinquante": 50, "soixante": 60}
 for _t, _tv in _TENS_EN.items():
-    for _u, _uv in list(_UNITS.items())[1:10]:
+    for _u, _uv in ((u, _UNITS[u]) for u in ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine")):
         _UNITS[f"{_t} {_u}"] = _tv + _uv
 for _t, _tv in _TENS_FR.items():
     for _u in ("deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf"):
         _UNITS[f"{_t} {_u}"] = _tv + _UNITS[_u]
     _UNITS[f"{_t} et un"] = _tv + 1
-for _u in ("onze", "douze", "treize", "quatorze", "quinze", "seize", "dix sept", "dix huit", "dix neuf", "un"):
-    _UNITS[f"soixante {_u}" if _u != "un" else "soixante et onze"] = 60 + (_UNITS[_u] + 10 if _u != "un" else 11)
+# French 70-99: soixante-dix, soixante et onze, soixante-douze ... quatre-vingt-un ... quatre-vingt-dix-neuf.
+_TEENS_FR = ("dix", "onze", "douze", "treize", "quatorze", "quinze", "seize", "dix sept", "dix huit", "dix neuf")
+for _i, _u in enumerate(_TEENS_FR):
+    _UNITS["soixante et onze" if _u == "onze" else f"soixante {_u}"] = 70 + _i
+    _UNITS[f"quatre vingt {_u}"] = 90 + _i
+for _u in ("un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf"):
+    _UNITS[f"quatre vingt {_u}"] = 80 + _UNITS[_u]
+_UNITS["six"] = 6
+_UNITS["dix"] = 10
 
 _NUM = r"(?:\d{1,4}|" + "|".join(sorted((re.escape(k) for k in _UNITS), key=len, reverse=True)) + r")"
-_HEDGE = r"(?:at least |au moins |akalla |about |some |environ |quelque |nearly |more than |plus de |over )?"
+_HEDGE = (
+    r"(?:at least |au moins |akalla |about |some |environ |quelque |nearly |more than |plus de |over |"
+    r"fiye da |sama da |kimanin )?"
+)
 _KILLED = (
     r"(?:killed|dead|died|perished|were killed|have been killed|was killed|lost their lives|morts?|tues?|tuees?|"
     r"ont ete tue(?:e)?s|ont peri|ont trouve la mort|sun rasa rayukansu|suka mutu|sun mutu|hommes? tues?)"
@@ -143,18 +153,41 @@ _AFTER = re.compile(
 )
 _BEFORE = re.compile(
     rf"\b(?:killing|killed|kill|tuant|tue|a tue|ont tue|an kashe|sun kashe|ya kashe|kashe|executed|execute|"
-    rf"a perdu|lost|toll at|toll to|bilan de|fait etat de|faisant|left|binne|killing of|في)\s+{_HEDGE}"
+    rf"a perdu|lost|toll at|toll to|bilan de|fait etat de|faisant|left|binne|killing of|في|مقتل|قتل|مصرع|"
+    rf"dead at|losses at|toll of|bilan a|alourdi a|alourdit a|passe a|est passe a|qui ont fait|ont fait|"
+    rf"a fait)\s+{_HEDGE}"
     rf"(?:(?:mutane|farar hula|manoman shinkafa|people|persons|personnes)\s+{_HEDGE})?(?P<n>{_NUM})\b"
 )
 _NOT_DEATH = re.compile(
-    r"^\s*(?:km|kilometres?|kilometers?|kilomitas?|ans|years|hours|heures|jours|days|%|h\b|de kilometres|metres)"
+    r"^\s*(?:km|kilometres?|kilometers?|kilomitas?|ans|years|hours|heures|jours|days|%|h\b|de kilometres|metres|"
+    r"january|february|march|april|may|june|july|august|september|october|november|december|janvier|fevrier|mars|"
+    r"avril|mai|juin|juillet|aout|septembre|octobre|novembre|decembre)\b"
+)
+# Hausa puts the victims' noun between the verb and the count: "sun kashe dalibai akalla 47".
+_HAUSA = re.compile(rf"\bkashe\s+(?:[a-z]+\s+){{0,2}}?{_HEDGE}(?P<n>{_NUM})\b")
+# "raised the toll ... to 89", "le bilan ... s'alourdit a 53", "the death toll rose to 86".
+_TOLL_TO = re.compile(
+    rf"\b(?:toll|bilan|nombre de morts|number of (?:dead|people killed|civilians killed))\b[^.]{{0,90}}?"
+    rf"\b(?:to|a|at|est de|stands at|has risen to|had risen to|rose to)\s+{_HEDGE}(?P<n>{_NUM})\b"
+)
+# A number given as the earlier figure of a revised toll: "up from 25", "contre 15 annonces", "un premier bilan de 20".
+_OLDER_BEFORE = re.compile(
+    r"(?:up from|from an? (?:earlier|initial|previous|first)|earlier toll|initial toll|previous toll|contre|"
+    r"initialement|d abord|premier bilan|precedent bilan|a l origine|initially|previously|first put|had first|"
+    r"earlier|an earlier)\b[^.]{0,40}$"
+)
+_OLDER_AFTER = re.compile(
+    r"^\s*(?:[a-z]+\s+){0,4}?(?:first|initially|earlier|d abord|dans un premier temps|au depart|initialement)\b"
 )
 
 
 @dataclass(frozen=True)
 class Toll:
+    """`evidence`: (field, start, end, text) of the phrase that states the toll, when there is one."""
+
     killed: int | None
     reason: str
+    evidence: tuple[str, int, int, str] | None = None
 
 
 def _value(token: str) -> int | None:
@@ -165,44 +198,56 @@ def _value(token: str) -> int | None:
     return _UNITS.get(token)
 
 
-def _numbers(text: str) -> list[int]:
-    found: list[int] = []
-    for clause in re.split(r"[,;:!?()]|\.(?!\d)", text):
-        found += _clause_numbers(clause)
+def _numbers(text: str, field: str) -> list[tuple[int, tuple[str, int, int, str]]]:
+    """Every toll stated in `text`, clause by clause, with the span of the phrase that states it."""
+    found: list[tuple[int, tuple[str, int, int, str]]] = []
+    start = 0
+    for sep in [*re.finditer(r"[,;:!?()]|\.(?!\d)", text), None]:
+        end = sep.start() if sep else len(text)
+        found += [
+            (value, (field, start + a, start + b, text[start + a : start + b]))
+            for value, a, b in _clause_numbers(text[start:end])
+        ]
+        start = sep.end() if sep else len(text)
     return found
 
 
-def _clause_numbers(clause: str) -> list[int]:
-    folded, _ = fold(clause)
-    folded = " ".join(folded.split())
-    found: list[int] = []
-    for rx in (_AFTER, _BEFORE):
+def _clause_numbers(clause: str) -> list[tuple[int, int, int]]:
+    folded, index = squash(clause)
+    found: list[tuple[int, int, int]] = []
+    for rx in (_AFTER, _BEFORE, _HAUSA, _TOLL_TO):
         for m in rx.finditer(folded):
             if _NOT_DEATH.match(folded[m.end("n") :]):
                 continue
+            if _OLDER_BEFORE.search(folded[: m.start("n")]) or _OLDER_AFTER.match(folded[m.end("n") :]):
+                continue  # the earlier figure of a revised toll
             # "X of them civilians", "dont cinq rangers": a part of the toll, not another toll.
             before = folded[max(0, m.start("n") - 8) : m.start("n")]
             if re.search(r"\b(dont|including|among them|parmi)\s*$", before):
                 continue
             value = _value(m.group("n"))
-            if m.group("n") in ("un", "une", "one") and len(m.group(0).split()) > 6:
-                continue  # "une frappe aérienne de l'armée tue…": an article, not a count
+            if m.group("n") in ("un", "une", "one") and (
+                len(m.group(0).split()) > 6 or re.search(r"\d", folded[m.end("n") : m.end()])
+            ):
+                continue  # "une frappe aérienne de l'armée tue…", "UN says 19 killed": an article, not a count
             if value is not None and value > 0:
-                found.append(value)
+                found.append((value, index[m.start()], index[m.end() - 1] + 1))
     return found
 
 
 def death_toll(title: str, text: str) -> Toll:
     """The one toll the post states, else None with the reason (none stated, or conflicting numbers)."""
-    in_text = sorted(set(_numbers(text)))
-    in_title = sorted(set(_numbers(title)))
+    text_hits, title_hits = _numbers(text, "text"), _numbers(title, "title")
+    in_text = sorted({v for v, _ in text_hits})
+    in_title = sorted({v for v, _ in title_hits})
     if len(in_text) > 1:
         return Toll(None, f"conflicting tolls in text: {in_text}")
     if in_text and in_title and in_text != in_title:
         return Toll(None, f"title toll {in_title} differs from text toll {in_text[0]}")
     values = in_text or in_title
     if len(values) == 1:
-        return Toll(values[0], f"stated toll {values[0]}")
+        span = (text_hits or title_hits)[0][1]
+        return Toll(values[0], f"stated toll {values[0]}", span)
     if values:
         return Toll(None, f"conflicting tolls in title: {values}")
     return Toll(None, "no toll stated")

@@ -161,9 +161,25 @@ def test_hausa_and_arabic_posts() -> None:
         ("", "Au moins vingt-huit civils ont été tués et treize blessés.", 28),
         ("", "Une trentaine de voyageurs tués près de Maiduguri.", 30),
         ("", "Twelve people were wounded in the blast.", None),
-        ("147 morts à Karma", "Le procureur avait d'abord évoqué une soixantaine de morts.", None),
+        ("147 morts à Karma", "Le procureur avait d'abord évoqué une soixantaine de morts.", 147),
+        ("", "Ten soldiers were killed, officials said; residents put the number of dead at 25.", None),
+        ("", "Le bilan s'alourdit à 53 morts, contre 15 annoncés dans un premier temps.", 53),
+        ("", "Quatre-vingt-neuf soldats ont été tués.", 89),
+        ("", "an kashe dalibai akalla 47.", 47),
+        ("", "قتل 185 شخصا في سلسلة تفجيرات", 185),
     ],
-    ids=["english words", "french compound", "french approximate", "wounded only", "conflicting tolls"],
+    ids=[
+        "english words",
+        "french compound",
+        "french approximate",
+        "wounded only",
+        "the earlier figure is not the toll",
+        "conflicting tolls",
+        "le bilan s'alourdit",
+        "french 80-99",
+        "hausa noun before the count",
+        "arabic",
+    ],
 )
 def test_death_toll(title: str, text: str, killed: int | None) -> None:
     assert death_toll(title, text).killed == killed
