@@ -105,7 +105,10 @@ class EventMessage(_Message):
 
 
 class AlertMessage(_Message):
-    """One version of an alert: fired (version 1) or updated as its incident gathers reports.
+    """One version of an alert: fired (version 1), updated as its incident gathers reports or rises in
+    corroboration or severity, repaged (a reminder of an unacknowledged severity III), resolved (the incident
+    went quiet). Every version has a higher `version`; a muted one (`muted_by`) is recorded and shown in the
+    console but sent to no subscriber.
 
     Receivers drop a message whose `version` is not above the last they saw for `alert_id`.
     """
@@ -113,7 +116,7 @@ class AlertMessage(_Message):
     schema_: Literal[1] = Field(1, alias="schema")
     alert_id: str
     version: int = Field(ge=1)
-    kind: Literal["fired", "updated", "resolved"]
+    kind: Literal["fired", "updated", "repaged", "resolved"]
     rule_id: str
     rule_name: str
     severity: str
@@ -133,6 +136,13 @@ class AlertMessage(_Message):
     matched: list[str] = Field(default_factory=list, description="why the rule matched, one line a reason")
     evidence: list[Span] = []
     url: str | None = None
+    report_count: int | None = Field(None, description="reports of the incident so far")
+    corroboration: Literal["single_source", "corroborated", "confirmed"] | None = None
+    incident_severity: Literal["I", "II", "III"] | None = None
+    severity_reasons: list[str] = Field(default_factory=list, description="why the incident has its severity")
+    change: str | None = Field(None, description="what this version changed, e.g. 'sources 1→2'")
+    muted_by: str | None = Field(None, description="why no subscriber is sent this version")
+    page_count: int = 0
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

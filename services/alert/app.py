@@ -1,6 +1,7 @@
 """Wiring of the alert service: what comes in, what goes out, in what order.
 
     wf:events (stage alert)   ─▶ AlertPipeline.on_event ─▶ incidents, alerts (SQL) ─▶ wf:alerts
+    clock (sweep_interval_s)  ─▶ Sweeper.sweep          ─▶ re-pages, ended silences, resolutions ─▶ wf:alerts
     wf:alerts (stage deliver) ─▶ Dispatcher.on_alert    ─▶ notifications (SQL) ─▶ Dispatcher loop ─▶ webhooks
     wf:alerts (XREAD $)       ─▶ GET /api/alerts/stream ─▶ console
 """
@@ -16,6 +17,8 @@ from services.alert.api import build_router
 from services.alert.dispatch import Dispatcher
 from services.alert.pipeline import AlertPipeline, Rulebook, cluster_policy
 from services.alert.settings import AlertSettings
+from services.alert.severity import default_policy
+from services.alert.sweeps import Sweeper
 from shared import streams
 from shared.consumer import publish, subscribe
 from shared.gazetteer import load_gazetteer
@@ -56,11 +59,13 @@ class AlertService:
         self.settings, self.sessions = settings, sessions
         self._stopping = asyncio.Event()
 
+        outbox = StreamOutbox(broker, redis, settings)
         self.pipeline = AlertPipeline(
-            sessions, StreamOutbox(broker, redis, settings),
+            sessions, outbox,
             cluster_policy(settings.incident_radius_km, settings.incident_window_s),
-            Rulebook(settings.rules_reload_s),
+            Rulebook(settings.rules_reload_s), official_sources=frozenset(settings.official_sources),
         )
+        self.sweeper = Sweeper(settings, sessions, outbox)
         self.dispatcher = Dispatcher(settings, sessions)
 
         async def on_event(event: EventMessage) -> None:
@@ -75,13 +80,15 @@ class AlertService:
         self.router = build_router(sessions, redis, decode_entry, self._stopping, settings.sse_heartbeat_s)
 
     async def start(self) -> None:
-        """Loads the rules and starts the webhook sender. Call after `await broker.start()`."""
+        """Loads the rules and starts the webhook sender and the sweeper. Call after `await broker.start()`."""
         self._stopping.clear()
-        # The gazetteer (for `near:` rules) takes a second or two to load: not on the first event's clock.
+        # The gazetteer (for `near:` rules, capitals) takes a second or two: not on the first event's clock.
         await asyncio.to_thread(load_gazetteer)
+        self.pipeline.severity = await asyncio.to_thread(default_policy)
         async with self.sessions() as session:
             await self.pipeline.rulebook.current(session)
         await self.dispatcher.start()
+        await self.sweeper.start()
 
     def end_streams(self) -> None:
         """Ends open console streams within a second. Call it when the HTTP server begins to shut down:
@@ -89,6 +96,7 @@ class AlertService:
         self._stopping.set()
 
     async def stop(self) -> None:
-        """Stops the webhook sender and ends open console streams (within a second)."""
+        """Stops the sweeper and the webhook sender and ends open console streams (within a second)."""
         self._stopping.set()
+        await self.sweeper.stop()
         await self.dispatcher.stop()

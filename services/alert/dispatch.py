@@ -1,7 +1,9 @@
 """The Dispatcher: alert versions become notifications owed to subscribers, then signed webhooks.
 
     wf:alerts ─▶ on_alert ─▶ one `notifications` row per subscription (unique: subscription, alert, version;
-                             body serialised once and stored, so every retry sends the same bytes)
+                             body serialised once and stored, so every retry sends the same bytes); none for a
+                             muted version (silenced or inhibited); due at the end of the subscription's quiet
+                             hours for severity I and II, where a newer version supersedes an older one held
     run() loop ─▶ claim due rows ─▶ deliver ─▶ `deliveries` row for EVERY attempt
                      delivered │ retry: next = schedule[n] ± jitter (or Retry-After) │ gave_up / last attempt:
                                │                                                   │  failed, logged at ERROR,
@@ -18,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alert import store, webhook
+from services.alert.paging import hold_until
 from services.alert.settings import AlertSettings
 from services.alert.webhook import DeliveryOutcome, Outcome
 from shared import ids
@@ -64,21 +67,31 @@ class Dispatcher:
         self.lease = timedelta(seconds=settings.webhook_timeout_s + 30)
 
     async def on_alert(self, alert: AlertMessage) -> int:
-        """Records one notification per matching subscription (idempotent); wakes the sender at once."""
+        """Records one notification per matching subscription (idempotent); wakes the sender at once.
+        A muted version is owed to no one (it is in the event log and the console, with why)."""
+        if alert.muted_by:
+            logger.info("muted alert=%s v=%d kind=%s reason=\"%s\"", alert.alert_id[:8], alert.version, alert.kind,
+                        alert.muted_by)
+            return 0
         body = webhook_body(alert)
         msg_id = ids.webhook_message_id(alert.alert_id, alert.version)
         now = datetime.now(UTC)
-        created = 0
+        created = held = 0
         async with session_scope(self.sessions) as session:
-            for sub in await store.subscriptions_for(session, alert.rule_id, alert.severity):
+            for sub in await store.subscriptions_for(session, alert.rule_id, alert.severity,
+                                                     alert.incident_severity):
+                due = hold_until(sub.quiet_hours, alert.incident_severity, now)
+                held += due is not None
                 created += await store.add_notification(
                     session, subscription_id=sub.id, alert_id=alert.alert_id, version=alert.version,
-                    message_id=msg_id, body=body, due=now,
+                    message_id=msg_id, body=body, due=due or now,
                 )
+                await store.supersede_held(session, subscription_id=sub.id, alert_id=alert.alert_id,
+                                           version=alert.version, now=now)
         if created:
             self._wake.set()
-        logger.info("queued alert=%s v=%d kind=%s notifications=%d", alert.alert_id[:8], alert.version,
-                    alert.kind, created)
+        logger.info("queued alert=%s v=%d kind=%s notifications=%d%s", alert.alert_id[:8], alert.version,
+                    alert.kind, created, f" held_for_quiet_hours={held}" if held else "")
         return created
 
     async def start(self) -> None:

@@ -1,10 +1,13 @@
 """From one classified event to alert messages: incident, rules, alert versions, in one transaction.
 
-    EventMessage ─▶ incident (join or open) ─▶ every enabled rule ─▶ alert fired (v1) / updated (v+1)
-                                                                        └─▶ wf:alerts, after the commit
+    EventMessage ─▶ incident (join or open; row locked) ─▶ corroboration and severity (may only rise)
+                 ─▶ rules the spatial index offers ─▶ condition over time (event log) ─▶ alert fired (v1) /
+                    updated (v+1) ─▶ inhibition and silences decide `muted_by` ─▶ wf:alerts, after the commit
 
-An alert is (re)published only when it is new or something material rose: more independent sources or a
-higher toll. Another report from the same source, or the same report again, puts nothing on the wire.
+An alert is (re)published only when it is new or something material rose: more independent sources, a higher
+corroboration level or severity, or a higher toll. Another report from the same source, or the same report
+again, puts nothing on the wire. Inhibition is decided here, over every rule alerting on the incident, while
+the incident row is locked: the order in which reports arrive cannot let an inhibited alert through.
 The outbox remembers the last version put on wf:alerts per alert, so a version committed but never
 published (a crash or a Redis error between the commit and the publish) goes out with the next report
 of its incident, at the latest when the failed event is redelivered.
@@ -12,13 +15,16 @@ of its incident, at the latest when the failed event is redelivered.
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alert import store
-from services.alert.evaluate import Match, evaluate
+from services.alert.conditions import condition_met
+from services.alert.evaluate import Match
+from services.alert.geofence import bounding_box
 from services.alert.incidents import (
     ClusterPolicy,
     IncidentView,
@@ -28,9 +34,20 @@ from services.alert.incidents import (
     open_incident,
 )
 from services.alert.rules import RuleSpec
+from services.alert.severity import (
+    CORROBORATION,
+    LEVELS,
+    SeverityPolicy,
+    corroboration,
+    higher,
+    incident_severity,
+)
+from services.alert.silences import muted_by
+from services.alert.spatial import RuleIndex
 from shared import ids, streams
 from shared.db import session_scope
 from shared.messages import AlertMessage, EventMessage, PlaceLabel, Span
+from shared.models import Incident
 
 logger = logging.getLogger(__name__)
 
@@ -44,25 +61,25 @@ class Outbox(Protocol):
 
 
 class Rulebook:
-    """The enabled rules, reloaded when `rules_revision` changes (checked at most every `reload_s`), so a
-    rule added from the CLI in another process applies without a restart."""
+    """The enabled rules and their spatial index, reloaded when `rules_revision` changes (checked at most
+    every `reload_s`), so a rule added from the CLI in another process applies without a restart."""
 
     def __init__(self, reload_s: float) -> None:
         self.reload_s = reload_s
-        self._rules: list[RuleSpec] = []
+        self._index = RuleIndex([])
         self._revision: tuple[int, str] | None = None
         self._checked = float("-inf")
 
-    async def current(self, session: AsyncSession) -> list[RuleSpec]:
+    async def current(self, session: AsyncSession) -> RuleIndex:
         if time.monotonic() - self._checked >= self.reload_s:
             revision = await store.rules_revision(session)
             self._checked = time.monotonic()
             if revision != self._revision:
-                self._rules = await store.load_enabled_rules(session)
+                rules = await store.load_enabled_rules(session)
+                self._index = RuleIndex(rules)
                 self._revision = revision
-                logger.info("rules loaded enabled=%d ids=%s", len(self._rules),
-                            ",".join(r.id for r in self._rules) or "-")
-        return self._rules
+                logger.info("rules loaded enabled=%d ids=%s", len(rules), ",".join(r.id for r in rules) or "-")
+        return self._index
 
 
 def _evidence(event: EventMessage) -> list[Span]:
@@ -81,9 +98,33 @@ def _title(event: EventMessage, incident: IncidentView) -> str:
     return f"{what} near {where}"
 
 
+@dataclass(frozen=True)
+class Levels:
+    """How sure and how bad an incident is now."""
+
+    corroboration: str
+    severity: str
+    severity_reasons: list[str]
+
+
+def incident_levels(row: Incident, incident: IncidentView, source_ids: list[str], policy: SeverityPolicy,
+                    official: frozenset[str]) -> Levels:
+    """The incident's corroboration and severity now, never below what they were (and kept on the row)."""
+    severity, reasons = incident_severity(incident.tactics, incident.killed, incident.place, policy)
+    kept = higher(row.severity, severity, LEVELS) or severity
+    if kept != severity:
+        reasons = [*reasons, f"severity {kept} kept: it only rises"]
+    level = higher(row.corroboration, corroboration(source_ids, official), CORROBORATION) or "single_source"
+    if (row.severity, row.corroboration) != (kept, level):
+        row.version = (row.version or 1) + (row.severity is not None)
+    row.severity, row.corroboration = kept, level
+    return Levels(level, kept, reasons)
+
+
 def alert_message(
     rule: RuleSpec, incident: IncidentView, event: EventMessage, match: Match | None,
     previous: AlertMessage | None, event_ids: list[str], source_ids: list[str], now: datetime,
+    levels: Levels | None = None, change: str | None = None,
 ) -> AlertMessage:
     """The next version of the alert of `rule` on `incident` (version 1 when there is no `previous`)."""
     matched = list(previous.matched) if previous else []
@@ -104,27 +145,56 @@ def alert_message(
         killed=incident.killed, confidence=confidence, matched=matched,
         evidence=list(previous.evidence) if previous and previous.evidence else _evidence(event),
         url=(previous.url if previous else None) or event.url,
+        report_count=len(event_ids),
+        corroboration=levels.corroboration if levels else None,  # type: ignore[arg-type]  # a CORROBORATION value
+        incident_severity=levels.severity if levels else None,  # type: ignore[arg-type]  # a LEVELS value
+        severity_reasons=levels.severity_reasons if levels else [],
+        change=change, page_count=previous.page_count if previous else 0,
     )
 
 
-def material_change(previous: AlertMessage, source_ids: list[str], killed: int | None) -> str | None:
-    """Why an alert deserves a new version, or None: more independent sources, or a higher toll."""
+def material_change(previous: AlertMessage, source_ids: list[str], killed: int | None,
+                    levels: Levels | None = None) -> str | None:
+    """Why an alert deserves a new version, or None: more independent sources, a rise in corroboration or
+    severity, or a higher toll."""
+    why = []
     if len(source_ids) > len(previous.source_ids):
-        return f"sources {len(previous.source_ids)}→{len(source_ids)}"
+        why.append(f"sources {len(previous.source_ids)}→{len(source_ids)}")
+    if levels is not None and previous.corroboration and levels.corroboration != previous.corroboration:
+        why.append(f"{previous.corroboration}→{levels.corroboration}")
+    if levels is not None and previous.incident_severity and levels.severity != previous.incident_severity:
+        why.append(f"severity {previous.incident_severity}→{levels.severity}")
     if killed is not None and (previous.killed is None or killed > previous.killed):
-        return f"killed {previous.killed if previous.killed is not None else '?'}→{killed}"
-    return None
+        why.append(f"killed {previous.killed if previous.killed is not None else '?'}→{killed}")
+    return "; ".join(why) or None
 
 
 class AlertPipeline:
     """`on_event` is the handler of the `alert` stage; `outbox` puts AlertMessages on wf:alerts."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox,
-                 policy: ClusterPolicy, rulebook: Rulebook) -> None:
+                 policy: ClusterPolicy, rulebook: Rulebook, severity: SeverityPolicy | None = None,
+                 official_sources: frozenset[str] = frozenset()) -> None:
         self.sessions, self.outbox, self.policy, self.rulebook = sessions, outbox, policy, rulebook
+        self.severity = severity or SeverityPolicy()
+        self.official_sources = frozenset(official_sources)
+
+    async def _condition(self, session: AsyncSession, rule: RuleSpec, event: EventMessage,
+                         incident_id: str) -> tuple[bool, str]:
+        """The rule's condition over time, counted in the event log around the event."""
+        assert rule.condition is not None
+        at = event_time(event)
+        area = rule.area
+        box = bounding_box(area) if area is not None else None
+        country = None
+        if area is not None and box is None:
+            country = area.region_key[0] if area.region_key else area.country
+        past = await store.history(session, since=at - rule.condition.span, until=at, box=box, country=country)
+        alerted, last = await store.rule_alert_history(session, rule.id)
+        return condition_met(rule, event, incident_id, past, alerted=alerted, last_alerted_at=last)
 
     async def on_event(self, event: EventMessage) -> list[AlertMessage]:
-        """Assigns the event to an incident, evaluates every enabled rule, creates or updates alerts, and
+        """Assigns the event to an incident, evaluates the candidate rules, creates or updates alerts, and
         publishes the new versions after the commit. Returns what was published."""
         if not event.is_event:
             logger.debug("skipped event=%s reason=\"not an event\"", event.event_id[:8])
@@ -133,7 +203,7 @@ class AlertPipeline:
         now = datetime.now(UTC)
         out: list[AlertMessage] = []
         async with session_scope(self.sessions) as session:
-            rules = await self.rulebook.current(session)
+            index = await self.rulebook.current(session)
             incident = await store.incident_of_event(session, event.event_id)
             known = incident is not None
             if incident is None:
@@ -141,40 +211,66 @@ class AlertPipeline:
                 incident = choose_incident(candidates, event, self.policy) or open_incident(
                     ids.incident_id(event.event_id), event)
             incident = merge(incident, event)
-            await store.save_incident(session, incident)
+            row = await store.save_incident(session, incident)
             if not known:
                 # False only if another worker recorded this report meanwhile: then it is a redelivery.
                 known = not await store.add_report(session, incident.id, event.event_id, event.source_id)
             event_ids, source_ids = await store.incident_reports(session, incident.id)
+            levels = incident_levels(row, incident, source_ids, self.severity, self.official_sources)
             alerts = await store.alerts_of_incident(session, incident.id)
-            published = await self.outbox.published_versions([row.id for row in alerts.values()])
-            unsent = [AlertMessage.model_validate(row.payload) for row in alerts.values()
-                      if row.version > published.get(row.id, 0)]
-            for rule in rules:
-                match = evaluate(rule, event, now)
-                row = alerts.get(rule.id)
-                if row is None and match is None:
-                    continue
-                previous = AlertMessage.model_validate(row.payload) if row else None
-                if row is not None and previous is not None:
-                    if row.state == "resolved" or now - row.fired_at > rule.window_delta:
-                        continue  # the rule's window: after it, reports no longer update this alert
-                    previous = previous.model_copy(update={"state": row.state})
-                    why = material_change(previous, source_ids, incident.killed)
-                    if why is None:
+            published = await self.outbox.published_versions([a.id for a in alerts.values()])
+            unsent = [AlertMessage.model_validate(a.payload) for a in alerts.values()
+                      if a.version > published.get(a.id, 0)]
+            matched = {rule.id: (rule, match) for rule, match in index.matching(event, now)}
+            by_id = {rule.id: rule for rule in index.rules}
+            drafts: list[tuple[RuleSpec, AlertMessage, str]] = []
+            for rule_id in sorted(set(matched) | set(alerts)):
+                rule = by_id.get(rule_id)
+                if rule is None:
+                    continue  # disabled or removed since it fired: its alert is left as it is
+                alert_row = alerts.get(rule_id)
+                match = matched[rule_id][1] if rule_id in matched else None
+                previous: AlertMessage | None = None
+                if alert_row is None:
+                    if match is None:
                         continue
-                else:
+                    if rule.condition is not None:
+                        met, reason = await self._condition(session, rule, event, incident.id)
+                        if not met:
+                            logger.info("condition not met rule=%s event=%s incident=%s reason=\"%s\"",
+                                        rule.id, event.event_id[:8], incident.id[:8], reason)
+                            continue
+                        match = Match(match.rule_id, [*match.reasons, reason], match.distance_km)
                     why = "new"
-                message = alert_message(rule, incident, event, match, previous, event_ids, source_ids, now)
+                else:
+                    if alert_row.state == "resolved" or now - alert_row.fired_at > rule.window_delta:
+                        continue  # the rule's window: after it, reports no longer update this alert
+                    previous = AlertMessage.model_validate(alert_row.payload).model_copy(
+                        update={"state": alert_row.state})
+                    why = material_change(previous, source_ids, incident.killed, levels) or ""
+                    if not why:
+                        continue
+                message = alert_message(rule, incident, event, match, previous, event_ids, source_ids, now,
+                                        levels, change=None if previous is None else why)
+                drafts.append((rule, message, why))
+            silences = await store.active_silences(session, now) if drafts else []
+            alerting = {rid for rid, a in alerts.items() if a.state != "resolved"} | {m.rule_id for _, m, _ in drafts}
+            for rule, message, why in drafts:
+                inhibitors = sorted(rid for rid in alerting
+                                    if rid != rule.id and rid in by_id and rule.id in (by_id[rid].inhibits or ()))
+                muted = f"inhibited by rule {inhibitors[0]}" if inhibitors else muted_by(silences, message, now)
+                message = message.model_copy(update={"muted_by": muted})
                 await store.save_alert(
                     session, message.model_dump(mode="json", by_alias=True), alert_id=message.alert_id,
                     rule_id=rule.id, incident_id=incident.id, severity=rule.severity, version=message.version,
-                    fired_at=message.fired_at, updated_at=now,
+                    fired_at=message.fired_at, updated_at=now, muted_by=muted,
                 )
                 logger.info(
-                    "alert %s rule=%s alert=%s incident=%s v=%d sources=%d why=\"%s\"",
+                    "alert %s rule=%s alert=%s incident=%s v=%d sources=%d %s/%s why=\"%s\"%s",
                     message.kind, rule.id, message.alert_id[:8], incident.id[:8], message.version,
-                    len(source_ids), why if previous else "; ".join(message.matched),
+                    len(source_ids), levels.corroboration, levels.severity,
+                    why if message.version > 1 else "; ".join(message.matched),
+                    f" muted=\"{muted}\"" if muted else "",
                 )
                 out.append(message)
         # Publish only after the commit. A version committed earlier but never published goes first;
@@ -190,7 +286,7 @@ class AlertPipeline:
         logger.info(
             "evaluated event=%s incident=%s %s reports=%d sources=%d rules=%d alerts=%d %.0fms",
             event.event_id[:8], incident.id[:8], "known" if known else "added", len(event_ids),
-            len(source_ids), len(rules), len(out), (time.perf_counter() - started) * 1000,
+            len(source_ids), len(index.rules), len(out), (time.perf_counter() - started) * 1000,
         )
         return out
 

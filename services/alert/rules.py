@@ -11,11 +11,15 @@ One rule per file::
         - tactics: [vbied]
       all: []                            # ... and every one of these matches (any/all may be combined)
       min_confidence: 0.6                # optional, 0..1: the event's overall confidence
+      min_place_precision: 2             # optional: 1 exact place only, 2 exact or "near/40 km N of", 3 any
+      languages: [en, fr]                # optional: the post's language
+      sources: [sahel-wire, acled-fr]    # optional: source ids
     area:                                # optional; without it the rule matches anywhere
       near: Niamey                       # a place from the gazetteer, or `lat:` and `lon:` in degrees
       radius_km: 50                      # required with near/lat/lon; > 0
-      country: NE                        # alone: the whole country (ISO alpha-2); with `near`: picks the
-                                         #   right Niamey/Gao when a name exists in several countries
+      radius_km_by_tactic: {vbied: 100}  # optional: a wider (or narrower) circle for some tactics
+      country: NE                        # alone: the whole country (ISO alpha-2); with `near`/`region`: picks
+                                         #   the right Niamey/Gao when a name exists in several countries
     window: 6h                           # optional, default 6h: how long later reports update the same alert
     severity: high                       # low | medium | high | critical
     enabled: true                        # optional, default true
@@ -28,8 +32,17 @@ events (commentary, analysis) never match; an event without a place never matche
 Unknown fields, codes or places are errors at load time, not silent no-ops:
 ``rules/bad.yaml:9: area.radius_km: must be greater than 0``.
 
+Other areas: ``polygon: [[13.9, 1.2], [13.9, 2.6], [13.0, 2.6], [13.0, 1.2]]`` (``[lat, lon]`` corners, at
+least 3), or ``region: Tillabéri`` (an admin1 region of the gazetteer; an event is in it when the gazetteer
+puts its place in that region: there are no region outlines to test a point against). Conditions over time:
+``condition: {at_least: 3, within: 24h}`` (at least 3 incidents, not reports, matching the rule within 24 h:
+five reports of one attack count once) or ``condition: {first_activity: true, lookback: 30d}`` (no activity
+of the event's actors in the area in the 30 days before). ``inhibits: [rule-id]``: when this rule and the
+other both alert on one incident, the other's alert is muted ("inhibited by rule …").
+
 One alert per rule and incident (reports of one attack clustered across sources): it fires once, and is
-updated (a new version) only when more independent sources report it or the toll rises, within `window`.
+updated (a new version) only when more independent sources report it, its corroboration or severity rises, or
+the toll rises, within `window`. The full reference is docs/alerting.md.
 """
 
 import re
@@ -116,6 +129,26 @@ class MatchSpec(_Strict):
     any_: list[Filter] = Field([], alias="any")
     all_: list[Filter] = Field([], alias="all")
     min_confidence: float = Field(0.0, ge=0.0, le=1.0)
+    min_place_precision: Literal[1, 2, 3] | None = None
+    languages: list[str] | None = None
+    sources: list[str] | None = None
+
+    @field_validator("languages")
+    @classmethod
+    def _language_codes(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        bad = [code for code in value if not re.fullmatch(r"[a-z]{2,3}", code)]
+        if bad or not value:
+            raise ValueError(f"language codes like en, fr, ar (got {bad[0] if bad else 'an empty list'!r})")
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _source_ids(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and (not value or any(not s.strip() for s in value)):
+            raise ValueError("give at least one source id")
+        return value
 
     @model_validator(mode="after")
     def _something(self) -> "MatchSpec":
@@ -129,29 +162,150 @@ class Area(_Strict):
     lat: float | None = Field(None, ge=-90.0, le=90.0)
     lon: float | None = Field(None, ge=-180.0, le=180.0)
     radius_km: float | None = Field(None, gt=0, le=5000)
+    radius_km_by_tactic: dict[str, float] | None = None
+    polygon: list[tuple[float, float]] | None = None
+    region: str | None = Field(None, min_length=1)
     country: str | None = Field(None, pattern=r"^[A-Za-z]{2}$")
     # Filled at load time from the gazetteer (for `near`) or from lat/lon: the circle's centre.
     _center: tuple[float, float, str] | None = PrivateAttr(None)
+    # Filled at load time for `region`: (country, region name as the gazetteer spells it).
+    _region: tuple[str, str] | None = PrivateAttr(None)
+
+    @field_validator("radius_km_by_tactic")
+    @classmethod
+    def _tactic_radii(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is None:
+            return None
+        for code, km in value.items():
+            if code not in TACTICS:
+                raise ValueError(f"unknown tactic code {code!r} (known: {', '.join(sorted(TACTICS))})")
+            if not 0 < km <= 5000:
+                raise ValueError(f"{code}: a radius must be greater than 0 and at most 5000 km")
+        return value
+
+    @field_validator("polygon")
+    @classmethod
+    def _corners(cls, value: list[tuple[float, float]] | None) -> list[tuple[float, float]] | None:
+        if value is None:
+            return None
+        if len(value) < 3:
+            raise ValueError("a polygon needs at least 3 [lat, lon] corners")
+        for lat, lon in value:
+            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+                raise ValueError(f"corner [{lat}, {lon}] is not [lat, lon] in degrees (lat first)")
+        return value
 
     @model_validator(mode="after")
     def _one_shape(self) -> "Area":
         point = self.lat is not None or self.lon is not None
+        circle = bool(self.near) or point
+        shapes = [name for name, given in (("a circle", circle), ("`polygon`", self.polygon is not None),
+                                           ("`region`", self.region is not None)) if given]
+        if len(shapes) > 1:
+            raise ValueError(f"give one shape, not {' and '.join(shapes)}")
         if self.near and point:
             raise ValueError("give either `near` or `lat`/`lon`, not both")
         if point and (self.lat is None or self.lon is None):
             raise ValueError("give both `lat` and `lon`")
-        if (self.near or point) and self.radius_km is None:
+        if circle and self.radius_km is None:
             raise ValueError("a circle needs `radius_km`")
-        if not (self.near or point) and self.radius_km is not None:
+        if not circle and self.radius_km is not None:
             raise ValueError("`radius_km` needs a centre: `near` or `lat`/`lon`")
-        if not (self.near or point or self.country):
-            raise ValueError("give `near` or `lat`/`lon` with `radius_km`, or `country`")
+        if not circle and self.radius_km_by_tactic:
+            raise ValueError("`radius_km_by_tactic` needs a circle: `near` or `lat`/`lon` with `radius_km`")
+        if self.polygon is not None and self.country:
+            raise ValueError("a polygon needs no `country`: remove one of them")
+        if not (circle or self.polygon is not None or self.region or self.country):
+            raise ValueError("give `near` or `lat`/`lon` with `radius_km`, `polygon`, `region`, or `country`")
         return self
 
     @property
     def center(self) -> tuple[float, float, str] | None:
-        """(lat, lon, label) of the circle, None for a country-only area."""
-        return self._center
+        """(lat, lon, label) of the circle, None for other shapes."""
+        return self.__pydantic_private__["_center"]  # type: ignore[index]  # direct: the hot path of evaluation
+
+    @property
+    def region_key(self) -> tuple[str, str] | None:
+        """(country, region name) of a `region` area, as resolved in the gazetteer."""
+        return self.__pydantic_private__["_region"]  # type: ignore[index]
+
+    def radius_for(self, tactics: list[str]) -> float | None:
+        """The circle's radius for an event with these tactics: the widest that applies."""
+        if self.radius_km is None:
+            return None
+        by_tactic = self.radius_km_by_tactic or {}
+        return max([self.radius_km, *(by_tactic[t] for t in tactics if t in by_tactic)])
+
+    @property
+    def max_radius_km(self) -> float | None:
+        if self.radius_km is None:
+            return None
+        return max([self.radius_km, *(self.radius_km_by_tactic or {}).values()])
+
+
+class Condition(_Strict):
+    """A condition over time: `at_least` incidents `within` a window, or the `first_activity` of an actor
+    in the area within `lookback`."""
+
+    at_least: int | None = Field(None, ge=2, le=1000)
+    within: str | None = None
+    first_activity: bool | None = None
+    lookback: str | None = None
+
+    @field_validator("within", "lookback", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> str | None:
+        return None if value is None else _duration(value)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Condition":
+        if self.at_least is not None and self.first_activity:
+            raise ValueError("give `at_least` with `within`, or `first_activity` with `lookback`, not both")
+        if self.at_least is not None:
+            if self.within is None:
+                raise ValueError("`at_least` needs `within`, e.g. within: 24h")
+            if self.lookback is not None:
+                raise ValueError("`lookback` goes with `first_activity`; `at_least` takes `within`")
+            return self
+        if self.first_activity:
+            if self.lookback is None:
+                raise ValueError("`first_activity` needs `lookback`, e.g. lookback: 30d")
+            if self.within is not None:
+                raise ValueError("`within` goes with `at_least`; `first_activity` takes `lookback`")
+            return self
+        raise ValueError("give `at_least: N` with `within: 24h`, or `first_activity: true` with `lookback: 30d`")
+
+    @property
+    def span(self) -> timedelta:
+        """The window looked back over."""
+        return duration_delta(self.within or self.lookback or "0s")
+
+    def describe(self) -> str:
+        if self.at_least is not None:
+            return f"at least {self.at_least} incidents within {self.within}"
+        return f"first activity of the actor in the area within {self.lookback}"
+
+
+def _duration(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = f"{value}s"
+    if not isinstance(value, str) or not _DURATION.match(value):
+        raise ValueError("a duration like 30m, 6h or 2d")
+    number, unit = _DURATION.match(value).groups()  # type: ignore[union-attr]  # matched just above
+    if float(number) <= 0:
+        raise ValueError("must be longer than 0")
+    return f"{number}{unit}"
+
+
+def parse_duration(value: Any) -> timedelta:
+    """`"6h"` (or seconds as a number) -> timedelta; raises ValueError saying what a duration looks like."""
+    return duration_delta(_duration(value))
+
+
+def duration_delta(value: str) -> timedelta:
+    """`6h` -> 6 hours (the value was validated by `_duration`)."""
+    number, unit = _DURATION.match(value).groups()  # type: ignore[union-attr]  # validated
+    return timedelta(seconds=float(number) * _UNIT_SECONDS[unit])
 
 
 class RuleSpec(_Strict):
@@ -162,27 +316,41 @@ class RuleSpec(_Strict):
     description: str | None = None
     match: MatchSpec
     area: Area | None = None
+    condition: Condition | None = None
     window: str = "6h"
     severity: Literal["low", "medium", "high", "critical"] = "medium"
     enabled: bool = True
     notify: list[int] | None = None
+    inhibits: list[str] | None = None
+    # The filters as sets, built on first evaluation (services.alert.evaluate.compiled).
+    _compiled: Any = PrivateAttr(None)
 
     @field_validator("window", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> str:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            value = f"{value}s"
-        if not isinstance(value, str) or not _DURATION.match(value):
-            raise ValueError("a duration like 30m, 6h or 2d")
-        number, unit = _DURATION.match(value).groups()  # type: ignore[union-attr]  # matched just above
-        if float(number) <= 0:
-            raise ValueError("must be longer than 0")
-        return f"{number}{unit}"
+        return _duration(value)
+
+    @field_validator("inhibits")
+    @classmethod
+    def _rule_ids(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        bad = [v for v in value if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,99}", v)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a rule id")
+        return value
+
+    @model_validator(mode="after")
+    def _not_itself(self) -> "RuleSpec":
+        if self.inhibits and self.id in self.inhibits:
+            raise ValueError("a rule cannot inhibit itself")
+        if self.condition and self.condition.first_activity and self.area is None:
+            raise ValueError("`first_activity` needs an `area`: first activity where?")
+        return self
 
     @property
     def window_delta(self) -> timedelta:
-        number, unit = _DURATION.match(self.window).groups()  # type: ignore[union-attr]  # validated
-        return timedelta(seconds=float(number) * _UNIT_SECONDS[unit])
+        return duration_delta(self.window)
 
     def to_stored(self) -> dict[str, Any]:
         """The JSON kept in `rules.spec` (what ops wrote, normalised; places are resolved again on load)."""
@@ -236,7 +404,7 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 
 def _resolve_area(spec: RuleSpec) -> None:
-    """Turns `near` into a centre with the gazetteer; raises ValueError naming the place."""
+    """Turns `near` into a centre and `region` into a gazetteer region; raises ValueError naming the place."""
     area = spec.area
     if area is None:
         return
@@ -248,6 +416,17 @@ def _resolve_area(spec: RuleSpec) -> None:
         area._center = (place.lat, place.lon, place.name)
     elif area.lat is not None and area.lon is not None:
         area._center = (area.lat, area.lon, f"{area.lat:.3f},{area.lon:.3f}")
+    elif area.region:
+        country = area.country.upper() if area.country else None
+        regions = [p for p in load_gazetteer().find(area.region, country) if p.kind in ("region", "province")]
+        if not regions:
+            where = f" in {country}" if country else ""
+            known = ", ".join(sorted({p.name for p in load_gazetteer().regions(country)})) if country else ""
+            raise ValueError(f"unknown region {area.region!r}{where}" + (f" (known: {known})" if known else ""))
+        countries = sorted({p.country for p in regions})
+        if len(countries) > 1:
+            raise ValueError(f"region {area.region!r} exists in {', '.join(countries)}: add `country:`")
+        area._region = (regions[0].country, regions[0].admin1 or regions[0].name)
 
 
 def parse_rule(data: Any, origin: str = "<rule>", root: yaml.Node | None = None) -> RuleSpec:
@@ -264,10 +443,11 @@ def parse_rule(data: Any, origin: str = "<rule>", root: yaml.Node | None = None)
         line, field, reason = errors[0]
         more = [f"{origin}:{ln}: {fd}: {rs}" if ln else f"{origin}: {fd}: {rs}" for ln, fd, rs in errors[1:]]
         raise RuleError(origin, line, field or None, reason, more) from exc
+    field = "area.region" if spec.area is not None and spec.area.region else "area.near"
     try:
         _resolve_area(spec)
     except ValueError as exc:
-        raise RuleError(origin, _line_of(root, ("area", "near")), "area.near", str(exc)) from exc
+        raise RuleError(origin, _line_of(root, tuple(field.split("."))), field, str(exc)) from exc
     return spec
 
 

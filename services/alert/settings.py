@@ -1,4 +1,5 @@
-"""Settings of the alert service (`WATCHFLOOR_*`): incident clustering, webhook delivery, rule reloading."""
+"""Settings of the alert service (`WATCHFLOOR_*`): incident clustering, corroboration, noise control, webhook
+delivery, rule reloading."""
 
 from pydantic import Field
 
@@ -24,3 +25,16 @@ class AlertSettings(CommonSettings):
     )
     rules_reload_s: float = Field(1.0, ge=0, description="rules changed by another process apply within this")
     sse_heartbeat_s: float = Field(15.0, gt=0, description="comment line sent to idle console streams")
+    official_sources: list[str] = Field(
+        default_factory=list,
+        description="source ids of official or known-wire sources: one of them in an incident makes it confirmed",
+    )
+    incident_resolve_after_s: float = Field(
+        24 * 3600, gt=0, description="an incident with no new report for this long is resolved (sent once)"
+    )
+    repage_after_s: float = Field(
+        15 * 60, gt=0, description="an unacknowledged severity III alert is paged again this often"
+    )
+    sweep_interval_s: float = Field(
+        10.0, gt=0, description="how often resolution, re-pages and ended silences are looked for"
+    )

@@ -1,5 +1,6 @@
-"""The alert service's SQL (the only module that builds queries): rules, incidents, alerts,
-subscriptions, notifications and delivery attempts. Callers own the transaction (`session_scope`)."""
+"""The alert service's SQL (the only module that builds queries): rules, incidents, alerts, silences,
+subscriptions, notifications and delivery attempts, and the event log read back for conditions and dry runs.
+Callers own the transaction (`session_scope`). Domain errors carry a `reason` a person can act on."""
 
 import logging
 from datetime import datetime, timedelta
@@ -10,22 +11,37 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alert.incidents import IncidentView
+from services.alert.paging import check_quiet_hours, wants
 from services.alert.rules import RuleError, RuleSpec, parse_rule
 from services.alert.signing import new_secret
+from services.alert.silences import SilenceError, SilenceView, check_matchers, muted_by
+from shared.messages import AlertMessage, EventMessage
 from shared.models import (
     Alert,
     AuditEntry,
     DeliveryAttempt,
+    Event,
     Incident,
     IncidentReport,
     Notification,
+    Post,
     Rule,
+    Silence,
     Subscription,
     utcnow,
 )
 
 logger = logging.getLogger(__name__)
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+MIN_SEVERITIES = (*SEVERITY_RANK, "I", "II", "III")
+
+
+class NotFoundError(LookupError):
+    """No such alert, silence or subscription; `reason` names what was asked for."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:
@@ -120,8 +136,14 @@ async def candidate_incidents(session: AsyncSession, at: datetime, window: timed
     return [_view(r) for r in rows]
 
 
+async def lock_incident(session: AsyncSession, incident_id: str) -> Incident | None:
+    """The incident row, locked until the transaction ends (PostgreSQL; SQLite has one writer anyway): every
+    decision about its alerts (versions, inhibition) is taken by one transaction at a time."""
+    return await session.get(Incident, incident_id, with_for_update=True, populate_existing=True)
+
+
 async def save_incident(session: AsyncSession, view: IncidentView) -> Incident:
-    row = await session.get(Incident, view.id)
+    row = await lock_incident(session, view.id)
     if row is None:
         row = Incident(id=view.id, state="open", report_count=0, source_count=0, version=1)
         session.add(row)
@@ -165,21 +187,28 @@ async def alerts_of_incident(session: AsyncSession, incident_id: str) -> dict[st
 
 async def save_alert(session: AsyncSession, payload: dict[str, Any], *, alert_id: str, rule_id: str,
                      incident_id: str, severity: str, version: int, fired_at: datetime,
-                     updated_at: datetime) -> Alert:
+                     updated_at: datetime, muted_by: str | None = None) -> Alert:
     row = await session.get(Alert, alert_id)
     if row is None:
-        row = Alert(id=alert_id, rule_id=rule_id, incident_id=incident_id, state="firing", fired_at=fired_at)
+        row = Alert(id=alert_id, rule_id=rule_id, incident_id=incident_id, state="firing", fired_at=fired_at,
+                    page_count=0)
         session.add(row)
     row.severity, row.version, row.updated_at, row.payload = severity, version, updated_at, payload
+    row.muted_by = muted_by
+    if payload.get("kind") == "resolved":
+        row.state, row.resolved_at = "resolved", updated_at
+    if payload.get("kind") == "repaged":
+        row.page_count, row.last_paged_at = int(payload.get("page_count") or 0), updated_at
     await session.flush()
     return row
 
 
-async def acknowledge_alert(session: AsyncSession, alert_id: str, by: str, note: str | None) -> Alert | None:
-    """firing -> acknowledged, with who, when and why (audited). Updates still flow; ack stops nothing else."""
+async def acknowledge_alert(session: AsyncSession, alert_id: str, by: str, note: str | None) -> Alert:
+    """firing -> acknowledged, with who, when and why (audited). Ack stops re-pages, not updates: later
+    versions still go to subscribers, and the alert keeps its acknowledgement. Raises NotFoundError."""
     row = await session.get(Alert, alert_id)
     if row is None:
-        return None
+        raise NotFoundError(f"no alert {alert_id}")
     now = utcnow()
     if row.state == "firing":
         row.state = "acknowledged"
@@ -221,19 +250,39 @@ async def notifications_of_alert(session: AsyncSession, alert_id: str) -> list[N
 
 async def add_subscription(
     session: AsyncSession, url: str, secret: str | None = None, name: str | None = None, *,
-    rule_ids: list[str] | None = None, min_severity: str | None = None, actor: str = "cli",
+    rule_ids: list[str] | None = None, min_severity: str | None = None, quiet_hours: dict | None = None,
+    actor: str = "cli",
 ) -> tuple[Subscription, str]:
-    """A new webhook endpoint and its signing secret (generated unless given: show it to ops once)."""
-    if min_severity is not None and min_severity not in SEVERITY_RANK:
-        raise ValueError(f"min_severity must be one of {', '.join(SEVERITY_RANK)}")
+    """A new webhook endpoint and its signing secret (generated unless given: show it to ops once).
+    `min_severity`: low…critical (the rule's) or I…III (the incident's); `quiet_hours`: see paging.py."""
+    if min_severity is not None and min_severity not in MIN_SEVERITIES:
+        raise ValueError(f"min_severity must be one of {', '.join(MIN_SEVERITIES)}")
+    quiet_hours = check_quiet_hours(quiet_hours)
     secret = secret or new_secret()
     row = Subscription(url=url, name=name, secret=secret, enabled=True, rule_ids=rule_ids,
-                       min_severity=min_severity, created_at=utcnow())
+                       min_severity=min_severity, quiet_hours=quiet_hours, created_at=utcnow())
     session.add(row)
     await session.flush()
     session.add(AuditEntry(actor=actor, action="subscription.created", target_kind="subscription",
                            target_id=str(row.id), detail={"url": url, "name": name}))
     return row, secret
+
+
+async def set_subscription_filters(
+    session: AsyncSession, subscription_id: int, *, min_severity: str | None, quiet_hours: dict | None,
+    actor: str,
+) -> Subscription:
+    """Replaces a subscription's minimum severity and quiet hours (audited); None clears one."""
+    row = await session.get(Subscription, subscription_id)
+    if row is None:
+        raise NotFoundError(f"no subscription {subscription_id}")
+    if min_severity is not None and min_severity not in MIN_SEVERITIES:
+        raise ValueError(f"min_severity must be one of {', '.join(MIN_SEVERITIES)}")
+    row.min_severity, row.quiet_hours = min_severity, check_quiet_hours(quiet_hours)
+    session.add(AuditEntry(actor=actor, action="subscription.filters", target_kind="subscription",
+                           target_id=str(subscription_id),
+                           detail={"min_severity": min_severity, "quiet_hours": row.quiet_hours}))
+    return row
 
 
 async def list_subscriptions(session: AsyncSession) -> list[Subscription]:
@@ -249,19 +298,19 @@ async def disable_subscription(session: AsyncSession, subscription_id: int, reas
                            target_id=str(subscription_id), detail={"reason": reason}))
 
 
-async def subscriptions_for(session: AsyncSession, rule_id: str, severity: str) -> list[Subscription]:
+async def subscriptions_for(session: AsyncSession, rule_id: str, severity: str,
+                            incident_severity: str | None = None) -> list[Subscription]:
     """Enabled subscriptions an alert of `rule_id` goes to: the rule's `notify` list (if any), the
-    subscription's own rule filter and minimum severity."""
+    subscription's own rule filter and minimum severity (the rule's, or the incident's I–III)."""
     rule = await session.get(Rule, rule_id)
     notify = (rule.spec or {}).get("notify") if rule else None
-    rank = SEVERITY_RANK.get(severity, 1)
     out = []
     for sub in await list_subscriptions(session):
         if not sub.enabled or (notify is not None and sub.id not in notify):
             continue
         if sub.rule_ids is not None and rule_id not in sub.rule_ids:
             continue
-        if sub.min_severity and rank < SEVERITY_RANK.get(sub.min_severity, 0):
+        if not wants(sub.min_severity, severity, incident_severity):
             continue
         out.append(sub)
     return out
@@ -278,6 +327,21 @@ async def add_notification(session: AsyncSession, *, subscription_id: int, alert
         body=body, state="pending", attempts=0, next_attempt_at=due, created_at=utcnow(),
     ).on_conflict_do_nothing(index_elements=["subscription_id", "alert_id", "alert_version"])
     return bool((await session.execute(stmt)).rowcount)
+
+
+async def supersede_held(session: AsyncSession, *, subscription_id: int, alert_id: str, version: int,
+                         now: datetime) -> int:
+    """Older versions of an alert still held for a subscriber (quiet hours: pending, never tried, due later)
+    are superseded by `version`: at the end of the window the subscriber gets the latest, not a burst."""
+    result = await session.execute(
+        sa.update(Notification)
+        .where(Notification.subscription_id == subscription_id, Notification.alert_id == alert_id,
+               Notification.alert_version < version, Notification.state == "pending", Notification.attempts == 0,
+               Notification.next_attempt_at > now)
+        .values(state="superseded", last_error=f"superseded by version {version} while held for quiet hours")
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)
 
 
 async def claim_due(session: AsyncSession, now: datetime, lease: timedelta, limit: int) -> list[Notification]:
@@ -357,3 +421,201 @@ async def requeue_notification(session: AsyncSession, notification_id: int, acto
     session.add(AuditEntry(actor=actor, action="notification.replayed", target_kind="notification",
                            target_id=str(notification_id), detail={"alert_id": row.alert_id}))
     return True
+
+
+async def notified(session: AsyncSession, alert_id: str) -> bool:
+    """Has any version of the alert been owed to a subscriber (i.e. did a subscriber ever hear of it)?"""
+    found = await session.execute(sa.select(Notification.id).where(Notification.alert_id == alert_id).limit(1))
+    return found.first() is not None
+
+
+# --- silences -----------------------------------------------------------------------------------------
+
+
+def silence_view(row: Silence) -> SilenceView:
+    return SilenceView(id=row.id, matchers=dict(row.matchers), reason=row.reason, created_by=row.created_by,
+                       starts_at=row.starts_at, ends_at=row.ends_at, expired_at=row.expired_at)
+
+
+async def create_silence(session: AsyncSession, *, matchers: dict, reason: str, created_by: str,
+                         starts_at: datetime, ends_at: datetime) -> Silence:
+    """A new silence (audited). Raises SilenceError: no reason, no matcher, an unknown code, an end not after
+    the start, or an end already past."""
+    checked = check_matchers(matchers)
+    if not (reason or "").strip():
+        raise SilenceError("a silence needs a reason: the next shift must know why alerts are muted")
+    if not (created_by or "").strip():
+        raise SilenceError("a silence needs its creator")
+    if starts_at.tzinfo is None or ends_at.tzinfo is None:
+        raise SilenceError("give starts_at and ends_at with a time zone, e.g. 2026-11-24T18:00:00Z")
+    if ends_at <= starts_at:
+        raise SilenceError(f"ends_at ({ends_at.isoformat()}) must be after starts_at ({starts_at.isoformat()})")
+    now = utcnow()
+    if ends_at <= now:
+        raise SilenceError(f"ends_at ({ends_at.isoformat()}) is already past")
+    row = Silence(matchers=checked, reason=reason.strip(), created_by=created_by, created_at=now,
+                  starts_at=starts_at, ends_at=ends_at)
+    session.add(row)
+    await session.flush()
+    session.add(AuditEntry(at=now, actor=created_by, action="silence.created", target_kind="silence",
+                           target_id=str(row.id),
+                           detail={"matchers": checked, "reason": row.reason, "starts_at": starts_at.isoformat(),
+                                   "ends_at": ends_at.isoformat()}))
+    return row
+
+
+async def list_silences(session: AsyncSession, *, active_at: datetime | None = None) -> list[Silence]:
+    """Every silence, newest first; with `active_at`, only those muting at that time."""
+    stmt = sa.select(Silence).order_by(Silence.id.desc())
+    if active_at is not None:
+        stmt = stmt.where(Silence.starts_at <= active_at, Silence.ends_at > active_at,
+                          sa.or_(Silence.expired_at.is_(None), Silence.expired_at > active_at))
+    return list((await session.scalars(stmt)).all())
+
+
+async def active_silences(session: AsyncSession, now: datetime) -> list[SilenceView]:
+    return [silence_view(row) for row in reversed(await list_silences(session, active_at=now))]
+
+
+async def expire_silence(session: AsyncSession, silence_id: int, by: str) -> Silence:
+    """Ends a silence now (audited). Alerts it muted that still fire unacknowledged are sent by the next
+    sweep. Raises NotFoundError, or SilenceError if it already ended."""
+    row = await session.get(Silence, silence_id)
+    if row is None:
+        raise NotFoundError(f"no silence {silence_id}")
+    now = utcnow()
+    if row.expired_at is not None or row.ends_at <= now:
+        raise SilenceError(f"silence {silence_id} already ended at {(row.expired_at or row.ends_at).isoformat()}")
+    row.expired_at, row.expired_by = now, by
+    session.add(AuditEntry(at=now, actor=by, action="silence.expired", target_kind="silence",
+                           target_id=str(silence_id), detail={"reason": row.reason}))
+    return row
+
+
+async def preview_silence(session: AsyncSession, matchers: dict, now: datetime) -> list[Alert]:
+    """The firing or acknowledged alerts a silence with these matchers would mute now."""
+    view = SilenceView(id=0, matchers=check_matchers(matchers), reason="preview", created_by="preview",
+                       starts_at=now, ends_at=now + timedelta(seconds=1))
+    rows = await session.scalars(sa.select(Alert).where(Alert.state.in_(("firing", "acknowledged")))
+                                 .order_by(Alert.updated_at.desc()))
+    return [row for row in rows if muted_by([view], AlertMessage.model_validate(row.payload), now)]
+
+
+# --- incidents for the console and the API --------------------------------------------------------------
+
+
+async def list_incidents(session: AsyncSession, *, state: str | None = None, since: datetime | None = None,
+                         limit: int = 200) -> list[Incident]:
+    """Newest first (by last report); `state` is open or resolved; `since` compares with the last report."""
+    stmt = sa.select(Incident).order_by(Incident.last_seen_at.desc(), Incident.id).limit(limit)
+    if state is not None:
+        stmt = stmt.where(Incident.state == state)
+    if since is not None:
+        stmt = stmt.where(Incident.last_seen_at >= since)
+    return list((await session.scalars(stmt)).all())
+
+
+# --- the event log read back (conditions over time, dry runs, explain) ----------------------------------
+
+
+def _event_message(event: Event, post: Post | None) -> EventMessage:
+    return EventMessage(
+        event_id=event.id, post_id=event.id, source_id=event.source_id,
+        url=post.url if post else None, title=post.title if post else "", text=post.text if post else "",
+        lang=post.lang if post else None, published_at=event.published_at,
+        fetched_at=post.fetched_at if post else None, classified_at=event.classified_at,
+        is_event=event.is_event, actors=event.actors or [], perpetrator=event.perpetrator,
+        tactics=event.tactics or [], place=event.place, killed=event.killed, confidence=event.confidence,
+        classifier=event.classifier, gazetteer=event.gazetteer,
+    )
+
+
+async def event_message(session: AsyncSession, event_id: str) -> EventMessage | None:
+    """The EventMessage classify published for a post, rebuilt from the `events` row and its post."""
+    row = (await session.execute(
+        sa.select(Event, Post).outerjoin(Post, Post.id == Event.id).where(Event.id == event_id)
+    )).first()
+    return _event_message(row[0], row[1]) if row else None
+
+
+async def history(session: AsyncSession, *, since: datetime, until: datetime,
+                  box: tuple[float, float, float, float] | None = None, country: str | None = None,
+                  limit: int = 50_000) -> list[tuple[EventMessage, str | None]]:
+    """Events of the log reported between `since` and `until` (published, else classified), oldest first,
+    each with its incident id when the alert service assigned one; optionally only within a lat/lon box
+    or a country (a coarse cut: callers test the exact area)."""
+    at = sa.func.coalesce(Event.published_at, Event.classified_at)
+    stmt = (
+        sa.select(Event, Post, IncidentReport.incident_id)
+        .outerjoin(Post, Post.id == Event.id)
+        .outerjoin(IncidentReport, IncidentReport.event_id == Event.id)
+        .where(Event.is_event.is_(True), at >= since, at <= until)
+        .order_by(at, Event.id).limit(limit)
+    )
+    if box is not None:
+        stmt = stmt.where(Event.lat >= box[0], Event.lon >= box[1], Event.lat <= box[2], Event.lon <= box[3])
+    if country is not None:
+        stmt = stmt.where(Event.country == country.upper())
+    rows = (await session.execute(stmt)).all()
+    out = []
+    for event, post, incident_id in rows:
+        try:
+            out.append((_event_message(event, post), incident_id))
+        except ValueError as exc:  # a row classify wrote under an older contract: skipped, not fatal
+            logger.warning("event log row skipped event=%s reason=%r", event.id[:8], str(exc))
+    return out
+
+
+async def rule_alert_history(session: AsyncSession, rule_id: str) -> tuple[set[str], datetime | None]:
+    """(incidents the rule alerted on, when the latest of them began): what `at_least` does not count twice."""
+    rows = (await session.execute(
+        sa.select(Alert.incident_id, Incident.first_seen_at)
+        .join(Incident, Incident.id == Alert.incident_id).where(Alert.rule_id == rule_id)
+    )).all()
+    return {r.incident_id for r in rows}, max((r.first_seen_at for r in rows), default=None)
+
+
+# --- sweeps: resolution, re-pages, ended silences -------------------------------------------------------
+
+
+async def quiet_incidents(session: AsyncSession, quiet_since: datetime, limit: int = 100) -> list[str]:
+    """Open incidents whose latest report arrived before `quiet_since`."""
+    latest = sa.func.max(IncidentReport.added_at)
+    rows = await session.execute(
+        sa.select(Incident.id).join(IncidentReport, IncidentReport.incident_id == Incident.id)
+        .where(Incident.state == "open").group_by(Incident.id).having(latest < quiet_since).limit(limit)
+    )
+    return [r[0] for r in rows]
+
+
+async def resolve_incident(session: AsyncSession, incident_id: str, now: datetime) -> Incident | None:
+    """open -> resolved (locked); None when another sweeper got there first."""
+    row = await lock_incident(session, incident_id)
+    if row is None or row.state != "open":
+        return None
+    row.state, row.resolved_at, row.version = "resolved", now, row.version + 1
+    return row
+
+
+async def firing_alerts(session: AsyncSession, limit: int = 500) -> list[Alert]:
+    """Unacknowledged alerts of open incidents: candidates for a re-page or for unmuting."""
+    rows = await session.scalars(
+        sa.select(Alert).join(Incident, Incident.id == Alert.incident_id)
+        .where(Alert.state == "firing", Incident.state == "open").order_by(Alert.fired_at).limit(limit)
+    )
+    return list(rows.all())
+
+
+async def resolve_alert_id(session: AsyncSession, prefix: str) -> str:
+    """The full id of the alert whose id is or starts with `prefix` (8 characters at least)."""
+    if await session.get(Alert, prefix) is not None:
+        return prefix
+    if len(prefix) < 8:
+        raise NotFoundError(f"no alert {prefix}: give the id, or at least its first 8 characters")
+    found = (await session.scalars(sa.select(Alert.id).where(Alert.id.startswith(prefix, autoescape=True))
+                                   .limit(2))).all()
+    if not found:
+        raise NotFoundError(f"no alert {prefix}")
+    if len(found) > 1:
+        raise NotFoundError(f"{prefix} is the start of several alert ids: give more characters")
+    return found[0]

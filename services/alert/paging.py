@@ -1,0 +1,89 @@
+"""When a subscriber may be notified (pure): minimum severity and quiet hours per subscription, and re-pages.
+
+    min_severity   low | medium | high | critical: compared with the rule's severity;
+                   I | II | III: compared with the incident's severity (which may rise: the alert then
+                   reaches the subscriber with the update that raised it)
+    quiet_hours    {"start": "22:00", "end": "06:00", "tz": "Africa/Niamey"}: notifications of severity I and
+                   II are held until the window ends (then sent, oldest first); severity III always goes
+                   through at once: a car bomb in a capital does not wait for the morning
+    re-page        an unacknowledged, unmuted severity III alert of an open incident is sent again every
+                   `repage_after`; acknowledging it stops the re-pages, not the updates
+"""
+
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+RULE_SEVERITIES = ("low", "medium", "high", "critical")
+INCIDENT_SEVERITIES = ("I", "II", "III")
+
+
+class QuietHoursError(ValueError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _clock(value: object, key: str) -> time:
+    try:
+        return time.fromisoformat(str(value))
+    except ValueError as exc:
+        raise QuietHoursError(f"quiet_hours.{key}: {value!r} is not a time like 22:00") from exc
+
+
+def check_quiet_hours(value: dict | None) -> dict | None:
+    """Validates `{"start", "end", "tz"}` (tz optional, default UTC); raises QuietHoursError."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not {"start", "end"} <= set(value) or set(value) - {"start", "end", "tz"}:
+        raise QuietHoursError('quiet_hours: give {"start": "22:00", "end": "06:00", "tz": "Africa/Niamey"}')
+    _clock(value["start"], "start")
+    _clock(value["end"], "end")
+    try:
+        ZoneInfo(value.get("tz") or "UTC")
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise QuietHoursError(f"quiet_hours.tz: unknown time zone {value.get('tz')!r}") from exc
+    return dict(value)
+
+
+def quiet_until(quiet_hours: dict | None, now: datetime) -> datetime | None:
+    """The end of the quiet window `now` is in (UTC), or None when not in one. A window may cross midnight."""
+    if not quiet_hours:
+        return None
+    zone = ZoneInfo(quiet_hours.get("tz") or "UTC")
+    local = now.astimezone(zone)
+    start, end = _clock(quiet_hours["start"], "start"), _clock(quiet_hours["end"], "end")
+    if start == end:
+        return None
+    today = local.date()
+    for day in (today - timedelta(days=1), today):
+        opens = datetime.combine(day, start, zone)
+        closes = datetime.combine(day if end > start else day + timedelta(days=1), end, zone)
+        if opens <= local < closes:
+            return closes.astimezone(UTC)
+    return None
+
+
+def hold_until(quiet_hours: dict | None, incident_severity: str | None, now: datetime) -> datetime | None:
+    """When a notification may be sent if not now: the end of the quiet window, except for severity III."""
+    if incident_severity == "III":
+        return None
+    return quiet_until(quiet_hours, now)
+
+
+def wants(min_severity: str | None, rule_severity: str, incident_severity: str | None) -> bool:
+    """Does a subscription with `min_severity` want an alert of these severities?"""
+    if not min_severity:
+        return True
+    if min_severity in INCIDENT_SEVERITIES:
+        have = INCIDENT_SEVERITIES.index(incident_severity) if incident_severity in INCIDENT_SEVERITIES else 0
+        return have >= INCIDENT_SEVERITIES.index(min_severity)
+    rank = RULE_SEVERITIES.index(rule_severity) if rule_severity in RULE_SEVERITIES else 1
+    return rank >= RULE_SEVERITIES.index(min_severity) if min_severity in RULE_SEVERITIES else True
+
+
+def repage_due(*, state: str, muted_by: str | None, incident_severity: str | None, last_paged_at: datetime | None,
+               fired_at: datetime, now: datetime, every: timedelta) -> bool:
+    """Is it time to page this alert again?"""
+    if state != "firing" or muted_by or incident_severity != "III":
+        return False
+    return now - (last_paged_at or fired_at) >= every

@@ -1,0 +1,163 @@
+"""The Sweeper: what happens to alerts with no new report, on a clock rather than on an event.
+
+    every `sweep_interval_s`, in this order:
+      resolution       an incident with no new report for `incident_resolve_after_s` is resolved; each of its
+                       alerts is sent once more, kind "resolved" (a muted alert no subscriber heard of stays quiet)
+      ended silences   an alert a silence muted, still firing and unacknowledged, is sent as soon as no silence
+                       mutes it any more (not at the next re-page: Alertmanager #3367)
+      re-pages         an unacknowledged, unmuted severity III alert of an open incident is sent again every
+                       `repage_after_s` (kind "repaged", a new version, `page_count` + 1); an ack stops it
+Each change is one transaction with the incident row locked and the alert's version checked, so two
+sweepers (two processes) never send one re-page twice; the new versions go to wf:alerts after the commit.
+"""
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.alert import store
+from services.alert.paging import repage_due
+from services.alert.pipeline import Outbox
+from services.alert.settings import AlertSettings
+from services.alert.silences import SilenceView, muted_by, silence_id
+from shared.db import session_scope
+from shared.messages import AlertMessage
+from shared.models import Alert
+
+logger = logging.getLogger(__name__)
+
+
+def next_version(row: Alert, now: datetime, **changes: object) -> AlertMessage:
+    """The alert's stored payload as its next version, with `changes` applied."""
+    current = AlertMessage.model_validate(row.payload)
+    return current.model_copy(update={"version": row.version + 1, "updated_at": now, "state": row.state,
+                                      **changes})
+
+
+class Sweeper:
+    def __init__(self, settings: AlertSettings, sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> None:
+        self.settings, self.sessions, self.outbox = settings, sessions, outbox
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        self._stopping.clear()
+        self._task = asyncio.create_task(self.run(), name="alert-sweeper")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.sweep(datetime.now(UTC))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("sweep failed; trying again in %.0fs", self.settings.sweep_interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.settings.sweep_interval_s)
+
+    async def sweep(self, now: datetime) -> list[AlertMessage]:
+        """One pass; returns what it published."""
+        # Resolution first: an incident gone quiet is closed, not paged once more on its way out.
+        out = await self._resolve(now)
+        out += await self._firing(now)
+        for message in out:
+            await self.outbox.publish(message)
+        return out
+
+    async def _save(self, session: AsyncSession, row: Alert, message: AlertMessage) -> None:
+        await store.save_alert(
+            session, message.model_dump(mode="json", by_alias=True), alert_id=row.id, rule_id=row.rule_id,
+            incident_id=row.incident_id, severity=row.severity, version=message.version,
+            fired_at=row.fired_at, updated_at=message.updated_at, muted_by=message.muted_by,
+        )
+
+    async def _firing(self, now: datetime) -> list[AlertMessage]:
+        """Unmutes alerts whose silence ended, and re-pages unacknowledged severity III."""
+        every = timedelta(seconds=self.settings.repage_after_s)
+        async with self.sessions() as session:
+            rows = await store.firing_alerts(session)
+            silences = await store.active_silences(session, now)
+        out = []
+        for seen in rows:
+            if seen.muted_by and silence_id(seen.muted_by) is None:
+                continue  # inhibited: for the life of the incident
+            payload = AlertMessage.model_validate(seen.payload)
+            still = muted_by(silences, payload, now)
+            if seen.muted_by is None and not repage_due(
+                state=seen.state, muted_by=None, incident_severity=payload.incident_severity,
+                last_paged_at=seen.last_paged_at, fired_at=seen.fired_at, now=now, every=every,
+            ):
+                continue
+            if seen.muted_by is not None and still is not None:
+                continue
+            message = await self._change(seen, still, silences, now)
+            if message is not None:
+                out.append(message)
+        return out
+
+    async def _change(self, seen: Alert, still: str | None, silences: list[SilenceView],
+                      now: datetime) -> AlertMessage | None:
+        async with session_scope(self.sessions) as session:
+            incident = await store.lock_incident(session, seen.incident_id)
+            row = await session.get(Alert, seen.id, populate_existing=True)
+            if incident is None or incident.state != "open" or row is None or row.version != seen.version \
+                    or row.state != "firing":
+                return None  # changed meanwhile (a report, an ack, another sweeper): next pass decides
+            if row.muted_by is not None:
+                ended = row.muted_by
+                kind = "updated" if await store.notified(session, row.id) else "fired"
+                message = next_version(row, now, kind=kind, muted_by=None, change=f"{ended.split(':')[0]} ended")
+                logger.info("alert unmuted alert=%s v=%d kind=%s reason=\"%s ended\"", row.id[:8],
+                            message.version, kind, ended.split(":")[0])
+            elif still is not None:
+                row.muted_by = still  # silenced since it fired: no re-page; sent when the silence ends
+                return None
+            else:
+                pages = row.page_count + 1
+                message = next_version(row, now, kind="repaged", page_count=pages, muted_by=None,
+                                       change=f"re-page {pages}: severity III, not acknowledged")
+                logger.info("alert repaged alert=%s v=%d page=%d", row.id[:8], message.version, pages)
+            await self._save(session, row, message)
+            return message
+
+    async def _resolve(self, now: datetime) -> list[AlertMessage]:
+        quiet_since = now - timedelta(seconds=self.settings.incident_resolve_after_s)
+        async with self.sessions() as session:
+            incident_ids = await store.quiet_incidents(session, quiet_since)
+        out = []
+        for incident_id in incident_ids:
+            async with session_scope(self.sessions) as session:
+                incident = await store.resolve_incident(session, incident_id, now)
+                if incident is None:
+                    continue
+                silences = await store.active_silences(session, now)
+                for row in (await store.alerts_of_incident(session, incident_id)).values():
+                    if row.state == "resolved":
+                        continue
+                    message = next_version(row, now, kind="resolved", state="resolved",
+                                           change=f"no new report for {_hours(self.settings.incident_resolve_after_s)}")
+                    muted = row.muted_by if row.muted_by and silence_id(row.muted_by) is None else \
+                        muted_by(silences, message, now)
+                    if muted is None and row.muted_by and not await store.notified(session, row.id):
+                        muted = row.muted_by  # never heard of by subscribers: no resolution either
+                    message = message.model_copy(update={"muted_by": muted})
+                    await self._save(session, row, message)
+                    out.append(message)
+                logger.info("incident resolved incident=%s alerts=%d", incident_id[:8],
+                            sum(1 for m in out if m.incident_id == incident_id))
+        return out
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds:g} s"
