@@ -1,35 +1,48 @@
-"""HTTP routes of the alert service: alerts and rules as JSON, a live server-sent-event stream, the console.
+"""HTTP routes of the alert service: the console, alerts, incidents, silences, rules, the event log, tokens.
 
-    GET /                    the console (one self-contained HTML page, no external resources)
-    GET /api/alerts          latest alerts, newest first (?limit=100&since=ISO-8601)
-    GET /api/alerts/stream   text/event-stream: every AlertMessage put on wf:alerts from now on
-    GET /api/alerts/{id}     one alert with its notifications and every delivery attempt
-    POST /api/alerts/{id}/ack  {"by": "…", "note": "…"}: firing -> acknowledged (audited)
-    GET /api/rules           rules as stored (spec, body, origin)
+Every `/api` route needs a bearer token whose role is high enough (services/alert/access.py); the console page
+itself holds no data and asks for a token.
+
+    viewer   GET  /api/whoami  /api/alerts  /api/alerts/stream (?token=)  /api/alerts/{id}  /api/incidents
+                  /api/silences  /api/rules  /api/subscriptions  /api/events  /api/export  /api/explain/{post}
+                  /api/audit  /api/map/countries                       POST /api/rules/dry-run (YAML)
+    officer  POST /api/alerts/{id}/ack  /api/silences  /api/silences/preview      DELETE /api/silences/{id}
+    admin    POST /api/rules (YAML)  /api/rules/{id}/enable|disable  /api/subscriptions  /api/tokens
+             GET  /api/tokens                                                       DELETE /api/tokens/{id}
+The full reference is docs/console.md.
 """
 
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alert import store
+from services.alert import basemap, dryrun, eventlog, store, store_access, store_eventlog
+from services.alert.access import Access, AccessError, Caller, check_role, new_token, redact_access_log
+from services.alert.eventlog import LogQuery, QueryError
+from services.alert.rules import RuleError, load_rule_text, parse_rule
 from shared import streams
 from shared.db import session_scope
-from shared.models import Alert
+from shared.models import Alert, ApiToken, AuditEntry, utcnow
 
 logger = logging.getLogger(__name__)
 Decode = Callable[[bytes], bytes]
 """Turns a wf:alerts entry's `__data__` field into the JSON body (the broker's wire format)."""
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
 
 def _alert_json(row: Alert) -> dict[str, Any]:
@@ -38,18 +51,114 @@ def _alert_json(row: Alert) -> dict[str, Any]:
         "state": row.state,
         "version": row.version,
         "acknowledged_by": row.acknowledged_by,
-        "acknowledged_at": row.acknowledged_at.isoformat() if row.acknowledged_at else None,
-        "resolved_at": row.resolved_at.isoformat() if row.resolved_at else None,
+        "acknowledged_at": _iso(row.acknowledged_at),
+        "ack_note": row.ack_note,
+        "resolved_at": _iso(row.resolved_at),
+        "muted_by": row.muted_by or row.payload.get("muted_by"),
+        "page_count": row.page_count,
     }
 
 
-class Acknowledgement(BaseModel):
-    by: str = Field(min_length=1, max_length=200, description="who takes it: shown to the next shift")
-    note: str | None = Field(None, max_length=2000)
+def _silence_json(row: Any) -> dict[str, Any]:
+    return {"id": row.id, "matchers": row.matchers, "reason": row.reason, "created_by": row.created_by,
+            "created_at": _iso(row.created_at), "starts_at": _iso(row.starts_at), "ends_at": _iso(row.ends_at),
+            "expired_at": _iso(row.expired_at), "expired_by": row.expired_by}
+
+
+def _token_json(row: ApiToken) -> dict[str, Any]:
+    return {"id": row.id, "name": row.name, "role": row.role, "prefix": row.prefix, "created_by": row.created_by,
+            "created_at": _iso(row.created_at), "last_used_at": _iso(row.last_used_at),
+            "revoked_at": _iso(row.revoked_at)}
+
+
+def _audit_json(row: AuditEntry) -> dict[str, Any]:
+    return {"id": row.id, "at": _iso(row.at), "actor": row.actor, "action": row.action,
+            "target_kind": row.target_kind, "target_id": row.target_id, "detail": row.detail}
+
+
+def _aware(name: str, value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise HTTPException(422, f"{name}: give a time zone, e.g. 2026-01-01T00:00:00Z")
+    return value
+
+
+def _reason(exc: Exception) -> str:
+    return str(getattr(exc, "reason", None) or exc)
+
+
+def geofence(spec: dict[str, Any], origin: str) -> dict[str, Any] | None:
+    """A rule's area as the map draws it: circle ([lon, lat] centre, radius and radii per tactic), polygon
+    ([lon, lat] ring), country or region (named, no outline); None for a rule without an area."""
+    try:
+        rule = parse_rule(spec, origin=origin)
+    except RuleError as exc:
+        return {"type": "invalid", "reason": str(exc)}
+    area = rule.area
+    if area is None:
+        return None
+    if area.center is not None:
+        lat, lon, label = area.center
+        return {"type": "circle", "center": [lon, lat], "label": label, "radius_km": area.radius_km,
+                "radius_km_by_tactic": area.radius_km_by_tactic or {}}
+    if area.polygon is not None:
+        return {"type": "polygon", "coordinates": [[lon, lat] for lat, lon in area.polygon]}
+    if area.region_key is not None:
+        return {"type": "region", "country": area.region_key[0], "region": area.region_key[1]}
+    return {"type": "country", "country": (area.country or "").upper()}
 
 
 def console_html() -> str:
     return resources.files("services.alert").joinpath("console.html").read_text(encoding="utf-8")
+
+
+class Acknowledgement(BaseModel):
+    """Who acknowledges is the token's name; the note is for the next shift."""
+
+    model_config = ConfigDict(extra="ignore")
+    note: str | None = Field(None, max_length=2000)
+
+
+class SilenceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    matchers: dict[str, Any]
+    reason: str = Field(min_length=1, max_length=2000, description="why: shown beside every muted alert")
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    duration: str | None = Field(None, description="instead of ends_at: 30m, 4h, 2d")
+
+    def window(self, now: datetime) -> tuple[datetime, datetime]:
+        starts = self.starts_at or now
+        if self.ends_at is not None and self.duration is not None:
+            raise HTTPException(422, "give ends_at or duration, not both")
+        if self.ends_at is not None:
+            return starts, self.ends_at
+        if self.duration is None:
+            raise HTTPException(422, "give ends_at (ISO 8601 with a time zone) or duration (30m, 4h, 2d)")
+        found = DURATION.match(self.duration)
+        if not found or float(found.group(1)) <= 0:
+            raise HTTPException(422, f"duration {self.duration!r}: give a duration like 30m, 4h or 2d")
+        unit = {"m": 60, "h": 3600, "d": 86400}[found.group(2)]
+        return starts, starts + timedelta(seconds=float(found.group(1)) * unit)
+
+
+class PreviewRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    matchers: dict[str, Any]
+
+
+class SubscriptionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(pattern=r"^https?://", max_length=2000)
+    name: str | None = Field(None, max_length=200)
+    secret: str | None = Field(None, pattern=r"^whsec_")
+    rule_ids: list[str] | None = None
+    min_severity: str | None = None
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200, description="the person or system: written to the audit")
+    role: Literal["viewer", "officer", "admin"]
 
 
 class AlertStream:
@@ -59,7 +168,9 @@ class AlertStream:
     def __init__(self, redis: Redis, decode: Decode, stopping: asyncio.Event, heartbeat_s: float) -> None:
         self.redis, self.decode, self.stopping, self.heartbeat_s = redis, decode, stopping, heartbeat_s
 
-    async def events(self, request: Request) -> AsyncIterator[str]:
+    async def events(self, request: Request, allowed: Callable[[], Awaitable[bool]] | None = None
+                     ) -> AsyncIterator[str]:
+        """`allowed` is asked on every heartbeat: a revoked token's stream ends within `heartbeat_s`."""
         # The newest entry now, rather than `$` on every call: nothing fired between two XREADs is missed.
         newest = await self.redis.xrevrange(streams.ALERTS, count=1)
         last_id = newest[0][0] if newest else "0-0"
@@ -72,6 +183,9 @@ class AlertStream:
                 idle += block_s
                 if idle >= self.heartbeat_s:
                     idle = 0.0
+                    if allowed is not None and not await allowed():
+                        yield "event: revoked\ndata: {}\n\n"
+                        return
                     yield ": heartbeat\n\n"
                 continue
             idle = 0.0
@@ -89,69 +203,334 @@ class AlertStream:
                     yield f"id: {last_id}\nevent: alert\ndata: {json.dumps(body, ensure_ascii=False)}\n\n"
 
 
+def _log_query(kind: str, since: datetime | None, until: datetime | None, actor: list[str] | None,
+               tactic: list[str] | None, rule: str | None, state: str | None, country: str | None,
+               near: str | None, radius_km: float | None, limit: int | None) -> LogQuery:
+    try:
+        return LogQuery(
+            kind="alerts" if kind == "alerts" else "events", since=_aware("since", since),
+            until=_aware("until", until), actors=tuple(actor or ()), tactics=tuple(tactic or ()), rule=rule,
+            state=state, country=country.upper() if country else None,
+            near=eventlog.resolve_near(near, radius_km, country), limit=limit,
+        )
+    except QueryError as exc:
+        raise HTTPException(422, exc.reason) from exc
+
+
 def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decode: Decode,
                  stopping: asyncio.Event, heartbeat_s: float = 15.0) -> APIRouter:
     router = APIRouter()
     tail = AlertStream(redis, decode, stopping, heartbeat_s)
+    access = Access(sessions)
+    redact_access_log()
+    Viewer = Annotated[Caller, Depends(access.require("viewer", "read"))]
+
+    def can(role: str, action: str) -> Any:
+        return Depends(access.require(role, action))
 
     @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def console() -> HTMLResponse:
         return HTMLResponse(console_html())
 
+    @router.get("/api/whoami")
+    async def whoami(caller: Viewer) -> dict:
+        """Who the token belongs to and what it may do (the console shows it)."""
+        return {"name": caller.name, "role": caller.role, "anonymous": caller.anonymous}
+
+    # --- alerts ---------------------------------------------------------------------------------------
+
     @router.get("/api/alerts")
-    async def alerts(limit: int = Query(100, ge=1, le=1000), since: datetime | None = None) -> list[dict]:
-        if since is not None and since.tzinfo is None:
-            raise HTTPException(422, "since: give a time zone, e.g. 2026-01-01T00:00:00Z")
+    async def alerts(_: Viewer, limit: int = Query(100, ge=1, le=1000), since: datetime | None = None,
+                     state: str | None = None, rule: str | None = None) -> list[dict]:
+        """Latest alerts, newest update first."""
+        _aware("since", since)
         async with sessions() as session:
-            return [_alert_json(row) for row in await store.list_alerts(session, limit, since)]
+            rows = await store.list_alerts(session, limit if state is None and rule is None else 1000, since)
+        rows = [r for r in rows if (state is None or r.state == state) and (rule is None or r.rule_id == rule)]
+        return [_alert_json(row) for row in rows[:limit]]
 
     @router.get("/api/alerts/stream")
-    async def alert_stream(request: Request) -> StreamingResponse:
+    async def alert_stream(request: Request, caller: Viewer) -> StreamingResponse:
+        """Server-sent events: every alert version put on wf:alerts from now on (`?token=` for EventSource).
+        Ends with `event: revoked` when the token is revoked meanwhile."""
         return StreamingResponse(
-            tail.events(request), media_type="text/event-stream",
+            tail.events(request, lambda: access.still_valid(caller)), media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
 
     @router.get("/api/alerts/{alert_id}")
-    async def alert(alert_id: str) -> dict:
+    async def alert(alert_id: str, _: Viewer) -> dict:
+        """One alert and why it fired: the rule and how it matched, the reports with their evidence spans,
+        every notification and delivery attempt."""
         async with sessions() as session:
             row = await store.get_alert(session, alert_id)
             if row is None:
                 raise HTTPException(404, f"no alert {alert_id}")
             notes = await store.notifications_of_alert(session, alert_id)
             attempts = await store.deliveries_of_alert(session, alert_id)
+            rules = {r.id: r for r in await store.list_rules(session)}
+            reports = await store_eventlog.reports(session, list(row.payload.get("event_ids") or []))
+        rule = rules.get(row.rule_id)
         return {
             **_alert_json(row),
+            "rule": None if rule is None else {
+                "id": rule.id, "name": rule.name, "severity": rule.severity, "enabled": rule.enabled,
+                "body": rule.body, "origin": rule.origin, "geofence": geofence(rule.spec, rule.origin or rule.id)},
+            "reports": reports,
             "notifications": [
                 {"id": n.id, "subscription_id": n.subscription_id, "version": n.alert_version,
                  "message_id": n.message_id, "state": n.state, "attempts": n.attempts,
-                 "next_attempt_at": n.next_attempt_at.isoformat() if n.next_attempt_at else None,
-                 "last_error": n.last_error}
+                 "next_attempt_at": _iso(n.next_attempt_at), "last_error": n.last_error}
                 for n in notes
             ],
             "deliveries": [
                 {"notification_id": d.notification_id, "subscription_id": d.subscription_id,
-                 "attempt": d.attempt, "attempted_at": d.attempted_at.isoformat(), "outcome": d.outcome,
+                 "attempt": d.attempt, "attempted_at": _iso(d.attempted_at), "outcome": d.outcome,
                  "status_code": d.status_code, "latency_ms": d.latency_ms, "error": d.error}
                 for d in attempts
             ],
         }
 
     @router.post("/api/alerts/{alert_id}/ack")
-    async def acknowledge(alert_id: str, ack: Acknowledgement) -> dict:
-        async with session_scope(sessions) as session:
-            row = await store.acknowledge_alert(session, alert_id, ack.by, ack.note)
-            if row is None:
-                raise HTTPException(404, f"no alert {alert_id}")
-            return _alert_json(row)
+    async def acknowledge(alert_id: str, caller: Annotated[Caller, can("officer", "acknowledge alerts")],
+                          ack: Acknowledgement | None = None) -> dict:
+        """firing -> acknowledged, by the token's name (audited). Stops re-pages, not updates."""
+        note = ack.note if ack else None
+        try:
+            async with session_scope(sessions) as session:
+                row = await store.acknowledge_alert(session, alert_id, caller.name, note)
+                if row is None:
+                    raise HTTPException(404, f"no alert {alert_id}")
+                return _alert_json(row)
+        except LookupError as exc:
+            raise HTTPException(404, _reason(exc)) from exc
+
+    # --- incidents and silences -----------------------------------------------------------------------
+
+    @router.get("/api/incidents")
+    async def incidents(_: Viewer, state: str | None = None, since: datetime | None = None,
+                        limit: int = Query(200, ge=1, le=1000)) -> list[dict]:
+        async with sessions() as session:
+            rows = await store.list_incidents(session, state=state, since=_aware("since", since), limit=limit)
+        return [{
+            "id": r.id, "state": r.state, "first_seen_at": _iso(r.first_seen_at), "last_seen_at": _iso(r.last_seen_at),
+            "lat": r.lat, "lon": r.lon, "country": r.country, "place": r.place, "actors": r.actors,
+            "perpetrator": r.perpetrator, "tactics": r.tactics, "killed": r.killed, "report_count": r.report_count,
+            "source_count": r.source_count, "version": r.version, "corroboration": r.corroboration,
+            "severity": r.severity, "resolved_at": _iso(r.resolved_at),
+        } for r in rows]
+
+    @router.get("/api/silences")
+    async def silences(_: Viewer, active: bool = False) -> list[dict]:
+        """Every silence, or (`?active=true`) those muting now."""
+        async with sessions() as session:
+            rows = await store.list_silences(session, active_at=utcnow() if active else None)
+        return [_silence_json(r) for r in rows]
+
+    @router.post("/api/silences", status_code=201)
+    async def add_silence(request: SilenceRequest,
+                          caller: Annotated[Caller, can("officer", "create silences")]) -> dict:
+        """A silence with matchers, a reason and an end (`ends_at` or `duration`); created by the token's name."""
+        starts, ends = request.window(utcnow())
+        try:
+            async with session_scope(sessions) as session:
+                row = await store.create_silence(session, matchers=request.matchers, reason=request.reason,
+                                                 created_by=caller.name, starts_at=starts, ends_at=ends)
+                return _silence_json(row)
+        except (ValueError, LookupError) as exc:
+            raise HTTPException(422, _reason(exc)) from exc
+
+    @router.post("/api/silences/preview")
+    async def preview_silence(request: PreviewRequest,
+                              _: Annotated[Caller, can("officer", "preview silences")]) -> list[dict]:
+        """The firing or acknowledged alerts these matchers would mute now."""
+        try:
+            async with sessions() as session:
+                rows = await store.preview_silence(session, request.matchers, utcnow())
+        except (ValueError, LookupError) as exc:
+            raise HTTPException(422, _reason(exc)) from exc
+        return [_alert_json(r) for r in rows]
+
+    @router.delete("/api/silences/{silence_id}")
+    async def expire_silence(silence_id: int,
+                             caller: Annotated[Caller, can("officer", "expire silences")]) -> dict:
+        try:
+            async with session_scope(sessions) as session:
+                return _silence_json(await store.expire_silence(session, silence_id, by=caller.name))
+        except LookupError as exc:
+            raise HTTPException(404, _reason(exc)) from exc
+        except ValueError as exc:
+            raise HTTPException(422, _reason(exc)) from exc
+
+    # --- rules and subscriptions ----------------------------------------------------------------------
 
     @router.get("/api/rules")
-    async def rules() -> list[dict]:
+    async def rules(_: Viewer) -> list[dict]:
+        """Rules as stored (YAML body, validated spec) with their geofence for the map."""
         async with sessions() as session:
-            return [
-                {"id": r.id, "name": r.name, "severity": r.severity, "enabled": r.enabled, "spec": r.spec,
-                 "body": r.body, "origin": r.origin, "updated_at": r.updated_at.isoformat()}
-                for r in await store.list_rules(session)
-            ]
+            rows = await store.list_rules(session)
+        return [
+            {"id": r.id, "name": r.name, "severity": r.severity, "enabled": r.enabled, "spec": r.spec,
+             "body": r.body, "origin": r.origin, "updated_at": _iso(r.updated_at),
+             "geofence": geofence(r.spec, r.origin or r.id)}
+            for r in rows
+        ]
+
+    @router.post("/api/rules", status_code=201)
+    async def add_rule(caller: Annotated[Caller, can("admin", "change rules")],
+                       body: Annotated[str, Body(media_type="application/yaml")]) -> JSONResponse:
+        """One rule as YAML (the body as written). An error answers 422 naming the line and the field."""
+        origin = f"api:{caller.name}"
+        try:
+            spec = load_rule_text(body, origin)
+        except RuleError as exc:
+            return JSONResponse(status_code=422, content={
+                "detail": str(exc), "line": exc.line, "field": exc.field, "reason": exc.reason})
+        async with session_scope(sessions) as session:
+            row = await store.upsert_rule(session, spec, body, origin=origin, actor=caller.name)
+            return JSONResponse(status_code=201, content={
+                "id": row.id, "name": row.name, "severity": row.severity, "enabled": row.enabled,
+                "geofence": geofence(row.spec, origin)})
+
+    @router.post("/api/rules/dry-run")
+    async def dry_run_rule(_: Viewer, body: Annotated[str, Body(media_type="application/yaml")],
+                           since: datetime | None = None, until: datetime | None = None) -> JSONResponse:
+        """What a rule (YAML body, stored or not) would have fired between `since` (default 7 days ago) and
+        `until` (default now): one hit per incident, with the reasons. Nothing is written or sent."""
+        now = utcnow()
+        start, end = _aware("since", since) or now - timedelta(days=7), _aware("until", until) or now
+        try:
+            spec = load_rule_text(body, "dry-run")
+        except RuleError as exc:
+            return JSONResponse(status_code=422, content={
+                "detail": str(exc), "line": exc.line, "field": exc.field, "reason": exc.reason})
+        async with sessions() as session:
+            hits = await dryrun.dry_run(session, spec, since=start, until=end)
+        return JSONResponse({"rule_id": spec.id, "since": start.isoformat(), "until": end.isoformat(), "hits": [
+            {"event_id": h.event_id, "incident_id": h.incident_id, "at": h.at.isoformat(), "reasons": h.reasons}
+            for h in hits]})
+
+    @router.post("/api/rules/{rule_id}/{action}")
+    async def toggle_rule(rule_id: str, action: Literal["enable", "disable"],
+                          caller: Annotated[Caller, can("admin", "change rules")]) -> dict:
+        async with session_scope(sessions) as session:
+            row = await store.set_rule_enabled(session, rule_id, action == "enable", caller.name)
+            if row is None:
+                raise HTTPException(404, f"no rule {rule_id}")
+            return {"id": row.id, "enabled": row.enabled}
+
+    @router.get("/api/subscriptions")
+    async def subscriptions(_: Viewer) -> list[dict]:
+        """Webhook endpoints (secrets never shown)."""
+        async with sessions() as session:
+            rows = await store.list_subscriptions(session)
+        return [{"id": s.id, "url": s.url, "name": s.name, "enabled": s.enabled,
+                 "disabled_reason": s.disabled_reason, "min_severity": s.min_severity, "rule_ids": s.rule_ids,
+                 "quiet_hours": s.quiet_hours, "created_at": _iso(s.created_at)} for s in rows]
+
+    @router.post("/api/subscriptions", status_code=201)
+    async def add_subscription(request: SubscriptionRequest,
+                               caller: Annotated[Caller, can("admin", "change subscriptions")]) -> dict:
+        """A webhook endpoint; the signing secret is returned once."""
+        try:
+            async with session_scope(sessions) as session:
+                row, secret = await store.add_subscription(
+                    session, request.url, secret=request.secret, name=request.name, rule_ids=request.rule_ids,
+                    min_severity=request.min_severity, actor=caller.name)
+                return {"id": row.id, "url": row.url, "name": row.name, "secret": secret}
+        except ValueError as exc:
+            raise HTTPException(422, _reason(exc)) from exc
+
+    # --- tokens ---------------------------------------------------------------------------------------
+
+    @router.get("/api/tokens")
+    async def tokens(_: Annotated[Caller, can("admin", "manage API tokens")]) -> list[dict]:
+        async with sessions() as session:
+            return [_token_json(r) for r in await store_access.list_tokens(session)]
+
+    @router.post("/api/tokens", status_code=201)
+    async def add_token(request: TokenRequest,
+                        caller: Annotated[Caller, can("admin", "manage API tokens")]) -> dict:
+        """A new token; the secret is in this answer only."""
+        try:
+            made = new_token(check_role(request.role))
+        except AccessError as exc:
+            raise HTTPException(422, exc.reason) from exc
+        async with session_scope(sessions) as session:
+            row = await store_access.create_token(session, name=request.name, role=request.role,
+                                                  digest=made.digest, prefix=made.prefix, created_by=caller.name)
+            return {**_token_json(row), "token": made.secret}
+
+    @router.delete("/api/tokens/{token_id}")
+    async def revoke_token(token_id: int, caller: Annotated[Caller, can("admin", "manage API tokens")]) -> dict:
+        async with session_scope(sessions) as session:
+            row = await store_access.revoke_token(session, token_id, by=caller.name)
+            if row is None:
+                raise HTTPException(404, f"no token {token_id}")
+            return _token_json(row)
+
+    # --- event log, explain, audit, map ---------------------------------------------------------------
+
+    @router.get("/api/events")
+    async def events(_: Viewer, of: Literal["events", "alerts"] = "events", since: datetime | None = None,
+                     until: datetime | None = None, actor: Annotated[list[str] | None, Query()] = None,
+                     tactic: Annotated[list[str] | None, Query()] = None, rule: str | None = None,
+                     state: str | None = None, country: str | None = None, near: str | None = None,
+                     radius_km: float | None = None, limit: int = Query(200, ge=1, le=5000)) -> list[dict]:
+        """The event log as JSON (`of=events`, one record per classified post, or `of=alerts`)."""
+        query = _log_query(of, since, until, actor, tactic, rule, state, country, near, radius_km, limit)
+        async with sessions() as session:
+            return [r async for r in store_eventlog.records(session, query)]
+
+    @router.get("/api/export")
+    async def export(_: Viewer, format: Literal["csv", "geojson", "jsonl"] = "csv",
+                     of: Literal["events", "alerts"] = "events", since: datetime | None = None,
+                     until: datetime | None = None, actor: Annotated[list[str] | None, Query()] = None,
+                     tactic: Annotated[list[str] | None, Query()] = None, rule: str | None = None,
+                     state: str | None = None, country: str | None = None, near: str | None = None,
+                     radius_km: float | None = None) -> StreamingResponse:
+        """A download of the event log in CSV, GeoJSON or JSON lines, streamed page by page."""
+        query = _log_query(of, since, until, actor, tactic, rule, state, country, near, radius_km, None)
+        media_type, ext = eventlog.FORMATS[format]
+        exporter = eventlog.Exporter(format, query.kind)
+
+        async def body() -> AsyncIterator[str]:
+            yield exporter.head()
+            async with sessions() as session:
+                async for record in store_eventlog.records(session, query):
+                    yield exporter.item(record)
+            yield exporter.tail()
+
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%MZ")
+        return StreamingResponse(body(), media_type=media_type, headers={
+            "content-disposition": f'attachment; filename="watchfloor-{query.kind}-{stamp}.{ext}"'})
+
+    @router.get("/api/explain/{post_id}")
+    async def explain(post_id: str, _: Viewer) -> dict:
+        """Why each enabled rule did or did not fire for a post, and the post's labels with their evidence."""
+        async with sessions() as session:
+            found = await store_eventlog.explain_post(session, post_id, utcnow())
+        if found is None:
+            raise HTTPException(404, f"no classified post {post_id} (is the id right, and was it classified?)")
+        return found
+
+    @router.get("/api/audit")
+    async def audit(_: Viewer, limit: int = Query(200, ge=1, le=5000), since: datetime | None = None,
+                    target_kind: str | None = None, target_id: str | None = None,
+                    actor: str | None = None) -> list[dict]:
+        """Who changed a rule, a silence, a subscription or a token, or acknowledged an alert, and when."""
+        async with sessions() as session:
+            rows = await store_access.list_audit(session, limit=limit, since=_aware("since", since),
+                                                 target_kind=target_kind, target_id=target_id, actor=actor)
+        return [_audit_json(r) for r in rows]
+
+    @router.get("/api/map/countries")
+    async def countries(_: Viewer) -> JSONResponse:
+        """Country outlines of the Sahel for the console map (Natural Earth, from an installed package)."""
+        try:
+            outlines = await asyncio.to_thread(basemap.countries)
+        except basemap.BasemapError as exc:
+            raise HTTPException(503, exc.reason) from exc
+        return JSONResponse(outlines, headers={"cache-control": "private, max-age=86400"})
 
     return router

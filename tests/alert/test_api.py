@@ -3,37 +3,21 @@
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator
 
 import httpx
-import pytest
+import sqlalchemy as sa
 import uvicorn
-from fastapi import FastAPI
 
+from services.alert import store_access
+from shared.db import session_scope
+from shared.models import AuditEntry
+from tests.alert.apiclient import base_url, bearer, make_token, publish_logged, server
 from tests.alert.conftest import Running, eventually
 from tests.alert.events import vbied_niamey_en, vbied_niamey_fr
 
-
-@pytest.fixture
-async def server(running: Running) -> AsyncIterator[uvicorn.Server]:
-    app = FastAPI()
-    app.include_router(running.service.router)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    await eventually(lambda: _started(server))
-    yield server
-    server.should_exit = True
-    await running.service.stop()            # ends open streams, so uvicorn can finish
-    await asyncio.wait_for(task, 10)
-
-
-async def _started(server: uvicorn.Server) -> bool:
-    return server.started
-
-
-@pytest.fixture
-def base_url(server: uvicorn.Server) -> str:
-    return f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+__all__ = ["base_url", "server"]   # fixtures
 
 
 async def _read_alert_event(lines: AsyncIterator[str]) -> dict:
@@ -101,30 +85,83 @@ async def test_stream_sends_heartbeats_while_idle(running: Running, base_url: st
         assert ": heartbeat" in seen
 
 
-async def test_alerts_rules_and_console(running: Running, base_url: str) -> None:
-    await running.publish_event(vbied_niamey_en())
-    await running.publish_event(vbied_niamey_fr())
-
+async def test_stream_takes_the_token_as_a_query_parameter(running: Running, base_url: str) -> None:
+    token = await make_token(running.sessions, "wall screen", "viewer")
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        refused = await client.get("/api/alerts/stream")
+        assert refused.status_code == 401 and "missing bearer token" in refused.json()["detail"]
+        async with client.stream("GET", "/api/alerts/stream", params={"token": token}) as response:
+            assert response.status_code == 200
+            lines = response.aiter_lines()
+            assert (await anext(lines)).startswith("retry:")
+            await running.publish_event(vbied_niamey_en())
+            fired = await asyncio.wait_for(_read_alert_event(lines), 5)
+            assert fired["rule_id"] == "issp-niamey-50km"
+
+
+async def test_revoking_a_token_ends_its_open_stream(running: Running, base_url: str) -> None:
+    token = await make_token(running.sessions, "wall screen", "viewer")
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client, \
+            client.stream("GET", "/api/alerts/stream", params={"token": token}) as response:
+        lines = response.aiter_lines()
+        await anext(lines)
+        async with session_scope(running.sessions) as session:
+            await store_access.revoke_token(session, 1, by="ana")
+        rest = await asyncio.wait_for(_drain(lines), 3)      # heartbeat every 0.5 s in the test settings
+        assert "event: revoked" in rest
+
+
+async def test_an_officer_sees_why_an_alert_fired_and_acknowledges_it(running: Running, base_url: str) -> None:
+    officer = await make_token(running.sessions, "duty officer", "officer")
+    await publish_logged(running, vbied_niamey_en())
+    await publish_logged(running, vbied_niamey_fr())
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=10, headers=bearer(officer)) as client:
         async def two_versions() -> list:
             alerts = (await client.get("/api/alerts")).json()
-            return alerts if alerts and alerts[0]["version"] == 2 else []
+            return alerts if alerts and alerts[0]["version"] >= 2 else []
 
         alerts = await eventually(two_versions)
         assert len(alerts) == 1 and alerts[0]["state"] == "firing"
-        detail = (await client.get(f"/api/alerts/{alerts[0]['alert_id']}")).json()
+        alert_id = alerts[0]["alert_id"]
+        detail = (await client.get(f"/api/alerts/{alert_id}")).json()
         assert detail["deliveries"] == [] and detail["rule_id"] == "issp-niamey-50km"
+        # Why it fired: the rule as written, its geofence ([lon, lat] centre), how it matched.
+        assert "near: Niamey" in detail["rule"]["body"]
+        fence = detail["rule"]["geofence"]
+        assert fence["type"] == "circle" and fence["radius_km"] == 50
+        assert abs(fence["center"][0] - 2.11) < 0.05 and abs(fence["center"][1] - 13.51) < 0.05
+        assert "actor ISSP (perpetrator)" in detail["matched"]
+        assert [r["event_id"][:15] for r in detail["reports"]] == ["vbied-niamey-en", "vbied-niamey-fr"]
+        assert detail["reports"][0]["spans"][0]["label"] == "actor ISSP (perpetrator)"
         assert (await client.get("/api/alerts/nope")).status_code == 404
-        acked = await client.post(f"/api/alerts/{alerts[0]['alert_id']}/ack",
-                                  json={"by": "duty officer", "note": "passed to Niamey desk"})
-        assert acked.status_code == 200 and acked.json()["state"] == "acknowledged"
-        listed = (await client.get("/api/alerts")).json()
-        assert (listed[0]["state"], listed[0]["acknowledged_by"]) == ("acknowledged", "duty officer")
-        assert (await client.post("/api/alerts/nope/ack", json={"by": "x"})).status_code == 404
-        assert (await client.post(f"/api/alerts/{alerts[0]['alert_id']}/ack", json={})).status_code == 422
+
+        acked = await client.post(f"/api/alerts/{alert_id}/ack", json={"note": "passed to Niamey desk"})
+        assert acked.status_code == 200, acked.text
+        assert (acked.json()["state"], acked.json()["acknowledged_by"]) == ("acknowledged", "duty officer")
+        listed = (await client.get("/api/alerts", params={"state": "acknowledged"})).json()
+        assert [(a["alert_id"], a["ack_note"]) for a in listed] == [(alert_id, "passed to Niamey desk")]
+        assert (await client.post("/api/alerts/nope/ack", json={})).status_code == 404
+        audit = (await client.get("/api/audit", params={"target_kind": "alert"})).json()
+        assert [(a["actor"], a["action"], a["target_id"]) for a in audit] == [
+            ("duty officer", "alert.acknowledged", alert_id)]
+
+        incidents = (await client.get("/api/incidents")).json()
+        assert [(i["id"], i["report_count"], i["corroboration"]) for i in incidents] == [
+            (detail["incident_id"], 2, "corroborated")]
         rules = (await client.get("/api/rules")).json()
-        assert [r["id"] for r in rules] == ["issp-niamey-50km"] and "near: Niamey" in rules[0]["body"]
+        assert [r["id"] for r in rules] == ["issp-niamey-50km"] and rules[0]["geofence"]["type"] == "circle"
         page = await client.get("/")
         assert page.status_code == 200 and "EventSource" in page.text
-        # Self-contained: no external scripts, styles or fonts (the watch floor may have no internet).
-        assert "http://" not in page.text and "https://" not in page.text and "//cdn" not in page.text
+        # Self-contained: no external scripts, styles, fonts or tiles (the watch floor may have no internet).
+        assert not re.search(r"""(src|href|action)\s*=\s*["']?(https?:)?//|url\(\s*["']?(https?:)?//|@import""",
+                             page.text)
+        assert "<script src" not in page.text and "<link" not in page.text
+        countries = (await client.get("/api/map/countries")).json()
+        niger = next(f for f in countries["features"] if f["properties"]["iso_a2"] == "NE")
+        lon, lat = niger["geometry"]["coordinates"][0][0][0]
+        assert 0 < lon < 16 and 11 < lat < 24      # [lon, lat], inside Niger's bounding box
+
+    async with running.sessions() as session:
+        rows = (await session.scalars(sa.select(AuditEntry).where(AuditEntry.action == "alert.acknowledged"))).all()
+        assert [(r.actor, r.target_id) for r in rows] == [("duty officer", alert_id)]

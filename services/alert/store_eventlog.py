@@ -1,0 +1,217 @@
+"""The SQL of the event log as ops read it: events (with their post and incident) and alerts, by time,
+country, rule and state, in pages; the rest of a LogQuery is applied by `eventlog.keep`. Also rebuilds the
+EventMessage of a stored post for `explain`. Read-only."""
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.alert import dryrun, eventlog, store
+from services.alert.eventlog import LogQuery
+from shared.messages import EventMessage
+from shared.models import Alert, Event, Incident, IncidentReport, Post
+
+PAGE = 500
+
+
+def _columns(row: Any) -> dict[str, Any]:
+    return {c.key: getattr(row, c.key) for c in sa.inspect(row).mapper.column_attrs}
+
+
+def _event_time() -> Any:
+    return sa.func.coalesce(Event.published_at, Event.classified_at)
+
+
+def _events_statement(query: LogQuery) -> Any:
+    at = _event_time()
+    stmt = (sa.select(Event, Post, IncidentReport.incident_id)
+            .outerjoin(Post, Post.id == Event.id)
+            .outerjoin(IncidentReport, IncidentReport.event_id == Event.id)
+            .order_by(at.desc(), Event.id))
+    if query.since is not None:
+        stmt = stmt.where(at >= query.since)
+    if query.until is not None:
+        stmt = stmt.where(at < query.until)
+    if query.country:
+        stmt = stmt.where(Event.country == query.country.upper())
+    if query.rule is not None or query.state is not None:
+        alerts = sa.select(Alert.incident_id)
+        if query.rule is not None:
+            alerts = alerts.where(Alert.rule_id == query.rule)
+        if query.state is not None:
+            alerts = alerts.where(Alert.state == query.state)
+        stmt = stmt.where(IncidentReport.incident_id.in_(alerts))
+    return stmt
+
+
+async def _alerts_by_incident(session: AsyncSession, incident_ids: set[str]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    if not incident_ids:
+        return out
+    rows = await session.execute(sa.select(Alert.incident_id, Alert.rule_id, Alert.state, Alert.id)
+                                 .where(Alert.incident_id.in_(incident_ids)))
+    for incident_id, rule_id, state, alert_id in rows:
+        out.setdefault(incident_id, []).append({"rule_id": rule_id, "state": state, "id": alert_id})
+    return out
+
+
+async def events(session: AsyncSession, query: LogQuery) -> AsyncIterator[dict[str, Any]]:
+    """Event records, newest first, a page at a time (an export of a year never sits in memory)."""
+    stmt = _events_statement(query)
+    sent, offset = 0, 0
+    while True:
+        page = (await session.execute(stmt.limit(PAGE).offset(offset))).all()
+        if not page:
+            return
+        offset += len(page)
+        alerts = await _alerts_by_incident(session, {i for _, _, i in page if i})
+        for event, post, incident_id in page:
+            record = eventlog.event_record(_columns(event), _columns(post) if post else None, incident_id,
+                                           alerts.get(incident_id, []) if incident_id else [])
+            if eventlog.keep(record, query):
+                yield record
+                sent += 1
+                if query.limit is not None and sent >= query.limit:
+                    return
+
+
+def _alerts_statement(query: LogQuery) -> Any:
+    stmt = (sa.select(Alert, Incident).outerjoin(Incident, Incident.id == Alert.incident_id)
+            .order_by(Alert.fired_at.desc(), Alert.id))
+    if query.since is not None:
+        stmt = stmt.where(Alert.fired_at >= query.since)
+    if query.until is not None:
+        stmt = stmt.where(Alert.fired_at < query.until)
+    if query.rule is not None:
+        stmt = stmt.where(Alert.rule_id == query.rule)
+    if query.state is not None:
+        stmt = stmt.where(Alert.state == query.state)
+    if query.country:
+        stmt = stmt.where(Incident.country == query.country.upper())
+    return stmt
+
+
+async def alerts(session: AsyncSession, query: LogQuery) -> AsyncIterator[dict[str, Any]]:
+    """Alert records, newest fired first, a page at a time."""
+    stmt = _alerts_statement(query)
+    sent, offset = 0, 0
+    while True:
+        page = (await session.execute(stmt.limit(PAGE).offset(offset))).all()
+        if not page:
+            return
+        offset += len(page)
+        for alert, incident in page:
+            record = eventlog.alert_record(_columns(alert), _columns(incident) if incident else None)
+            if eventlog.keep(record, query):
+                yield record
+                sent += 1
+                if query.limit is not None and sent >= query.limit:
+                    return
+
+
+def records(session: AsyncSession, query: LogQuery) -> AsyncIterator[dict[str, Any]]:
+    return events(session, query) if query.kind == "events" else alerts(session, query)
+
+
+# --- explain -----------------------------------------------------------------------------------------
+
+
+async def stored_event(session: AsyncSession, post_id: str) -> tuple[EventMessage, dict[str, Any]] | None:
+    """The EventMessage classify published for `post_id`, rebuilt from its `events` and `posts` rows, and the
+    `events` row's columns; None when the post was never classified. A short id prefix (≥ 6) is accepted when
+    it names one post."""
+    event = await session.get(Event, post_id)
+    if event is None and len(post_id) >= 6:
+        found = (await session.scalars(sa.select(Event).where(Event.id.startswith(post_id)).limit(2))).all()
+        event = found[0] if len(found) == 1 else None
+    if event is None:
+        return None
+    post = await session.get(Post, event.id)
+    message = EventMessage(
+        event_id=event.id, post_id=event.id, source_id=event.source_id,
+        url=post.url if post else None, title=post.title if post else "", text=post.text if post else "",
+        lang=post.lang if post else None, published_at=event.published_at or (post.published_at if post else None),
+        fetched_at=post.fetched_at if post else None, classified_at=event.classified_at,
+        is_event=event.is_event, actors=event.actors or [], perpetrator=event.perpetrator,
+        tactics=event.tactics or [], place=event.place, killed=event.killed, confidence=event.confidence,
+        classifier=event.classifier, gazetteer=event.gazetteer,
+    )
+    return message, {**_columns(event), "title": message.title}
+
+
+async def alerts_of_post(session: AsyncSession, post_id: str) -> tuple[str | None, dict[str, dict[str, Any]]]:
+    """(the post's incident, {rule_id: alert columns}) of the alerts on that incident."""
+    report = await session.get(IncidentReport, post_id)
+    if report is None:
+        return None, {}
+    rows = await session.scalars(sa.select(Alert).where(Alert.incident_id == report.incident_id))
+    return report.incident_id, {row.rule_id: _columns(row) for row in rows}
+
+
+def _spans(label: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return list((label or {}).get("evidence") or [])
+
+
+async def reports(session: AsyncSession, event_ids: list[str]) -> list[dict[str, Any]]:
+    """The reports of an alert, in its order: each post's title, text and link, and the evidence spans its
+    labels came from (offsets into `title` or `text`), for the console to highlight."""
+    if not event_ids:
+        return []
+    rows = (await session.execute(
+        sa.select(Event, Post).outerjoin(Post, Post.id == Event.id).where(Event.id.in_(event_ids)))).all()
+    by_id = {event.id: (event, post) for event, post in rows}
+    out = []
+    for event_id in event_ids:
+        if event_id not in by_id:
+            continue
+        event, post = by_id[event_id]
+        spans = []
+        for actor in event.actors or []:
+            spans += [{**s, "label": f"actor {actor['code']} ({actor.get('role')})"} for s in _spans(actor)]
+        for tactic in event.tactics or []:
+            spans += [{**s, "label": f"tactic {tactic['code']}"} for s in _spans(tactic)]
+        if event.place:
+            spans += [{**s, "label": f"place {event.place.get('name')}"} for s in _spans(event.place)]
+        out.append({
+            "event_id": event.id, "source_id": event.source_id, "published_at": _iso(event.published_at),
+            "fetched_at": _iso(post.fetched_at) if post else None,
+            "title": post.title if post else "", "text": post.text if post else "", "url": post.url if post else None,
+            "lang": post.lang if post else None, "confidence": event.confidence, "spans": spans,
+        })
+    return out
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+async def explain_post(session: AsyncSession, post_id: str, now: datetime) -> dict[str, Any] | None:
+    """Why each enabled rule did or did not fire for a post: every check (`dryrun.explain_event`: the rule's
+    filters and area, its condition over time counted in the log, the silences) beside the alert the service
+    actually made (muted by a silence or inhibited, if so), and the post's labels with their evidence.
+    None when the post was never classified."""
+    found = await stored_event(session, post_id)
+    if found is None:
+        return None
+    message, columns = found
+    incident_id, alerts = await alerts_of_post(session, message.event_id)
+    verdicts = []
+    for rule in await store.load_enabled_rules(session):
+        alert = alerts.get(rule.id)
+        in_alert = alert is not None and message.event_id in ((alert.get("payload") or {}).get("event_ids") or [])
+        checks = await dryrun.explain_event(session, rule, message, now)
+        verdicts.append(eventlog.verdict(rule.id, rule.name, checks, alert, in_alert))
+    label_rows = eventlog.labels(columns, {"title": message.title, "text": message.text})
+    return {
+        "post_id": message.event_id, "source_id": message.source_id, "title": message.title,
+        "url": message.url, "lang": message.lang, "is_event": message.is_event, "confidence": message.confidence,
+        "classifier": message.classifier, "incident_id": incident_id, "labels": label_rows,
+        "rules": [{"rule_id": v.rule_id, "rule_name": v.rule_name, "fired": v.fired, "summary": v.summary,
+                   "checks": v.checks, "alert_id": v.alert["id"] if v.alert else None,
+                   "muted_by": v.alert.get("muted_by") if v.alert else None} for v in verdicts],
+        "text": "\n".join(eventlog.explanation_text(message.event_id, {**columns, "title": message.title},
+                                                    label_rows, verdicts)),
+    }
