@@ -86,3 +86,10 @@ ensure_postgres() {
   export WATCHFLOOR_TEST_POSTGRES_URL="postgresql+asyncpg://postgres:postgres@127.0.0.1:5432/$db"
   _pg_answers
 }
+
+ensure_chromium() {  # the console's browser test drives Debian's Chromium through Playwright
+  local path="${WATCHFLOOR_TEST_CHROMIUM:-/usr/bin/chromium}"
+  [ -x "$path" ] && return 0
+  _can_install || { echo "Chromium is missing at $path: install Debian's chromium (or set WATCHFLOOR_TEST_CHROMIUM)" >&2; return 1; }
+  _apt_install chromium
+}

@@ -67,3 +67,12 @@ def test_config_show_masks_passwords(wf, monkeypatch: pytest.MonkeyPatch) -> Non
     shown = json.loads(wf("config", "show").output)
     assert "s3cret" not in json.dumps(shown)
     assert shown["database_url"] == "postgresql+asyncpg://ops:***@db.internal:5432/watchfloor"
+
+
+def test_subscription_filters_from_the_cli(wf) -> None:
+    bad = wf("subscription", "add", "http://127.0.0.1:9/night", "--quiet-hours", "22h-6h")
+    assert bad.exit_code == 2 and "expected HH:MM-HH:MM" in bad.output
+    ok = wf("subscription", "add", "http://127.0.0.1:9/night", "--min-severity", "III",
+            "--quiet-hours", "22:00-06:00@Africa/Niamey")
+    assert ok.exit_code == 0, ok.output
+    assert "http://127.0.0.1:9/night" in wf("subscription", "list").output

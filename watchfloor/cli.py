@@ -4,11 +4,16 @@
     watchfloor run ingest|classify|alert           one service (what each container runs)
     watchfloor migrate                             bring the event log schema to the latest version
     watchfloor source add|list                     feeds to poll
-    watchfloor rule add|list                       alert rules (YAML)
+    watchfloor rule add|list|dry-run               alert rules (YAML); what a rule would have fired
     watchfloor subscription add|list               webhook endpoints
     watchfloor alerts [--follow] [--json]          what fired
+    watchfloor ack ALERT_ID [--note]               acknowledge: stops re-pages, not updates
+    watchfloor silence add|list|expire             mute alerts with a reason (audited)
     watchfloor classify --input F --output F       classify a JSONL file offline
     watchfloor dlq list|replay STAGE               dead letters
+    watchfloor token add|list|revoke               API tokens (viewer, officer, admin)
+    watchfloor export --format csv|geojson|jsonl   the event log
+    watchfloor explain POST_ID                     why each rule did or did not fire for a post
     watchfloor config show                         effective settings, secrets masked
 
 Commands run from a second terminal against the same data dir or database take effect in a
@@ -22,7 +27,7 @@ from pathlib import Path
 import click
 
 from shared.db import make_engine, migrate
-from watchfloor import cli_alerting, cli_ops, cli_sources
+from watchfloor import cli_access, cli_alerting, cli_eventlog, cli_noise, cli_ops, cli_sources
 from watchfloor.context import CliContext, pass_ctx, run
 from watchfloor.runtime import SERVICE_NAMES, Serving, serve
 
@@ -107,3 +112,9 @@ main.add_command(cli_alerting.subscription)
 main.add_command(cli_alerting.alerts)
 main.add_command(cli_ops.classify)
 main.add_command(cli_ops.dlq)
+main.add_command(cli_noise.ack)
+main.add_command(cli_noise.silence)
+cli_alerting.rule.add_command(cli_noise.rule_dry_run)
+main.add_command(cli_access.token)
+main.add_command(cli_eventlog.export)
+main.add_command(cli_eventlog.explain)

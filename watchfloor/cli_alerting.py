@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -59,19 +60,39 @@ def subscription() -> None:
 @click.argument("url")
 @click.option("--secret", default=None, help="A whsec_… secret; one is generated and printed if omitted.")
 @click.option("--name", default=None)
+@click.option("--min-severity", default=None,
+              type=click.Choice(["low", "medium", "high", "critical", "I", "II", "III"]),
+              help="Only alerts of this rule severity (low…critical) or incident severity (I–III) and above.")
+@click.option("--quiet-hours", default=None, metavar="HH:MM-HH:MM[@TZ]",
+              help="Hold severity I and II until the window ends (III always goes through), e.g. 22:00-06:00@UTC.")
 @pass_ctx
-def subscription_add(obj: CliContext, url: str, secret: str | None, name: str | None) -> None:
+def subscription_add(obj: CliContext, url: str, secret: str | None, name: str | None, min_severity: str | None,
+                     quiet_hours: str | None) -> None:
     """Add a webhook endpoint; every alert is POSTed to it, signed with the secret."""
+    quiet = checked(lambda: _quiet_hours(quiet_hours))
 
     async def body() -> tuple[int, str]:
         async with obj.session() as session:
-            sub, used = await store.add_subscription(session, url, secret=secret, name=name)
+            sub, used = await store.add_subscription(session, url, secret=secret, name=name,
+                                                     min_severity=min_severity, quiet_hours=quiet)
             return sub.id, used
 
     sub_id, used = run(body)
     click.echo(f"subscription {sub_id} -> {url}")
     if secret is None:
         click.echo(f"secret: {used}")
+
+
+def _quiet_hours(text: str | None) -> dict[str, str] | None:
+    """"22:00-06:00@Africa/Niamey" -> {"start": "22:00", "end": "06:00", "tz": "Africa/Niamey"}."""
+    if not text:
+        return None
+    window, _, tz = text.partition("@")
+    start, sep, end = window.partition("-")
+    if not sep or not re.fullmatch(r"\d{2}:\d{2}", start) or not re.fullmatch(r"\d{2}:\d{2}", end):
+        raise click.BadParameter(f"{text!r}: expected HH:MM-HH:MM[@TZ], e.g. 22:00-06:00@UTC",
+                                 param_hint="--quiet-hours")
+    return {"start": start, "end": end, "tz": tz or "UTC"}
 
 
 @subscription.command(name="list")
@@ -90,9 +111,11 @@ def subscription_list(obj: CliContext) -> None:
 
 def _line(alert: dict) -> str:
     place = (alert.get("place") or {}).get("name") or "-"
-    return (f"{alert.get('updated_at', '')[:19]}  {alert.get('severity', ''):<8} {alert.get('state', ''):<12} "
-            f"v{alert.get('version')}  {alert.get('rule_id')}  {alert.get('title', '')!r}  @ {place}  "
-            f"{','.join(alert.get('actors') or [])} {','.join(alert.get('tactics') or [])}")
+    muted = f"  MUTED ({alert['muted_by']})" if alert.get("muted_by") else ""
+    return (f"{alert.get('alert_id', '')[:12]}  {alert.get('updated_at', '')[:19]}  {alert.get('severity', ''):<8} "
+            f"{alert.get('incident_severity') or '-':<3} {alert.get('state', ''):<12} v{alert.get('version')}  "
+            f"{alert.get('rule_id')}  {alert.get('title', '')!r}  @ {place}  "
+            f"{','.join(alert.get('actors') or [])} {','.join(alert.get('tactics') or [])}{muted}")
 
 
 @click.command()

@@ -165,6 +165,13 @@ async def serve(serving: Serving) -> None:
             await migrate(engine)
         elif not await _schema_is_current(engine):
             raise RuntimeError(f"the database at {common.db_url} has no schema: run `watchfloor migrate` first")
+        if "alert" in serving.names:
+            from services.alert import store_access
+
+            async with make_sessionmaker(engine)() as session:
+                notice = await store_access.bootstrap_notice(session)
+            if notice:
+                logger.warning(notice)
         app, services = build_app(serving.names, serving.overrides, redis_url, make_sessionmaker(engine))
         config = uvicorn.Config(
             app, host=serving.host, port=serving.port, log_config=None, timeout_graceful_shutdown=3,
