@@ -1,7 +1,7 @@
 """Wiring of the alert service: what comes in, what goes out, in what order.
 
     wf:events (stage alert)   ─▶ AlertPipeline.on_event ─▶ incidents, alerts (SQL) ─▶ wf:alerts
-    clock (sweep_interval_s)  ─▶ Sweeper.sweep          ─▶ re-pages, ended silences, resolutions ─▶ wf:alerts
+    clock (sweep_interval_seconds)  ─▶ Sweeper.sweep          ─▶ re-pages, ended silences, resolutions ─▶ wf:alerts
     wf:alerts (stage deliver) ─▶ Dispatcher.on_alert    ─▶ notifications (SQL) ─▶ Dispatcher loop ─▶ webhooks
     wf:alerts (XREAD $)       ─▶ GET /api/alerts/stream ─▶ console
 """
@@ -62,8 +62,8 @@ class AlertService:
         outbox = StreamOutbox(broker, redis, settings)
         self.pipeline = AlertPipeline(
             sessions, outbox,
-            cluster_policy(settings.incident_radius_km, settings.incident_window_s),
-            Rulebook(settings.rules_reload_s), official_sources=frozenset(settings.official_sources),
+            cluster_policy(settings.incident_radius_km, settings.incident_window_seconds),
+            Rulebook(settings.rules_reload_seconds), official_sources=frozenset(settings.official_sources),
         )
         self.sweeper = Sweeper(settings, sessions, outbox)
         self.dispatcher = Dispatcher(settings, sessions)
@@ -77,7 +77,7 @@ class AlertService:
         subscribe(broker, stage=streams.ALERT, model=EventMessage, handle=on_event, settings=settings, redis=redis)
         subscribe(broker, stage=streams.DELIVER, model=AlertMessage, handle=on_alert, settings=settings,
                   redis=redis)
-        self.router = build_router(sessions, redis, decode_entry, self._stopping, settings.sse_heartbeat_s)
+        self.router = build_router(sessions, redis, decode_entry, self._stopping, settings.sse_heartbeat_seconds)
 
     async def start(self) -> None:
         """Loads the rules and starts the webhook sender and the sweeper. Call after `await broker.start()`."""

@@ -64,7 +64,7 @@ class Dispatcher:
         self._client: webhook.Client | None = None
         self._stopping = False
         # Leased for longer than one attempt can take, so a second dispatcher never sends it concurrently.
-        self.lease = timedelta(seconds=settings.webhook_timeout_s + 30)
+        self.lease = timedelta(seconds=settings.webhook_timeout_seconds + 30)
 
     async def on_alert(self, alert: AlertMessage) -> int:
         """Records one notification per matching subscription (idempotent); wakes the sender at once.
@@ -96,7 +96,7 @@ class Dispatcher:
 
     async def start(self) -> None:
         self._stopping = False
-        self._client = webhook.client(self.settings.webhook_timeout_s)
+        self._client = webhook.client(self.settings.webhook_timeout_seconds)
         self._task = asyncio.create_task(self.run(), name="webhook-dispatcher")
 
     async def stop(self, grace_s: float = 5.0) -> None:
@@ -117,7 +117,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Sends due notifications until stopped; sleeps until the next one is due, a new one is queued,
-        or `dispatch_poll_s` passes (notifications queued by another process)."""
+        or `dispatch_poll_seconds` passes (notifications queued by another process)."""
         while not self._stopping:
             self._wake.clear()
             try:
@@ -127,11 +127,11 @@ class Dispatcher:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.exception("dispatcher pass failed; retrying in %.1fs", self.settings.dispatch_poll_s)
+                logger.exception("dispatcher pass failed; retrying in %.1fs", self.settings.dispatch_poll_seconds)
                 sent, due = 0, None
             if sent:
                 continue
-            wait = self.settings.dispatch_poll_s
+            wait = self.settings.dispatch_poll_seconds
             if due is not None:
                 wait = min(wait, max(0.0, (due - datetime.now(UTC)).total_seconds()))
             with contextlib.suppress(TimeoutError):
@@ -172,8 +172,8 @@ class Dispatcher:
             return "delivered", None, None
         if result.outcome is Outcome.GAVE_UP:
             return "failed", None, None
-        delay = retry_delay(attempt, self.settings.retry_schedule_s, self.settings.retry_jitter,
-                            result.retry_after_s, self.settings.retry_after_cap_s, self.rng)
+        delay = retry_delay(attempt, self.settings.retry_schedule_seconds, self.settings.retry_jitter,
+                            result.retry_after_s, self.settings.retry_after_cap_seconds, self.rng)
         if delay is None:
             return "failed", None, None
         return "pending", datetime.now(UTC) + timedelta(seconds=delay), delay

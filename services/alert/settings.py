@@ -11,30 +11,32 @@ SVIX_SCHEDULE_S = [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
 
 class AlertSettings(CommonSettings):
     incident_radius_km: float = Field(25.0, gt=0, description="reports this close may be one incident")
-    incident_window_s: float = Field(6 * 3600, gt=0, description="reports this close in time may be one incident")
-    webhook_timeout_s: float = Field(15.0, gt=0, description="per attempt (Standard Webhooks: 15-30 s)")
-    retry_schedule_s: list[float] = Field(
+    incident_window_seconds: float = Field(6 * 3600, gt=0, description="reports this close in time may be one incident")
+    webhook_timeout_seconds: float = Field(15.0, gt=0, description="per attempt (Standard Webhooks: 15-30 s)")
+    retry_schedule_seconds: list[float] = Field(
         default_factory=lambda: list(SVIX_SCHEDULE_S),
         description="delay before each retry; one attempt more than entries, then the notification fails",
     )
     retry_jitter: float = Field(0.2, ge=0, lt=1, description="±fraction applied to every retry delay")
-    retry_after_cap_s: float = Field(86_400.0, gt=0, description="a receiver's Retry-After is honoured up to this")
+    retry_after_cap_seconds: float = Field(
+        86_400.0, gt=0, description="a receiver's Retry-After is honoured up to this"
+    )
     dispatch_concurrency: int = Field(8, ge=1, description="webhooks in flight at once")
-    dispatch_poll_s: float = Field(
+    dispatch_poll_seconds: float = Field(
         1.0, gt=0, description="how often the sender looks for notifications queued by other processes"
     )
-    rules_reload_s: float = Field(1.0, ge=0, description="rules changed by another process apply within this")
-    sse_heartbeat_s: float = Field(15.0, gt=0, description="comment line sent to idle console streams")
+    rules_reload_seconds: float = Field(1.0, ge=0, description="rules changed by another process apply within this")
+    sse_heartbeat_seconds: float = Field(15.0, gt=0, description="comment line sent to idle console streams")
     official_sources: list[str] = Field(
         default_factory=list,
         description="source ids of official or known-wire sources: one of them in an incident makes it confirmed",
     )
-    incident_resolve_after_s: float = Field(
+    incident_resolve_after_seconds: float = Field(
         24 * 3600, gt=0, description="an incident with no new report for this long is resolved (sent once)"
     )
-    repage_after_s: float = Field(
+    repage_after_seconds: float = Field(
         15 * 60, gt=0, description="an unacknowledged severity III alert is paged again this often"
     )
-    sweep_interval_s: float = Field(
+    sweep_interval_seconds: float = Field(
         10.0, gt=0, description="how often resolution, re-pages and ended silences are looked for"
     )

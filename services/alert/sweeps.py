@@ -1,12 +1,12 @@
 """The Sweeper: what happens to alerts with no new report, on a clock rather than on an event.
 
-    every `sweep_interval_s`, in this order:
-      resolution       an incident with no new report for `incident_resolve_after_s` is resolved; each of its
+    every `sweep_interval_seconds`, in this order:
+      resolution       an incident with no new report for `incident_resolve_after_seconds` is resolved; each of its
                        alerts is sent once more, kind "resolved" (a muted alert no subscriber heard of stays quiet)
       ended silences   an alert a silence muted, still firing and unacknowledged, is sent as soon as no silence
                        mutes it any more (not at the next re-page: Alertmanager #3367)
       re-pages         an unacknowledged, unmuted severity III alert of an open incident is sent again every
-                       `repage_after_s` (kind "repaged", a new version, `page_count` + 1); an ack stops it
+                       `repage_after_seconds` (kind "repaged", a new version, `page_count` + 1); an ack stops it
 Each change is one transaction with the incident row locked and the alert's version checked, so two
 sweepers (two processes) never send one re-page twice; the new versions go to wf:alerts after the commit.
 """
@@ -62,9 +62,9 @@ class Sweeper:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.exception("sweep failed; trying again in %.0fs", self.settings.sweep_interval_s)
+                logger.exception("sweep failed; trying again in %.0fs", self.settings.sweep_interval_seconds)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.settings.sweep_interval_s)
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.settings.sweep_interval_seconds)
 
     async def sweep(self, now: datetime) -> list[AlertMessage]:
         """One pass; returns what it published."""
@@ -84,7 +84,7 @@ class Sweeper:
 
     async def _firing(self, now: datetime) -> list[AlertMessage]:
         """Unmutes alerts whose silence ended, and re-pages unacknowledged severity III."""
-        every = timedelta(seconds=self.settings.repage_after_s)
+        every = timedelta(seconds=self.settings.repage_after_seconds)
         async with self.sessions() as session:
             rows = await store.firing_alerts(session)
             silences = await store.active_silences(session, now)
@@ -132,7 +132,7 @@ class Sweeper:
             return message
 
     async def _resolve(self, now: datetime) -> list[AlertMessage]:
-        quiet_since = now - timedelta(seconds=self.settings.incident_resolve_after_s)
+        quiet_since = now - timedelta(seconds=self.settings.incident_resolve_after_seconds)
         async with self.sessions() as session:
             incident_ids = await store.quiet_incidents(session, quiet_since)
         out = []
@@ -145,8 +145,9 @@ class Sweeper:
                 for row in (await store.alerts_of_incident(session, incident_id)).values():
                     if row.state == "resolved":
                         continue
+                    quiet_for = _hours(self.settings.incident_resolve_after_seconds)
                     message = next_version(row, now, kind="resolved", state="resolved",
-                                           change=f"no new report for {_hours(self.settings.incident_resolve_after_s)}")
+                                           change=f"no new report for {quiet_for}")
                     muted = row.muted_by if row.muted_by and silence_id(row.muted_by) is None else \
                         muted_by(silences, message, now)
                     if muted is None and row.muted_by and not await store.notified(session, row.id):

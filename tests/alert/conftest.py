@@ -73,8 +73,8 @@ class Running:
 def alert_settings(redis_url: str, db_url: str, **overrides: Any) -> AlertSettings:
     values: dict[str, Any] = dict(
         redis_url=redis_url, database_url=db_url, claim_idle_ms=300, max_deliveries=2,
-        retry_schedule_s=[0.2, 0.2], retry_jitter=0.0, dispatch_poll_s=0.2, rules_reload_s=0.0,
-        consumer_name="test-alert", sse_heartbeat_s=0.5,
+        retry_schedule_seconds=[0.2, 0.2], retry_jitter=0.0, dispatch_poll_seconds=0.2, rules_reload_seconds=0.0,
+        consumer_name="test-alert", sse_heartbeat_seconds=0.5,
     )
     values.update(overrides)
     return AlertSettings(**values)

@@ -80,7 +80,7 @@ def system(db_url: str, redis_url: str, tmp_path: Path) -> Iterator[System]:
         "WATCHFLOOR_DATA_DIR": str(tmp_path / "var"),
         "WATCHFLOOR_LOG_FORMAT": "console",
         "WATCHFLOOR_CLAIM_IDLE_MS": "1000",
-        "WATCHFLOOR_RETRY_SCHEDULE_S": "[0.3, 0.6, 1.2]",
+        "WATCHFLOOR_RETRY_SCHEDULE_SECONDS": "[0.3, 0.6, 1.2]",
         "WATCHFLOOR_MIN_INTERVAL_SECONDS": "1",
     }
     sys_ = System(env=env, port=free_port(), log=tmp_path / "up.log")

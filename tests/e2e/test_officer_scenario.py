@@ -108,8 +108,8 @@ def query(db_url: str, sql: str) -> list[tuple]:
 
 def test_five_reports_one_alert_silence_ack_and_restart(system: System, webhook_receiver: WebhookReceiver,
                                                         db_url: str) -> None:
-    system.env.update({"WATCHFLOOR_OFFICIAL_SOURCES": json.dumps([OFFICIAL]), "WATCHFLOOR_REPAGE_AFTER_S": "1",
-                       "WATCHFLOOR_SWEEP_INTERVAL_S": "0.3"})
+    system.env.update({"WATCHFLOOR_OFFICIAL_SOURCES": json.dumps([OFFICIAL]), "WATCHFLOOR_REPAGE_AFTER_SECONDS": "1",
+                       "WATCHFLOOR_SWEEP_INTERVAL_SECONDS": "0.3"})
     system.start()
     system.cli("rule", "add", str(RULE))
     system.cli("subscription", "add", webhook_receiver.url, "--secret", SECRET)
