@@ -7,6 +7,7 @@
 """
 
 import asyncio
+from datetime import timedelta
 
 from faststream.redis import RedisBroker
 from faststream.redis.parser import BinaryMessageFormatV1
@@ -64,6 +65,7 @@ class AlertService:
             sessions, outbox,
             cluster_policy(settings.incident_radius_km, settings.incident_window_seconds),
             Rulebook(settings.rules_reload_seconds), official_sources=frozenset(settings.official_sources),
+            max_event_age=timedelta(seconds=settings.max_event_age_seconds),
         )
         self.sweeper = Sweeper(settings, sessions, outbox)
         self.dispatcher = Dispatcher(settings, sessions)

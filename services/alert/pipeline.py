@@ -174,10 +174,11 @@ class AlertPipeline:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox,
                  policy: ClusterPolicy, rulebook: Rulebook, severity: SeverityPolicy | None = None,
-                 official_sources: frozenset[str] = frozenset()) -> None:
+                 official_sources: frozenset[str] = frozenset(), max_event_age: timedelta | None = None) -> None:
         self.sessions, self.outbox, self.policy, self.rulebook = sessions, outbox, policy, rulebook
         self.severity = severity or SeverityPolicy()
         self.official_sources = frozenset(official_sources)
+        self.max_event_age = max_event_age
 
     async def _condition(self, session: AsyncSession, rule: RuleSpec, event: EventMessage,
                          incident_id: str) -> tuple[bool, str]:
@@ -233,6 +234,11 @@ class AlertPipeline:
                 previous: AlertMessage | None = None
                 if alert_row is None:
                     if match is None:
+                        continue
+                    if self.max_event_age is not None and now - event_time(event) > self.max_event_age:
+                        logger.info("too old to alert rule=%s event=%s published=%s max_age=%s",
+                                    rule.id, event.event_id[:8], event_time(event).isoformat(timespec="minutes"),
+                                    self.max_event_age)
                         continue
                     if rule.condition is not None:
                         met, reason = await self._condition(session, rule, event, incident.id)

@@ -27,6 +27,11 @@ class AlertSettings(CommonSettings):
     )
     rules_reload_seconds: float = Field(1.0, ge=0, description="rules changed by another process apply within this")
     sse_heartbeat_seconds: float = Field(15.0, gt=0, description="comment line sent to idle console streams")
+    max_event_age_seconds: float = Field(
+        3 * 86400, gt=0,
+        description="a report published longer ago than this opens no alert (a new feed's backlog pages no one); "
+                    "it still joins the event log and its incident",
+    )
     official_sources: list[str] = Field(
         default_factory=list,
         description="source ids of official or known-wire sources: one of them in an incident makes it confirmed",

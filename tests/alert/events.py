@@ -4,7 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 from shared.messages import ActorLabel, EventMessage, PlaceLabel, Span, TacticLabel
 
-T0 = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
+# 30 h ago, so that the tests' reports (T0 - 1 day … T0 + 1 day) are all in the past and none is older
+# than the alert service's max event age (3 days), which would open no alert.
+T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=30)
 NIAMEY = ("Niamey", 13.51366, 2.1098, "NE")
 TILLABERI = ("Tillabéri", 14.2116, 1.4531, "NE")   # ~110 km north-west of Niamey
 GAO = ("Gao", 16.2666, -0.0400, "ML")

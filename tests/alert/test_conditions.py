@@ -1,6 +1,6 @@
 """Conditions over time and dry runs, counted in the event log (events rows as classify writes them)."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from services.alert import store
 from services.alert.dryrun import dry_run, explain_event
@@ -78,7 +78,7 @@ async def test_first_activity_of_an_actor_in_the_area(running: Running) -> None:
         await store.set_rule_enabled(session, "issp-niamey-50km", False, actor="test")
         await store.upsert_rule(session, load_rule_text(FIRST), FIRST, None, actor="test")
     first = located("jnim-1", place=KOLLO, actors=(("KATIBA_MACINA", "perpetrator"),), tactics=("ambush",),
-                    at=T0 - timedelta(days=10))
+                    at=T0 - timedelta(days=1))
     second = located("jnim-2", place=("Niamey", 13.51, 2.11, "NE"), actors=(("JNIM", "perpetrator"),),
                      tactics=("kidnapping",), at=T0)
     fired = await _feed(running, first)
@@ -90,3 +90,17 @@ async def test_first_activity_of_an_actor_in_the_area(running: Running) -> None:
     condition = next(c for c in checks if c.condition == "condition")
     assert not condition.passed and condition.reason.startswith("not a first activity: JNIM already active")
     assert all(c.passed for c in checks if c.condition != "condition")
+
+
+async def test_a_report_older_than_the_max_event_age_opens_no_alert(running: Running) -> None:
+    """A feed added today brings weeks of backlog: it goes into the event log, and pages no one."""
+    old = located("old-vbied", place=KOLLO, actors=(("ISSP", "perpetrator"),), tactics=("vbied",),
+                  at=datetime.now(UTC) - timedelta(days=12))
+    assert await _feed(running, old) == []
+    async with running.sessions() as session:
+        incident = await store.incident_of_event(session, old.event_id)
+        assert incident is not None
+        assert await store.alerts_of_incident(session, incident.id) == {}
+    fresh = located("fresh-vbied", place=KOLLO, actors=(("ISSP", "perpetrator"),), tactics=("vbied",),
+                    at=datetime.now(UTC) - timedelta(hours=1))
+    assert [a.rule_id for a in await _feed(running, fresh)] == ["issp-niamey-50km"]
