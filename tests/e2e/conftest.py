@@ -1,6 +1,7 @@
 """The system as a user runs it: `watchfloor up` in a subprocess, the CLI in others."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -8,12 +9,27 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
 WATCHFLOOR = str(Path(sys.executable).with_name("watchfloor"))
+FEEDS = Path(__file__).resolve().parent.parent / "fixtures" / "feeds"
+
+
+def fresh_feed(name: str) -> bytes:
+    """A fixture feed with its items re-dated to the last hour, oldest last: reports older than the alert
+    service's max event age open no alert, and these tests must not stop working when the fixture ages."""
+    body = (FEEDS / name).read_text(encoding="utf-8")
+    stamps = re.findall(r"<pubDate>[^<]*</pubDate>", body)
+    now = datetime.now(UTC)
+    for n, stamp in enumerate(stamps):
+        when = format_datetime(now - timedelta(minutes=30 - 5 * n))
+        body = body.replace(stamp, f"<pubDate>{when}</pubDate>", 1)
+    return body.encode("utf-8")
 
 
 def free_port() -> int:

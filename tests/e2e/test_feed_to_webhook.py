@@ -15,7 +15,8 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-FEEDS = Path(__file__).parent.parent / "fixtures" / "feeds"
+from tests.e2e.conftest import fresh_feed
+
 RULE = Path(__file__).parent.parent.parent / "rules" / "issp-niamey-50km.yaml"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_two_reports_of_one_car_bomb_give_one_signed_alert(system, feed_server, webhook_receiver) -> None:
-    feed_url = feed_server.route("/sahel.xml", (FEEDS / "niamey_vbied.rss.xml").read_bytes(),
+    feed_url = feed_server.route("/sahel.xml", fresh_feed("niamey_vbied.rss.xml"),
                                  headers={"ETag": '"v1"'})
     system.start()
 

@@ -7,9 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import System, free_port
+from tests.e2e.conftest import System, free_port, fresh_feed
 
-FEEDS = Path(__file__).parent.parent / "fixtures" / "feeds"
 RULE = Path(__file__).parent.parent.parent / "rules" / "issp-niamey-50km.yaml"
 
 pytestmark = pytest.mark.e2e
@@ -27,7 +26,7 @@ def embedded(tmp_path: Path):
 
 
 def test_up_runs_embedded_and_resumes_after_ctrl_c(embedded: System, feed_server, webhook_receiver) -> None:
-    feed_url = feed_server.route("/sahel.xml", (FEEDS / "niamey_vbied.rss.xml").read_bytes())
+    feed_url = feed_server.route("/sahel.xml", fresh_feed("niamey_vbied.rss.xml"))
     embedded.start()
     data_dir = Path(embedded.env["WATCHFLOOR_DATA_DIR"])
     assert (data_dir / "watchfloor.db").exists()
