@@ -6,6 +6,8 @@ EVENTS = "wf:events"
 """classify -> alert: one EventMessage per classified post."""
 ALERTS = "wf:alerts"
 """alert -> deliver and console: one AlertMessage per alert version."""
+ALERTS_PUBLISHED = "wf:alerts:published"
+"""A hash beside wf:alerts: alert id -> the last version put on the stream (the alert outbox's mark)."""
 
 INGEST = "ingest"
 CLASSIFY = "classify"

@@ -1,6 +1,6 @@
 """Module boundaries (STYLE §2), checked by walking imports with `ast`:
-shared never imports services; no service imports another; only app.py and shared/consumer.py import
-faststream; only the HTTP modules import httpx; only store.py (and the migration/db plumbing) builds SQL."""
+shared never imports services; no service imports another; only app.py imports faststream; only the HTTP
+client modules import httpx; only store*.py builds SQL; pure modules import no I/O library."""
 
 import ast
 from pathlib import Path
@@ -61,8 +61,16 @@ def test_only_the_http_modules_import_httpx(path: Path) -> None:
         assert "httpx" not in _imports(path)
 
 
+@pytest.mark.parametrize("path", SERVICE_MODULES, ids=_ids(SERVICE_MODULES))
+def test_only_store_modules_build_sql(path: Path) -> None:
+    if not path.name.startswith("store"):
+        query_builders = {m for m in _imports(path) if m == "sqlalchemy" or m.startswith("sqlalchemy.dialects")}
+        assert not query_builders, f"{path.name} builds SQL: move the query into the service's store"
+
+
 PURE = {"parse.py", "normalise.py", "schedule.py", "classify.py", "match.py", "place.py", "attribution.py",
-        "evaluate.py", "incidents.py", "signing.py", "rules.py"}
+        "toll.py", "aliases.py", "evaluate.py", "incidents.py", "signing.py", "rules.py", "geofence.py", "spatial.py",
+        "severity.py", "silences.py", "paging.py", "conditions.py", "eventlog.py"}
 
 
 @pytest.mark.parametrize("path", [p for p in SERVICE_MODULES if p.name in PURE],

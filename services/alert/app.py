@@ -36,7 +36,7 @@ class StreamOutbox:
     """Puts alert versions on wf:alerts and remembers, in a Redis hash beside the stream, the last version
     published per alert (so a version committed but not published is found and sent later)."""
 
-    PUBLISHED = "wf:alerts:published"
+    PUBLISHED = streams.ALERTS_PUBLISHED
 
     def __init__(self, broker: RedisBroker, redis: Redis, settings: AlertSettings) -> None:
         self.broker, self.redis, self.settings = broker, redis, settings

@@ -9,13 +9,13 @@
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from services.alert.signing import signed_headers
+from shared.retry_after import retry_after_seconds
 
 USER_AGENT = "watchfloor-webhooks/1"
 RETRY_STATUSES = frozenset({408, 429})
@@ -48,22 +48,6 @@ def redact_url(url: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """`Retry-After` as seconds from now (RFC 9110 §10.2.3: delay-seconds or an HTTP-date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def client(timeout_s: float) -> httpx.AsyncClient:

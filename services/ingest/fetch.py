@@ -9,7 +9,6 @@ body cap. Every way it can go wrong becomes one `FeedFetchError` whose `reason` 
 """
 
 import asyncio
-import email.utils
 import errno
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from services.ingest.settings import IngestSettings
+from shared.retry_after import retry_after_seconds
 
 
 class FeedFetchError(Exception):
@@ -71,22 +71,6 @@ def _seconds(value: float) -> str:
 
 def _mib(size: int) -> str:
     return f"{size / (1024 * 1024):g} MiB" if size >= 1024 * 1024 else f"{size} bytes"
-
-
-def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """RFC 9110 §10.2.3: Retry-After is delay-seconds or an HTTP-date; None if absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def _status_error(url: str, response: httpx.Response) -> FeedFetchError:

@@ -9,7 +9,8 @@ from standardwebhooks import Webhook
 from services.alert import webhook
 from services.alert.dispatch import retry_delay
 from services.alert.signing import new_secret, signed_headers
-from services.alert.webhook import Outcome, deliver, retry_after_seconds
+from services.alert.webhook import Outcome, deliver
+from shared.retry_after import retry_after_seconds
 from tests.servers import FeedServer, WebhookReceiver
 
 BODY = '{"type":"alert.fired","timestamp":"2026-11-20T08:30:00Z","data":{"title":"Véhicule piégé"}}'
