@@ -2,7 +2,7 @@
 country, rule and state, in pages; the rest of a LogQuery is applied by `eventlog.keep`. Also rebuilds the
 EventMessage of a stored post for `explain`. Read-only."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -58,24 +58,38 @@ async def _alerts_by_incident(session: AsyncSession, incident_ids: set[str]) -> 
     return out
 
 
-async def events(session: AsyncSession, query: LogQuery) -> AsyncIterator[dict[str, Any]]:
-    """Event records, newest first, a page at a time (an export of a year never sits in memory)."""
-    stmt = _events_statement(query)
+async def _paged(
+    session: AsyncSession, stmt: Any, query: LogQuery,
+    to_records: Callable[[Sequence[Any]], Awaitable[list[dict[str, Any]]]],
+) -> AsyncIterator[dict[str, Any]]:
+    """Runs `stmt` a page at a time (an export of a year never sits in memory), keeps the records the
+    query wants, and stops at its limit."""
     sent, offset = 0, 0
     while True:
         page = (await session.execute(stmt.limit(PAGE).offset(offset))).all()
         if not page:
             return
         offset += len(page)
-        alerts = await _alerts_by_incident(session, {i for _, _, i in page if i})
-        for event, post, incident_id in page:
-            record = eventlog.event_record(_columns(event), _columns(post) if post else None, incident_id,
-                                           alerts.get(incident_id, []) if incident_id else [])
+        for record in await to_records(page):
             if eventlog.keep(record, query):
                 yield record
                 sent += 1
                 if query.limit is not None and sent >= query.limit:
                     return
+
+
+def events(session: AsyncSession, query: LogQuery) -> AsyncIterator[dict[str, Any]]:
+    """Event records, newest first."""
+
+    async def to_records(page: Sequence[Any]) -> list[dict[str, Any]]:
+        alerts = await _alerts_by_incident(session, {i for _, _, i in page if i})
+        return [
+            eventlog.event_record(_columns(event), _columns(post) if post else None, incident_id,
+                                  alerts.get(incident_id, []) if incident_id else [])
+            for event, post, incident_id in page
+        ]
+
+    return _paged(session, _events_statement(query), query, to_records)
 
 
 def _alerts_statement(query: LogQuery) -> Any:
@@ -94,22 +108,14 @@ def _alerts_statement(query: LogQuery) -> Any:
     return stmt
 
 
-async def alerts(session: AsyncSession, query: LogQuery) -> AsyncIterator[dict[str, Any]]:
-    """Alert records, newest fired first, a page at a time."""
-    stmt = _alerts_statement(query)
-    sent, offset = 0, 0
-    while True:
-        page = (await session.execute(stmt.limit(PAGE).offset(offset))).all()
-        if not page:
-            return
-        offset += len(page)
-        for alert, incident in page:
-            record = eventlog.alert_record(_columns(alert), _columns(incident) if incident else None)
-            if eventlog.keep(record, query):
-                yield record
-                sent += 1
-                if query.limit is not None and sent >= query.limit:
-                    return
+def alerts(session: AsyncSession, query: LogQuery) -> AsyncIterator[dict[str, Any]]:
+    """Alert records, newest fired first."""
+
+    async def to_records(page: Sequence[Any]) -> list[dict[str, Any]]:
+        return [eventlog.alert_record(_columns(alert), _columns(incident) if incident else None)
+                for alert, incident in page]
+
+    return _paged(session, _alerts_statement(query), query, to_records)
 
 
 def records(session: AsyncSession, query: LogQuery) -> AsyncIterator[dict[str, Any]]:
