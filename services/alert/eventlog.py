@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from services.alert.geofence import distance_km
 from services.alert.rules import with_subunits
+from shared.errors import ReasonError
 from shared.gazetteer import load_gazetteer
 
 Kind = Literal["events", "alerts"]
@@ -41,12 +42,8 @@ ALERT_COLUMNS = (
 STATES = ("firing", "acknowledged", "resolved")
 
 
-class QueryError(Exception):
+class QueryError(ReasonError):
     """A query that cannot run as asked (an unknown place, a radius without a place). `reason` is shown as-is."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,14 @@
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from shared.errors import ReasonError
+
 RULE_SEVERITIES = ("low", "medium", "high", "critical")
 INCIDENT_SEVERITIES = ("I", "II", "III")
 
 
-class QuietHoursError(ValueError):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+class QuietHoursError(ReasonError, ValueError):
+    """See `reason`."""
 
 
 def _clock(value: object, key: str) -> time:

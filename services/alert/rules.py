@@ -53,6 +53,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from shared.errors import ReasonError
 from shared.gazetteer import load_gazetteer
 
 ACTOR_PARENTS: dict[str, str | None] = {
@@ -80,7 +81,7 @@ def with_subunits(codes: list[str]) -> frozenset[str]:
     return frozenset(wanted)
 
 
-class RuleError(Exception):
+class RuleError(ReasonError):
     """A rule file that cannot be loaded. `reason` is shown to ops as-is, prefixed by `file:line: field:`."""
 
     def __init__(self, origin: str, line: int | None, field: str | None, reason: str,
@@ -89,7 +90,7 @@ class RuleError(Exception):
         self.more = more or []
         head = origin if line is None else f"{origin}:{line}"
         first = f"{head}: {field}: {reason}" if field else f"{head}: {reason}"
-        super().__init__("\n".join([first, *self.more]))
+        Exception.__init__(self, "\n".join([first, *self.more]))
 
 
 class _Strict(BaseModel):

@@ -14,18 +14,15 @@ from datetime import datetime
 from typing import Any
 
 from services.alert.rules import ACTOR_PARENTS, TACTICS, with_subunits
+from shared.errors import ReasonError
 from shared.messages import AlertMessage
 
 MATCHER_KEYS = ("rule_ids", "actors", "tactics", "countries", "severities", "incident_ids")
 SEVERITY_VALUES = ("low", "medium", "high", "critical", "I", "II", "III")
 
 
-class SilenceError(ValueError):
+class SilenceError(ReasonError, ValueError):
     """A silence that cannot be created or changed; `reason` says what to fix."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

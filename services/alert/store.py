@@ -15,6 +15,7 @@ from services.alert.paging import check_quiet_hours, wants
 from services.alert.rules import RuleError, RuleSpec, parse_rule
 from services.alert.signing import new_secret
 from services.alert.silences import SilenceError, SilenceView, check_matchers, muted_by
+from shared.errors import ReasonError
 from shared.messages import AlertMessage, EventMessage
 from shared.models import (
     Alert,
@@ -36,12 +37,8 @@ SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 MIN_SEVERITIES = (*SEVERITY_RANK, "I", "II", "III")
 
 
-class NotFoundError(LookupError):
+class NotFoundError(ReasonError, LookupError):
     """No such alert, silence or subscription; `reason` names what was asked for."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:

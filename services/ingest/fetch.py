@@ -19,14 +19,15 @@ from urllib.parse import urlsplit
 import httpx
 
 from services.ingest.settings import IngestSettings
+from shared.errors import ReasonError
 from shared.retry_after import retry_after_seconds
 
 
-class FeedFetchError(Exception):
+class FeedFetchError(ReasonError):
     """The source could not be fetched. `reason` is shown to ops as-is; `retryable` drives backoff."""
 
     def __init__(self, url: str, reason: str, *, retryable: bool, retry_after: float | None = None) -> None:
-        super().__init__(f"{url}: {reason}")
+        Exception.__init__(self, f"{url}: {reason}")
         self.url, self.reason, self.retryable, self.retry_after = url, reason, retryable, retry_after
 
 

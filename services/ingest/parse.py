@@ -18,13 +18,11 @@ from urllib.parse import urljoin
 
 import feedparser
 
+from shared.errors import ReasonError
 
-class FeedParseError(Exception):
+
+class FeedParseError(ReasonError):
     """The body is not a feed we can read. `reason` is shown to ops as-is."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

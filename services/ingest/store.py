@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import ids
+from shared.errors import ReasonError
 from shared.messages import PostMessage
 from shared.models import Post, Source
 
@@ -21,12 +22,8 @@ SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MIN_INTERVAL_SECONDS = 10
 
 
-class SourceError(Exception):
+class SourceError(ReasonError):
     """A source cannot be added or used as asked. `reason` says what to change."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def slug(name: str) -> str:
