@@ -56,7 +56,11 @@ class ClassifyService:
         )
 
     async def start(self) -> None:
-        """Nothing runs in the background beyond the broker's subscribers."""
+        """Builds the matchers now (one throw-away classification), so the first real post is not the slow one;
+        nothing else runs in the background beyond the broker's subscribers."""
+        now = datetime.now(UTC)
+        warm_up = PostMessage(post_id="0" * 64, source_id="warm-up", title="Attack near Niamey", fetched_at=now)
+        classify_post(warm_up, now=now, gazetteer=self.gazetteer)
 
     async def stop(self) -> None:
         """Nothing to stop: the broker owns the subscribers."""
