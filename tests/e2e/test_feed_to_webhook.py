@@ -46,6 +46,11 @@ def test_two_reports_of_one_car_bomb_give_one_signed_alert(system, feed_server, 
     assert "ISSP" in alert["actors"]
     assert "vbied" in alert["tactics"]
     assert alert["place"]["country"] == "NE"
+    # Why it fired, for the receiver too: the rule's reasons and the words of the report behind each label.
+    assert any("ISSP" in reason for reason in alert["matched"])
+    quoted = {span["text"].lower() for span in alert["evidence"]}
+    assert any("is sahel" in text or "islamic state" in text for text in quoted), quoted
+    assert any("car bomb" in text or "explosives-laden vehicle" in text for text in quoted), quoted
 
     # The feed is polled again (conditional GET, then a full one): nothing more is sent.
     polls = len(feed_server.hits("/sahel.xml"))
