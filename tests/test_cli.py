@@ -1,11 +1,16 @@
 """The operator's CLI: clear errors for bad input, effects visible to the next command."""
 
+import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 
+from shared.db import make_engine
+from shared.models import Source
 from watchfloor.cli import main
 
 RULE = Path(__file__).resolve().parent.parent / "rules" / "issp-niamey-50km.yaml"
@@ -35,7 +40,14 @@ def test_a_rule_with_a_bad_field_names_file_line_and_field(wf, tmp_path: Path) -
     assert wf("rule", "list").output.strip() == ""
 
 
-def test_rules_sources_and_subscriptions_added_are_listed(wf) -> None:
+async def _set_next_poll(db_url: str, source_id: str, when: datetime) -> None:
+    engine = make_engine(db_url)
+    async with engine.begin() as conn:
+        await conn.execute(sa.update(Source).where(Source.id == source_id).values(next_poll_at=when))
+    await engine.dispose()
+
+
+def test_rules_sources_and_subscriptions_added_are_listed(wf, db_url: str) -> None:
     assert wf("rule", "add", str(RULE)).exit_code == 0
     assert "issp-niamey-50km" in wf("rule", "list").output
 
@@ -51,7 +63,12 @@ def test_rules_sources_and_subscriptions_added_are_listed(wf) -> None:
     assert again.exit_code == 1 and "already" in again.output
     rows = [json.loads(line) for line in wf("source", "list", "--json").output.splitlines()]
     assert [r["id"] for r in rows] == ["wire"]
+    # A source in a long backoff, as after a run of failures; `source poll` makes it due now.
+    asyncio.run(_set_next_poll(db_url, "wire", datetime.now(UTC) + timedelta(hours=6)))
     assert wf("source", "poll", "wire").exit_code == 0
+    [row] = [json.loads(line) for line in wf("source", "list", "--json").output.splitlines()]
+    asked = datetime.fromisoformat(row["next_poll_at"])
+    assert abs((datetime.now(UTC) - asked).total_seconds()) < 60   # due now, whatever its backoff was
     unknown = wf("source", "poll", "nope")
     assert unknown.exit_code == 1 and "no feed source 'nope'" in unknown.output
 
