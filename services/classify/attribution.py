@@ -96,6 +96,12 @@ def assign_roles(
         owner = _owner(cue, hits_all, fields, forward_first=cue.value == "blame" or arabic)
         if owner is None:
             continue
+        if cue.value == "claim" and owner.value in STATE:
+            # "جماعة نصرة الإسلام - بفضل الله ... ثكنة للجيش": the army after the formula is the object; the statement
+            # belongs to the group whose name opens it
+            opener = next((h for h in hits_all if h.field == "text" and h.start < 3 and h.value not in STATE), None)
+            if opener is not None:
+                owner = opener
         code = owner.value or ""
         if cue.value == "claim":
             per_hit[owner] += 3.0

@@ -17,7 +17,7 @@ from services.classify.toll import death_toll
 from shared.gazetteer import Gazetteer, load_gazetteer
 from shared.messages import ActorLabel, EventMessage, PlaceLabel, PostMessage, Span, TacticLabel
 
-CLASSIFIER_VERSION = "rules-0.2.0"
+CLASSIFIER_VERSION = "rules-0.3.0"
 
 ARMY_OF = {"ML": "MALI_FAMA", "NE": "NIGER_FDS", "BF": "BF_ARMY", "NG": "NIGERIA_MIL", "BJ": "BENIN_ARMY"}
 _LAKE_CHAD = {"NG", "TD", "CM"}
@@ -51,7 +51,7 @@ _TARGET_NOUN = re.compile(
     r"^\W*(?:(?:\w+\W+){0,2}?[A-Z][a-zé]+|(?:\w+\W+){0,5}?(camp|base|post|poste|position|positions|barracks|caserne|garrison|"
     r"checkpoint|army|military|troops|soldiers|town|ville|commissariats?|gendarmerie|detachment|détachement|school|"
     r"hotel|hôtel|prison|church|église|mosque|mosquée|market|marché|police|embassy|ambassade|headquarters|"
-    r"état-major|معسكر|ثكنة|ثكنات|قاعدة|موقع|مركز|سجن|كنيسة|مسجد|سوق)\b)"
+    r"état-major|معسكر|ثكنة|ثكنات|قاعدة|موقع|مركز|سجن|كنيسة|مسجد|سوق)s?\b)"
 )
 _DETERMINER = re.compile(
     r"\b(les|des|de|d'|ses|leurs|nos|aux|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|vingt|trente|"
@@ -91,12 +91,47 @@ _NOT_KILLED = re.compile(
 )
 # "killed dozens of civilians", "tué des dizaines de civils": no number, but a mass killing all the same.
 _MANY = re.compile(
-    r"(?:kill\w*|tu[ée]\w*|massacred|slaughtered|kashe|قتل|مقتل)\W+(?:\w+\W+){0,2}?"
+    r"(?:kill\w*|\btu(?:ée?s?|ant)\b|massacred|slaughtered|kashe|قتل|مقتل)\W+(?:\w+\W+){0,2}?"
     r"(?:dozens|scores|hundreds|des dizaines|des centaines|da dama|العشرات|المئات)\W+(?:\w+\W+){0,1}$",
     re.I,
 )
+# "killing scores of people, many of them farmers": a mass killing told with a quantity word and a victims' noun
+# that need not sit next to each other.
+_MASS_KILLING = re.compile(
+    r"\b(?:kill\w*|tu(?:ée?s?|ant)\b|massacred|slaughtered)\s+(?:\w+\s+){0,2}?(?:dozens|scores|hundreds|des dizaines|"
+    r"des centaines)\s+(?:of\s+|de\s+|d')(?:[\w-]+\s+){0,3}?(?P<who>people|civilians|villagers|residents|personnes|"
+    r"civils|villageois|habitants)\b",
+    re.I,
+)
+# "ont pris samedi le contrôle d'Anéfis", "took full control of": a position or town taken, i.e. a ground assault.
+_TAKE_CONTROL = re.compile(
+    r"\b(?:pris|prennent|prend|repris|reprennent|reprend)\s+(?:\w+\s+){0,2}?le contrôle\b|"
+    r"\b(?:took|take|taken|takes|seized|retook|regained)\s+(?:\w+\s+){0,2}?control of\b",
+    re.I,
+)
+_SOLDIERS = re.compile(r"\b(?:soldiers|troops|fighters|militiamen|soldats|militaires|combattants)\b", re.I)
+# A tactic named after "a year after the", "depuis le", "since the" is a past event recalled in passing.
+_PAST_EVENT = re.compile(
+    r"(?:\b(?:an|ans|mois|semaines?|years?|months?|weeks?)\s+(?:après|after|since)|\bdepuis|\bsince)\s+"
+    r"(?:the|le|la|l'|l’)\s*$",
+    re.I,
+)
+# A non-event word in a clause of time ("after the UN pullout", "après le retrait des soldats") is background.
+_BACKGROUND = re.compile(
+    r"\b(?:after|après|since|depuis|following|suite à|suite au)\s+(?:the\s+|le\s+|la\s+|l'|l’|les\s+|des\s+|du\s+|"
+    r"its\s+|their\s+|sa\s+|son\s+|leur\s+)?(?:[\w-]+\s+){0,2}$",
+    re.I,
+)
+# "22 soldiers were killed by assailants": an armed attack even when no attack word says so.
+_ASSAILANTS = re.compile(
+    r"\b(?:assaillants|assailants|attackers|gunmen|hommes armés|individus armés|armed men|jihadistes|jihadists)\b", re.I
+)
+# Clash words that say only that there was fighting; an assault that names its target says more.
+_GENERIC_FIGHT = {"fighting", "combats", "fought", "battled", "gun battle", "echanges de tirs"}
 _PATROL = re.compile(
-    r"^\W*(?:\w+\W+){0,2}?(patrol|patrouille|convoy|convoi|escort|escorte|column|colonne)\b(?! \w+ after)", re.I
+    r"^\W*(?:(?!after\b|après\b)\w+\W+){0,3}?(patrol|patrouille|convoy|convoi|escort|escorte|column|colonne)s?\b"
+    r"(?! \w+ after)",
+    re.I,
 )
 
 
@@ -120,12 +155,19 @@ def _tactics(
     `armed_victims`: the post names soldiers or militias, so "people killed" may not be civilians."""
     found: dict[str, list[Hit]] = {}
     for h in tactic_hits:
+        if _PAST_EVENT.search(fields[h.field][max(0, h.start - 30) : h.start]):
+            continue  # "un an après le massacre d'Ogossagou" recalls another event
         if h.value:
             found.setdefault(h.value, []).append(h)
     for field, body in fields.items():
         # "executed Hauwa Liman" is the execution of a person; "executed 300 men" a massacre.
         if m := _EXECUTION_OF.search(body):
             found.setdefault("execution", []).append(Hit("tactic", "execution", field, m.start(), m.end(), m.group(0)))
+        for m in _TAKE_CONTROL.finditer(body):
+            if not any(h.field == field and h.start <= m.start() < h.end for h in found.get("armed_assault", [])):
+                found.setdefault("armed_assault", []).append(
+                    Hit("tactic", "armed_assault", field, m.start(), m.end(), m.group(0))
+                )
     # A bomb word that does not say how is an IED only when nothing more specific (car bomb, air strike) says how.
     if "ied" in found and found.keys() & {"vbied", "drone_strike", "indirect_fire"}:
         specific = [h for h in found["ied"] if fold_alias(h.text) not in GENERIC_BOMB]
@@ -133,6 +175,13 @@ def _tactics(
             found["ied"] = specific
         else:
             del found["ied"]
+    mass_killing = False
+    for field, body in fields.items():
+        for m in _MASS_KILLING.finditer(body):
+            if (armed_victims and m.group("who").lower() in _PEOPLE) or _SOLDIERS.search(m.group(0)):
+                continue  # "scores of people" may be soldiers; "dozens of soldiers and civilians" is a battle toll
+            mass_killing = True
+            found.setdefault("massacre", []).append(Hit("tactic", "massacre", field, m.start(), m.end(), m.group(0)))
     # Massacre needs an explicit word, or civilian victims in numbers (not a strike or a bombing: those say how).
     if "massacre" in found:
         found["massacre"] = [h for h in found["massacre"] if not (armed_victims and fold_alias(h.text) in _PEOPLE)]
@@ -140,13 +189,14 @@ def _tactics(
             h
             for h in found["massacre"]
             if h.text.lower() in _STRONG_MASSACRE
+            or _MASS_KILLING.fullmatch(h.text)
             or not _NOT_KILLED.search(c := _clause(fields[h.field], h.start))
             or _KILL_WORD.search(c)
         ]
         strong = [h for h in found["massacre"] if h.text.lower() in _STRONG_MASSACRE]
         means = found.keys() & {"drone_strike", "suicide_attack", "vbied", "indirect_fire", "ied"}
         many = any(_MANY.search(fields[h.field][max(0, h.start - 60) : h.start]) for h in found["massacre"])
-        in_numbers = (killed is not None and killed >= 10) or (killed is None and many)
+        in_numbers = (killed is not None and killed >= 10) or (killed is None and (many or mass_killing))
         if not found["massacre"] or (not strong and (not in_numbers or means)):
             del found["massacre"]
         elif (
@@ -185,7 +235,18 @@ def _tactics(
         # embassy") is a ground assault of its own.
         means = [m for c in ("vbied", "ied", "suicide_attack", "indirect_fire") for m in found.get(c, [])]
         apart = [h for h in targeted if all(m.field != h.field or abs(m.start - h.start) > 60 for m in means)]
+        # "attacked Talataye and battled JNIM": an attack on a town and a clash can be told together ("attacked
+        # ISWAP positions" in a clash between two groups is the clash itself)
+        town = [
+            h
+            for h in targeted
+            if (t := _TARGET_NOUN.match(fields[h.field][h.end : h.end + 60]))
+            and (t.group(1) is None or t.group(1).lower() in ("town", "ville"))
+        ]
         if strong or (targeted and not (specific - {"massacre", "extortion", "kidnapping"})):
+            found["armed_assault"] = strong + targeted
+        elif town and not (specific - {"massacre", "extortion", "kidnapping", "clash"}):
+            found["armed_assault"] = town
             found["armed_assault"] = strong + targeted
         elif apart and not (
             specific - {"massacre", "extortion", "kidnapping", "vbied", "ied", "suicide_attack", "indirect_fire"}
@@ -208,6 +269,13 @@ def _tactics(
         and all(h.text.lower().startswith("raid") for h in found["armed_assault"])
     ):
         del found["armed_assault"]  # a livestock raid without casualties is looting, not an assault
+    if (
+        "clash" in found
+        and "armed_assault" in found
+        and all(fold_alias(h.text) in _GENERIC_FIGHT for h in found["clash"])
+        and any(h.text.lower() not in _GENERIC_ATTACK for h in found["armed_assault"])
+    ):
+        del found["clash"]  # "overran the town after hours of fighting" is an assault, not a clash of two groups
     if "suicide_attack" in found and "vbied" not in found:
         found.setdefault("ied", []).extend(found["suicide_attack"][:1])  # a person-borne bomb is an IED
     if (
@@ -236,8 +304,18 @@ def classify_post(post: PostMessage, *, now: datetime, gazetteer: Gazetteer | No
     explicit = {h.value for h in actor_hits if h.kind == "actor" and h.value}
     armed = any(h.kind == "army" or h.value in STATE or h.value in MILITIA for h in actor_hits)
     tactics = _tactics(tactic_hits, fields, toll.killed, armed_victims=armed)
+    if not tactics and armed and toll.killed:
+        # "22 militaires ont été tués par des assaillants": an attack, though no attack word says so
+        for field, body in fields.items():
+            if m := _ASSAILANTS.search(body):
+                tactics["armed_assault"] = [Hit("tactic", "armed_assault", field, m.start(), m.end(), m.group(0))]
+                break
 
-    nonevent = sum(2 if h.field == "title" else 1 for h in cue_hits if h.value == "nonevent")
+    nonevent = sum(
+        2 if h.field == "title" else 1
+        for h in cue_hits
+        if h.value == "nonevent" and not _BACKGROUND.search(fields[h.field][max(0, h.start - 40) : h.start])
+    )
     is_event = bool(tactics) and not (nonevent >= 2 or (nonevent >= 1 and toll.killed is None))
 
     blocked = [(h.field, h.start, h.end) for h in actor_hits if h.kind == "actor"]

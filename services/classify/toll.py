@@ -227,9 +227,11 @@ def _clause_numbers(clause: str) -> list[tuple[int, int, int]]:
                 continue
             value = _value(m.group("n"))
             if m.group("n") in ("un", "une", "one") and (
-                len(m.group(0).split()) > 6 or re.search(r"\d", folded[m.end("n") : m.end()])
+                len(m.group(0).split()) > 6
+                or re.search(r"\d", folded[m.end("n") : m.end()])
+                or re.match(r"\W*\d", folded[m.end() :])
             ):
-                continue  # "une frappe aérienne de l'armée tue…", "UN says 19 killed": an article, not a count
+                continue  # "une frappe aérienne de l'armée tue…", "un kamikaze tue 15": an article, not a count
             if value is not None and value > 0:
                 found.append((value, index[m.start()], index[m.end() - 1] + 1))
     return found
