@@ -38,6 +38,8 @@ class _QuietServer(ThreadingHTTPServer):
 class _Server:
     def __init__(self) -> None:
         self.requests: list[Request] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._lock = threading.Lock()
         outer = self
 
@@ -66,7 +68,14 @@ class _Server:
                     self.wfile.write(body)
 
             def do_GET(self) -> None:
-                outer.on_request(self, self._record())
+                with outer._lock:
+                    outer.in_flight += 1
+                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
+                try:
+                    outer.on_request(self, self._record())
+                finally:
+                    with outer._lock:
+                        outer.in_flight -= 1
 
             def do_POST(self) -> None:
                 outer.on_request(self, self._record())

@@ -13,6 +13,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -75,6 +76,7 @@ class Poller:
         self._loop_task: asyncio.Task[None] | None = None
         self._tick_error: str | None = None
         self._warned: dict[str, str] = {}
+        self._per_host: dict[str, asyncio.Semaphore] = {}
 
     # -- lifecycle --------------------------------------------------------------------------------------
 
@@ -172,6 +174,14 @@ class Poller:
 
     # -- one poll ---------------------------------------------------------------------------------------
 
+    def _host_slot(self, url: str) -> asyncio.Semaphore:
+        """Politeness: at most `per_host_concurrency` fetches at once to one host, however many of its feeds
+        are due (hosts block pollers that open many connections at once: miniflux#3289)."""
+        host = (urlsplit(url).hostname or "").lower()
+        if host not in self._per_host:
+            self._per_host[host] = asyncio.Semaphore(self._settings.per_host_concurrency)
+        return self._per_host[host]
+
     async def _poll_guarded(self, source: Source) -> PollReport:
         try:
             return await self._poll(source)
@@ -193,7 +203,9 @@ class Poller:
         etag, last_modified = source.etag, source.last_modified
         seen = 0
         try:
-            result = await fetch_feed(self._http(), source.url, source.etag, source.last_modified, self._settings)
+            async with self._host_slot(source.url):
+                result = await fetch_feed(self._http(), source.url, source.etag, source.last_modified,
+                                          self._settings)
             etag, last_modified, not_modified = result.etag, result.last_modified, result.not_modified
             if result.body is not None:
                 parsed = parse_feed(result.body, result.url, result.headers)

@@ -14,6 +14,7 @@ class IngestSettings(CommonSettings):
     min_interval_seconds: int = Field(10, ge=1, description="shortest poll interval `source add` accepts")
     default_interval_seconds: int = Field(300, ge=10, description="poll interval of a new source")
     poll_concurrency: int = Field(8, ge=1, description="sources fetched at the same time")
+    per_host_concurrency: int = Field(2, ge=1, description="fetches at the same time to one host")
     backoff_cap_seconds: int = Field(6 * 3600, ge=60, description="longest wait after repeated failures")
     requeue_after_seconds: float = Field(
         60.0, ge=0, description="a stored post not on wf:posts after this long is published again (outbox);"

@@ -148,7 +148,7 @@ async def test_posts_stored_but_never_published_are_published_on_the_next_tick(
     assert (await stored_posts(sessions))[0].queued_at is not None
 
 
-async def test_many_sources_polled_concurrently(
+async def test_many_sources_polled_concurrently_but_politely_per_host(
     service: IngestService, sessions: async_sessionmaker[AsyncSession], feed_server: FeedServer, redis_url: str,
 ) -> None:
     for n in range(12):  # more than poll_concurrency (8): two rounds, no "database is locked" on SQLite
@@ -157,6 +157,8 @@ async def test_many_sources_polled_concurrently(
     assert sorted(r.source_id for r in reports) == sorted(f"s{n}" for n in range(12))
     assert all(r.error is None and r.new == 3 for r in reports)
     assert len(await posts_on_stream(redis_url)) == 36
+    # All twelve feeds live on one host: never more than per_host_concurrency (2) fetches to it at once.
+    assert feed_server.max_in_flight == 2
 
 
 async def test_redis_outage_loses_no_post(
