@@ -118,8 +118,8 @@ def subscribe(
 
 
 async def publish(broker: RedisBroker, stream: str, message: BaseModel, settings: CommonSettings) -> None:
-    """Publishes one message, trimming the stream approximately (the event log already holds it)."""
-    await broker.publish(to_wire(message), stream=stream, maxlen=settings.stream_maxlen)
+    """Publishes one message. Streams are trimmed by shared.trim once every group has acked, not here."""
+    await broker.publish(to_wire(message), stream=stream)
 
 
 _GROUPS: dict[int, set[tuple[str, str]]] = {}

@@ -31,7 +31,9 @@ class CommonSettings(BaseSettings):
     )
     max_deliveries: int = Field(5, ge=1, description="a message failing this many times is parked")
     claim_idle_ms: int = Field(30_000, ge=10, description="pending this long, a message is reclaimed")
-    stream_maxlen: int = Field(100_000, ge=1000, description="approximate MAXLEN on every publish")
+    trim_interval_seconds: float = Field(
+        60.0, gt=0, description="how often streams are trimmed of entries every consumer group has acked"
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -21,11 +21,13 @@ from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared import streams
 from shared.consumer import make_broker, start_broker
 from shared.db import make_engine, make_sessionmaker, migrate
 from shared.errors import ReasonError
 from shared.logs import configure_logging
 from shared.settings import CommonSettings
+from shared.trim import Trimmer
 from watchfloor.embedded_redis import EmbeddedRedis
 
 logger = logging.getLogger(__name__)
@@ -60,6 +62,12 @@ def build_service(
 
         return AlertService(AlertSettings(**overrides), broker, redis, sessions)
     raise ValueError(f"unknown service {name!r}: choose from {', '.join(SERVICE_NAMES)}")
+
+
+def consumed_stages(names: tuple[str, ...]) -> list[str]:
+    """The stages whose input streams the named services consume (each process trims its own inputs)."""
+    by_service = {"ingest": [], "classify": [streams.CLASSIFY], "alert": [streams.ALERT, streams.DELIVER]}
+    return [stage for name in names for stage in by_service[name]]
 
 
 def redis_url_for_cli(settings: CommonSettings) -> str:
@@ -98,12 +106,15 @@ def build_app(
     sessions: async_sessionmaker[AsyncSession],
 ) -> tuple[FastAPI, list[Service]]:
     """One ASGI app: the services' routers, a health check, and a lifespan that runs the pipeline."""
+    common = CommonSettings(**overrides)
     broker = make_broker(redis_url)
     redis = Redis.from_url(redis_url)
     services = [build_service(name, overrides, broker, redis, sessions) for name in names]
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        trimmer = Trimmer(redis, [streams.STREAM_FOR_STAGE[s] for s in consumed_stages(names)],
+                          common.trim_interval_seconds)
         async with broker:
             await start_broker(broker, redis)
             started: list[Service] = []
@@ -111,9 +122,11 @@ def build_app(
                 for service in services:
                     await service.start()
                     started.append(service)
+                await trimmer.start()
                 logger.info("watchfloor running services=%s", ",".join(names))
                 yield
             finally:
+                await trimmer.stop()
                 for service in reversed(started):
                     await service.stop()
         await redis.aclose()
