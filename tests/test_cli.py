@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from redis.asyncio import Redis
 
+from shared import deadletter, streams
 from shared.db import make_engine
 from shared.models import Source
 from watchfloor.cli import main
@@ -93,3 +95,28 @@ def test_subscription_filters_from_the_cli(wf) -> None:
             "--quiet-hours", "22:00-06:00@Africa/Niamey")
     assert ok.exit_code == 0, ok.output
     assert "http://127.0.0.1:9/night" in wf("subscription", "list").output
+
+
+def test_dlq_list_and_replay_from_the_cli(wf, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WATCHFLOOR_REDIS_URL", redis_url)
+
+    async def park() -> None:
+        client = Redis.from_url(redis_url)
+        await deadletter.park(client, streams.CLASSIFY, b'{"post_id": "short"}', "invalid PostMessage: post_id")
+        await client.aclose()
+
+    asyncio.run(park())
+    [letter] = [json.loads(line) for line in wf("dlq", "list", "classify", "--json").output.splitlines()]
+    assert letter["reason"] == "invalid PostMessage: post_id"
+    assert letter["payload"] == '{"post_id": "short"}'
+
+    assert wf("dlq", "replay", "classify").output.strip() == f"replayed 1 onto {streams.POSTS}"
+    assert wf("dlq", "list", "classify", "--json").output == ""
+
+    async def on_posts() -> list[bytes]:
+        client = Redis.from_url(redis_url)
+        entries = await client.xrange(streams.POSTS)
+        await client.aclose()
+        return [fields[b"__data__"] for _, fields in entries]
+
+    assert asyncio.run(on_posts()) == [b'{"post_id": "short"}']
