@@ -141,6 +141,8 @@ ACTORS: dict[str, list[str]] = {
     "AQIM": [
         "AQIM",
         "AQMI",
+        "Aqmi",
+        "Aqim",
         "al-Qaeda in the Islamic Maghreb",
         "al-Qaida in the Islamic Maghreb",
         "Al-Qaïda au Maghreb islamique",
@@ -444,6 +446,11 @@ ACTOR_SUPPRESSORS = [
     "جنود الدولة الإسلامية",
 ]
 
+# "l'armée française": the generic "l'armée" starts earlier and would win the leftmost-longest match, so every
+# national "armée X" also exists with its article (an army named by nationality is that army, not the host's).
+for _names in [*ACTORS.values(), ACTOR_SUPPRESSORS]:
+    _names.extend("l'" + n for n in list(_names) if n.lower().startswith("armée "))
+
 # A bare "army"/"soldiers" belongs to the army of the country where the event happened (None: resolve later).
 GENERIC_ARMY: dict[str, str | None] = {
     name: None
@@ -500,6 +507,20 @@ TACTICS: dict[str, list[str]] = {
         "explosives-packed vehicles",
         "explosives-packed vehicle",
         "explosive-laden",
+        "car laden with explosives",
+        "car packed with explosives",
+        "car loaded with explosives",
+        "vehicle laden with explosives",
+        "vehicle packed with explosives",
+        "vehicle loaded with explosives",
+        "truck laden with explosives",
+        "truck packed with explosives",
+        "jeep loaded with explosives",
+        "jeep laden with explosives",
+        "kamikaze vehicle",
+        "kamikaze vehicles",
+        "véhicule kamikaze",
+        "véhicules kamikazes",
         "booby-trapped vehicle",
         "voiture piégée",
         "voitures piégées",
@@ -535,6 +556,10 @@ TACTICS: dict[str, list[str]] = {
         "استشهادي",
         "استشهادية",
         "SVBIED",
+        "kamikaze vehicle",
+        "kamikaze vehicles",
+        "véhicule kamikaze",
+        "véhicules kamikazes",
     ],
     "ied": [
         "IED",
@@ -550,6 +575,8 @@ TACTICS: dict[str, list[str]] = {
         "mine artisanale",
         "bombe artisanale",
         "explosive device",
+        "explosive devices",
+        "engins explosifs",
         "detonated explosives",
         "detonated an explosive",
         "set off explosives",
@@ -743,6 +770,13 @@ TACTICS: dict[str, list[str]] = {
         "frappes aériennes",
         "bombardement aérien",
         "jet bombed",
+        "jets bombed",
+        "jets bomb",
+        "jets struck",
+        "jets strike",
+        "warplanes struck",
+        "warplanes bombed",
+        "frappes aériennes françaises",
         "bombed",
         "harin jirgin sama",
         "جوية",

@@ -24,6 +24,9 @@ _SUBJECT_VERB = re.compile(
 )
 _BY = re.compile(
     r"\b(by|par|of|d[eu]|na|aux hommes de la|aux hommes du|à des|a des|des combattants de|fighters of)\s*$"
+    # "neutralisé par les forces de l'opération Barkhane", "killed by troops of the MNJTF"
+    r"|\b(?:by|par)\s+(?:the\s+|les\s+)?(?:forces|troops|soldiers|soldats|militaires|troupes|éléments)\s+"
+    r"(?:of(?:\s+the)?|de(?:\s+la)?|du|des|de\s+l')\s*$"
 )
 # "escorted by the army": the army is not the agent of the attack.
 _ESCORT = re.compile(

@@ -17,7 +17,7 @@ from services.classify.toll import death_toll
 from shared.gazetteer import Gazetteer, load_gazetteer
 from shared.messages import ActorLabel, EventMessage, PlaceLabel, PostMessage, Span, TacticLabel
 
-CLASSIFIER_VERSION = "rules-0.3.0"
+CLASSIFIER_VERSION = "rules-0.4.0"
 
 ARMY_OF = {"ML": "MALI_FAMA", "NE": "NIGER_FDS", "BF": "BF_ARMY", "NG": "NIGERIA_MIL", "BJ": "BENIN_ARMY"}
 _LAKE_CHAD = {"NG", "TD", "CM"}
@@ -58,7 +58,10 @@ _DETERMINER = re.compile(
     r"quarante|cinquante|soixante|cent|dizaine|centaine|plusieurs|[0-9]+)\W*$",
     re.I,
 )
-_SCHOOL = re.compile(r"school|college|hostel|école|lycée|collège|makaranta", re.I)
+# Storming a school, a home or a consulate to take people away is a kidnapping, not an assault on a position.
+_SCHOOL = re.compile(
+    r"school|college|hostel|école|lycée|collège|makaranta|consulate|consulat|\bhomes?\b|\bhouse\b|domicile", re.I
+)
 _EXECUTION_OF = re.compile(r"\bexecuted (?:[A-Z][a-z]+ [A-Z]|the (?:hostage|aid worker|midwife|captive))")
 _SPECIFIC = {
     "ambush",
@@ -132,6 +135,12 @@ _PATROL = re.compile(
     r"^\W*(?:(?!after\b|après\b)\w+\W+){0,3}?(patrol|patrouille|convoy|convoi|escort|escorte|column|colonne)s?\b"
     r"(?! \w+ after)",
     re.I,
+)
+
+
+# The target of a raid named as a village: "raided Kawuri village", "attacked the village of X", "kai hari kauyen X".
+_VILLAGE_TARGET = re.compile(
+    r"^\s*(?:(?:the\s+|le\s+|un\s+|a\s+)?(?:village|hamlet|hameau|kauyen|kauye)\b|[A-Z][\w'-]+\s+(?:village|hamlet)\b)"
 )
 
 
@@ -269,6 +278,12 @@ def _tactics(
         and all(h.text.lower().startswith("raid") for h in found["armed_assault"])
     ):
         del found["armed_assault"]  # a livestock raid without casualties is looting, not an assault
+    if (
+        "armed_assault" in found
+        and "massacre" in found
+        and all(_VILLAGE_TARGET.match(fields[h.field][h.end : h.end + 50]) for h in found["armed_assault"])
+    ):
+        del found["armed_assault"]  # "raided X village, killing 45": a village massacre, not an assault on a post
     if (
         "clash" in found
         and "armed_assault" in found

@@ -153,7 +153,7 @@ _AFTER = re.compile(
 )
 _BEFORE = re.compile(
     rf"\b(?:killing|killed|kill|tuant|tue|a tue|ont tue|an kashe|sun kashe|ya kashe|kashe|executed|execute|"
-    rf"a perdu|lost|toll at|toll to|bilan de|fait etat de|faisant|left|binne|killing of|في|مقتل|قتل|مصرع|"
+    rf"a perdu|lost|toll at|toll to|bilan de|fait etat de|faisant|left|binne|killing of|في|مقتل|قتل|قتلوا|وقتلوا|مصرع|"
     rf"dead at|losses at|toll of|bilan a|alourdi a|alourdit a|passe a|est passe a|qui ont fait|ont fait|"
     rf"a fait)\s+{_HEDGE}"
     rf"(?:(?:mutane|farar hula|manoman shinkafa|people|persons|personnes)\s+{_HEDGE})?(?P<n>{_NUM})\b"
@@ -181,6 +181,11 @@ _OLDER_AFTER = re.compile(
 )
 
 
+_PART = re.compile(
+    r",\s*(?:among them|including|of whom|dont|parmi eux|parmi lesquels|parmi elles)\s+[^,.;:()]{1,60},", re.I
+)
+
+
 @dataclass(frozen=True)
 class Toll:
     """`evidence`: (field, start, end, text) of the phrase that states the toll, when there is one."""
@@ -201,11 +206,14 @@ def _value(token: str) -> int | None:
 def _numbers(text: str, field: str) -> list[tuple[int, tuple[str, int, int, str]]]:
     """Every toll stated in `text`, clause by clause, with the span of the phrase that states it."""
     found: list[tuple[int, tuple[str, int, int, str]]] = []
+    # "74 people, among them 46 soldiers, were killed": the part between commas is blanked (same length, so the
+    # offsets hold) and the count meets its verb in one clause.
+    original, text = text, _PART.sub(lambda m: " " * len(m.group(0)), text)
     start = 0
     for sep in [*re.finditer(r"[,;:!?()]|\.(?!\d)", text), None]:
         end = sep.start() if sep else len(text)
         found += [
-            (value, (field, start + a, start + b, text[start + a : start + b]))
+            (value, (field, start + a, start + b, original[start + a : start + b]))
             for value, a, b in _clause_numbers(text[start:end])
         ]
         start = sep.end() if sep else len(text)

@@ -1,6 +1,7 @@
 """The held-out posts (tests/classify/heldout.jsonl, heldout2.jsonl): scored as shared/eval/score.py scores dev.jsonl,
 plus one assertion per hard case. The posts report real, publicly reported events in texts written for these files.
-heldout2.jsonl was written later and measured once before any rule change (first run 80.3, see docs/classifier.md)."""
+heldout2.jsonl and heldout3.jsonl were written later and measured once before any rule change (first runs 80.3 and
+92.6, see docs/classifier.md)."""
 
 import json
 import math
@@ -17,6 +18,7 @@ from shared.messages import EventMessage
 
 HELDOUT = Path(__file__).with_name("heldout.jsonl")
 HELDOUT2 = Path(__file__).with_name("heldout2.jsonl")
+HELDOUT3 = Path(__file__).with_name("heldout3.jsonl")
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 PARENT = {"ANSAR_DINE": "JNIM", "KATIBA_MACINA": "JNIM", "ANSAROUL_ISLAM": "JNIM"}  # as score.py
 
@@ -27,6 +29,7 @@ def _rows(path: Path = HELDOUT) -> list[dict]:
 
 ROWS = {row["id"]: row for row in _rows()}
 ROWS2 = {row["id"]: row for row in _rows(HELDOUT2)}
+ROWS3 = {row["id"]: row for row in _rows(HELDOUT3)}
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +42,12 @@ def events() -> dict[str, EventMessage]:
 def events2() -> dict[str, EventMessage]:
     gazetteer = load_gazetteer()
     return {rid: classify_post(_post(row), now=NOW, gazetteer=gazetteer) for rid, row in ROWS2.items()}
+
+
+@pytest.fixture(scope="module")
+def events3() -> dict[str, EventMessage]:
+    gazetteer = load_gazetteer()
+    return {rid: classify_post(_post(row), now=NOW, gazetteer=gazetteer) for rid, row in ROWS3.items()}
 
 
 def _actors(codes: list[str] | None) -> set[str]:
@@ -114,6 +123,16 @@ def _assert_dev_thresholds(s: dict[str, float]) -> None:
 
 def test_the_second_held_out_set_scores_like_the_dev_thresholds(events2: dict[str, EventMessage]) -> None:
     _assert_dev_thresholds(score(list(ROWS2.values()), events2))
+
+
+def test_the_third_held_out_set_follows_the_dev_language_mix() -> None:
+    langs = Counter(row["lang"] for row in ROWS3.values())
+    assert len(ROWS3) >= 50 and not set(ROWS3) & (set(ROWS) | set(ROWS2))
+    assert langs["en"] > langs["fr"] > langs["ha"] > 0 and langs["ar"] > 0, langs
+
+
+def test_the_third_held_out_set_scores_like_the_dev_thresholds(events3: dict[str, EventMessage]) -> None:
+    _assert_dev_thresholds(score(list(ROWS3.values()), events3))
 
 
 def test_the_held_out_set_scores_like_the_dev_thresholds(events: dict[str, EventMessage]) -> None:
