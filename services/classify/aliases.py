@@ -493,6 +493,26 @@ GENERIC_ARMY: dict[str, str | None] = {
     ]
 }
 
+# Bomb words that say an explosion happened but not how: an IED only when nothing more specific does.
+GENERIC_BOMB = [
+    "bomb",
+    "bombs",
+    "bombing",
+    "bombings",
+    "bomb blast",
+    "bomb attack",
+    "bomb attacks",
+    "blast",
+    "bombe",
+    "bombes",
+    "attentat à la bombe",
+    "bama-bamai",
+    "tayar da bama-bamai",
+    "تفجير",
+    "تفجيرات",
+    "انفجار",
+]
+
 TACTICS: dict[str, list[str]] = {
     "vbied": [
         "car bomb",
@@ -585,23 +605,7 @@ TACTICS: dict[str, list[str]] = {
         "sun tayar da bam",
         "tayar da bam",
         "nakiya",
-        # generic bombs: dropped when the post says how (car bomb, air strike, shell) -- see GENERIC_BOMB
-        "bomb",
-        "bombs",
-        "bombing",
-        "bombings",
-        "bomb blast",
-        "bomb attack",
-        "bomb attacks",
-        "blast",
-        "bombe",
-        "bombes",
-        "attentat à la bombe",
-        "bama-bamai",
-        "tayar da bama-bamai",
-        "تفجير",
-        "تفجيرات",
-        "انفجار",
+        *GENERIC_BOMB,  # dropped when the post says how (car bomb, air strike, shell)
         "لغم",
     ],
     "ambush": [
@@ -991,25 +995,6 @@ TACTIC_SUPPRESSORS = [
     "battled to repel",
 ]
 
-# Bomb words that say an explosion happened but not how: an IED only when nothing more specific does.
-GENERIC_BOMB = {
-    "bomb",
-    "bombs",
-    "bombing",
-    "bombings",
-    "bomb blast",
-    "bomb attack",
-    "bomb attacks",
-    "blast",
-    "bombe",
-    "bombes",
-    "attentat a la bombe",
-    "bama bamai",
-    "tayar da bama bamai",
-    "تفجير",
-    "تفجيرات",
-    "انفجار",
-}
 
 CUES: dict[str, list[str]] = {
     "claim": [

@@ -81,6 +81,7 @@ _SPECIFIC = {
 _STRONG_MASSACRE = {"massacre", "massacred", "tuerie", "yanka", "executed", "exécuté", "exécutés"}
 _EXECUTED = {"executed", "exécuté", "exécutés"}
 # "people killed" are civilians only when the post names no soldiers or militias among the dead or the fighters.
+_GENERIC_BOMB = {fold_alias(word) for word in GENERIC_BOMB}
 _PEOPLE = {"people", "persons", "personnes", "mutane", "شخصا", "اشخاص"}
 # Civilians are a massacre's victims only in a sentence that kills them ("50 civilians missing" is not).
 _KILL_WORD = re.compile(
@@ -179,7 +180,7 @@ def _tactics(
                 )
     # A bomb word that does not say how is an IED only when nothing more specific (car bomb, air strike) says how.
     if "ied" in found and found.keys() & {"vbied", "drone_strike", "indirect_fire"}:
-        specific = [h for h in found["ied"] if fold_alias(h.text) not in GENERIC_BOMB]
+        specific = [h for h in found["ied"] if fold_alias(h.text) not in _GENERIC_BOMB]
         if specific:
             found["ied"] = specific
         else:

@@ -110,16 +110,7 @@ _UNITS = {
     "عشرين": 20,
     "ثلاثين": 30,
 }
-_TENS_EN = {
-    "twenty": 20,
-    "thirty": 30,
-    "forty": 40,
-    "fifty": 50,
-    "sixty": 60,
-    "seventy": 70,
-    "eighty": 80,
-    "ninety": 90,
-}
+_TENS_EN = {w: _UNITS[w] for w in ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")}
 _TENS_FR = {"vingt": 20, "trente": 30, "quarante": 40, "cinquante": 50, "soixante": 60}
 for _t, _tv in _TENS_EN.items():
     for _u, _uv in ((u, _UNITS[u]) for u in ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine")):
