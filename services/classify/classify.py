@@ -80,8 +80,8 @@ _SPECIFIC = {
 }
 _STRONG_MASSACRE = {"massacre", "massacred", "tuerie", "yanka", "executed", "exécuté", "exécutés"}
 _EXECUTED = {"executed", "exécuté", "exécutés"}
-# "people killed" are civilians only when the post names no soldiers or militias among the dead or the fighters.
 _GENERIC_BOMB = {fold_alias(word) for word in GENERIC_BOMB}
+# "people killed" are civilians only when the post names no soldiers or militias among the dead or the fighters.
 _PEOPLE = {"people", "persons", "personnes", "mutane", "شخصا", "اشخاص"}
 # Civilians are a massacre's victims only in a sentence that kills them ("50 civilians missing" is not).
 _KILL_WORD = re.compile(
