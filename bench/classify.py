@@ -1,9 +1,12 @@
-"""Throughput and memory of one classify worker, and the dev-set score.
+"""Throughput and memory of one classify worker, cost against text length, and the dev-set score.
 
 Loads the gazetteer (building its cache if missing), then classifies N posts on one core. The posts are
 generated: report templates in four languages x gazetteer places x actors x tolls x tactics, plus the dev
 and held-out texts with their numbers, days and places swapped, so that no two posts are the same text and
-no per-text cache can flatter the figure. Prints posts/s, the worker's peak resident set, and the dev score.
+no per-text cache can flatter the figure. Prints posts/s, the worker's peak resident set, the same N posts
+through `watchfloor classify` as a whole process (start-up included), the cost of one post of 1k, 10k,
+100k and 1M characters in each language (with the default cap on what is read, and with the cap lifted, to
+show every pass is linear), and the dev score.
 
 usage: .venv/bin/python bench/classify.py [--posts 10000] [--seed 7]
 """
@@ -211,6 +214,52 @@ def run_worker(posts_path: str) -> dict:
     }
 
 
+LENGTH_UNITS = {
+    "en": "Gunmen attacked an army post near Ouallam on Sunday, killing four soldiers, officials in Niamey said. "
+    "JNIM claimed the attack; the army denied the toll. ",
+    "fr": "Des hommes armés ont attaqué un poste de gendarmerie à Kaya dimanche, tuant 12 gendarmes, selon une source "
+    "sécuritaire. ",
+    "ar": "هاجم مسلحون موقعا للجيش المالي قرب غاو وقتل 12 جنديا، وتبنى تنظيم الدولة الهجوم. ",
+    "ha": "Yan bindiga sun kai hari a garin Bama da ke jihar Borno, sun kashe mutane 20. ",
+}
+
+
+def cost_by_length() -> None:
+    """Seconds for one post of each length, capped (the service's default) and uncapped."""
+    from services.classify.classify import MAX_CHARS, classify_post
+    from shared.gazetteer import load_gazetteer
+    from shared.messages import PostMessage
+
+    gazetteer = load_gazetteer()
+    now = datetime.now(UTC)
+    classify_post(PostMessage(post_id="0" * 64, source_id="b", title="warm up", fetched_at=now), now=now,
+                  gazetteer=gazetteer)
+    lengths = (1_000, 10_000, 100_000, 1_000_000)
+    print(f"cost of one post by length (seconds; capped = first {MAX_CHARS:,} characters read, the default):")
+    print("  lang  cap      " + "".join(f"{n:>10,}" for n in lengths) + "   s per 1M chars at 1M")
+    for lang, unit in LENGTH_UNITS.items():
+        for label, cap in (("capped", MAX_CHARS), ("uncapped", 10**9)):
+            row = []
+            for n in lengths:
+                text = (unit * (n // len(unit) + 1))[:n]
+                post = PostMessage(post_id="1" * 64, source_id="b", title="Attack", text=text, fetched_at=now)
+                t0 = time.perf_counter()
+                classify_post(post, now=now, gazetteer=gazetteer, max_chars=cap)
+                row.append(time.perf_counter() - t0)
+            print(f"  {lang:<5} {label:<8} " + "".join(f"{t:>10.3f}" for t in row) + f"   {row[-1]:.2f}")
+
+
+def whole_process(posts_path: Path, count: int) -> None:
+    """`watchfloor classify` on the posts as a user runs it: start-up, gazetteer, reading and writing included."""
+    exe = Path(sys.executable).with_name("watchfloor")
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        subprocess.run([str(exe), "classify", "--input", str(posts_path), "--output", str(Path(tmp) / "p.jsonl")],
+                       check=True, capture_output=True, cwd=ROOT)
+        wall = time.perf_counter() - t0
+    print(f"watchfloor classify, whole process: {count} posts in {wall:.2f} s = {count / wall:,.0f} posts/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=10_000)
@@ -233,11 +282,13 @@ def main() -> None:
         print("worker:", " ".join(cmd[:-1]), "<posts.jsonl>")
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
         result = json.loads(out.stdout.strip().splitlines()[-1])
-    rate = result["posts"] / result["seconds"]
-    print(f"posts: {result['posts']} distinct ({result['events']} classified as events), one core")
-    print(f"gazetteer load: {result['load_seconds']:.2f} s")
-    print(f"throughput: {rate:,.0f} posts/s ({result['seconds']:.2f} s)")
-    print(f"peak RSS of the worker: {result['maxrss_mb']:.0f} MB")
+        rate = result["posts"] / result["seconds"]
+        print(f"posts: {result['posts']} distinct ({result['events']} classified as events), one core")
+        print(f"gazetteer load: {result['load_seconds']:.2f} s")
+        print(f"throughput: {rate:,.0f} posts/s ({result['seconds']:.2f} s)")
+        print(f"peak RSS of the worker: {result['maxrss_mb']:.0f} MB")
+        whole_process(posts_path, result["posts"])
+    cost_by_length()
 
     if DEV.exists() and SCORE.exists():
         with tempfile.TemporaryDirectory() as tmp:

@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -120,3 +122,31 @@ def test_dlq_list_and_replay_from_the_cli(wf, redis_url: str, monkeypatch: pytes
         return [fields[b"__data__"] for _, fields in entries]
 
     assert asyncio.run(on_posts()) == [b'{"post_id": "short"}']
+
+
+def test_every_listed_command_loads_and_says_what_the_listing_says() -> None:
+    """The root lists commands without importing them; each name must load, and its summary must match."""
+    import click
+
+    from watchfloor.cli import COMMANDS, LazyGroup
+
+    ctx = click.Context(main)
+    assert isinstance(main, LazyGroup)
+    for name, spec in COMMANDS.items():
+        command = main.get_command(ctx, name)
+        assert command is not None, name
+        own = (command.help or "").split("\n")[0].strip().rstrip(".").lower()
+        assert own[:12] == spec.summary.rstrip(".").lower()[:12], (name, own, spec.summary)
+
+
+def test_watchfloor_help_loads_no_service_stack() -> None:
+    """`watchfloor --help` answers without importing the database, web or classifier stacks."""
+    program = (
+        "import sys; from watchfloor.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "stacks = ('sqlalchemy', 'fastapi', 'faststream', 'services.classify.classify')\n"
+        "print('HEAVY', [m for m in stacks if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
+    assert "classify" in out and "subscription" in out

@@ -18,103 +18,73 @@
 
 Commands run from a second terminal against the same data dir or database take effect in a
 running `up` without a restart: the services read sources, rules and subscriptions from the database.
+
+Each command's module is imported only when that command runs (click's lazy-loading pattern), so
+`watchfloor --help` does not pay for FastAPI, SQLAlchemy and the classifier.
 """
 
-import asyncio
-import json
+import importlib
 from pathlib import Path
+from typing import NamedTuple
 
 import click
 
-from shared.db import make_engine, migrate
-from watchfloor import cli_access, cli_alerting, cli_eventlog, cli_noise, cli_ops, cli_sources
-from watchfloor.context import CliContext, checked, pass_ctx, run
-from watchfloor.runtime import SERVICE_NAMES, Serving, serve
+from watchfloor.context import CliContext
 
-DATA_DIR = click.option(
+
+class _Lazy(NamedTuple):
+    module: str
+    attr: str
+    summary: str
+
+
+# name -> where the command lives and the line `watchfloor --help` shows for it (kept here so listing
+# the commands imports none of them; tests/test_cli.py checks each line against the command's own help)
+COMMANDS: dict[str, _Lazy] = {
+    "up": _Lazy("watchfloor.cli_serve", "up", "Run ingest, classify and alert in one process, with the console."),
+    "run": _Lazy("watchfloor.cli_serve", "run_service", "Run one service (its HTTP routes on HOST:PORT)."),
+    "migrate": _Lazy("watchfloor.cli_serve", "migrate_cmd", "Bring the event log schema to the latest version."),
+    "config": _Lazy("watchfloor.cli_serve", "config", "Effective configuration."),
+    "source": _Lazy("watchfloor.cli_sources", "source", "Feeds to poll."),
+    "rule": _Lazy("watchfloor.cli_alerting", "rule", "Alert rules (YAML)."),
+    "subscription": _Lazy("watchfloor.cli_alerting", "subscription", "Webhook endpoints (Standard Webhooks)."),
+    "alerts": _Lazy("watchfloor.cli_alerting", "alerts", "The latest alerts; with --follow, new ones as they happen."),
+    "ack": _Lazy("watchfloor.cli_noise", "ack", "Acknowledge an alert: stops re-pages, not updates."),
+    "silence": _Lazy("watchfloor.cli_noise", "silence", "Silences: mute matching alerts for a while (audited)."),
+    "classify": _Lazy("watchfloor.cli_classify", "classify", "Classify posts from a JSONL file (offline)."),
+    "dlq": _Lazy("watchfloor.cli_ops", "dlq", "Dead letters: messages a stage could not process."),
+    "token": _Lazy("watchfloor.cli_access", "token", "API tokens: who may read, acknowledge, change rules."),
+    "export": _Lazy("watchfloor.cli_eventlog", "export", "Export the event log as CSV, GeoJSON or JSON lines."),
+    "explain": _Lazy("watchfloor.cli_eventlog", "explain", "Why each enabled rule did or did not fire for a post."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        spec = COMMANDS.get(cmd_name)
+        if spec is None:
+            return None
+        command = getattr(importlib.import_module(spec.module), spec.attr)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, spec.summary) for name, spec in COMMANDS.items()])
+
+
+@click.group(cls=LazyGroup)
+@click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Where embedded SQLite and Redis keep their files (default ./var, or WATCHFLOOR_DATA_DIR).",
 )
-
-
-@click.group()
-@DATA_DIR
 @click.pass_context
 def main(ctx: click.Context, data_dir: Path | None) -> None:
     """watchfloor: feeds in, classified events, geofenced alerts and signed webhooks out."""
     obj = ctx.ensure_object(CliContext)
     obj.with_data_dir(data_dir)
-
-
-@main.command()
-@click.option("--port", default=8000, show_default=True, help="HTTP port of the API and console.")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@DATA_DIR
-@pass_ctx
-def up(obj: CliContext, port: int, host: str, data_dir: Path | None) -> None:
-    """Run ingest, classify and alert in one process, with the console on http://HOST:PORT.
-
-    With no WATCHFLOOR_REDIS_URL an embedded Redis runs under the data dir; with no
-    WATCHFLOOR_DATABASE_URL the event log is SQLite under the data dir. Ctrl-C stops it cleanly;
-    started again, it goes on where it stopped.
-    """
-    obj.with_data_dir(data_dir)
-    try:
-        checked(lambda: asyncio.run(serve(Serving(SERVICE_NAMES, host, port, obj.overrides, migrate_first=True))))
-    except KeyboardInterrupt:
-        pass
-
-
-@main.command(name="run")
-@click.argument("service", type=click.Choice(SERVICE_NAMES))
-@click.option("--port", default=8000, show_default=True)
-@click.option("--host", default="0.0.0.0", show_default=True)
-@pass_ctx
-def run_service(obj: CliContext, service: str, port: int, host: str) -> None:
-    """Run one service (its HTTP routes on HOST:PORT). The schema must be migrated already."""
-    try:
-        checked(lambda: asyncio.run(serve(Serving((service,), host, port, obj.overrides, migrate_first=False))))
-    except KeyboardInterrupt:
-        pass
-
-
-@main.command(name="migrate")
-@pass_ctx
-def migrate_cmd(obj: CliContext) -> None:
-    """Bring the event log schema to the latest version (safe to run again)."""
-
-    async def body() -> None:
-        engine = make_engine(obj.settings.db_url)
-        try:
-            await migrate(engine)
-        finally:
-            await engine.dispose()
-
-    run(body)
-    click.echo(f"migrated {obj.settings.db_url}")
-
-
-@main.group()
-def config() -> None:
-    """Effective configuration."""
-
-
-@config.command(name="show")
-@pass_ctx
-def config_show(obj: CliContext) -> None:
-    """Print the settings in force, passwords masked."""
-    click.echo(json.dumps(obj.settings.redacted(), indent=2, default=str))
-
-
-main.add_command(cli_sources.source)
-main.add_command(cli_alerting.rule)
-main.add_command(cli_alerting.subscription)
-main.add_command(cli_alerting.alerts)
-main.add_command(cli_ops.classify)
-main.add_command(cli_ops.dlq)
-main.add_command(cli_noise.ack)
-main.add_command(cli_noise.silence)
-cli_alerting.rule.add_command(cli_noise.rule_dry_run)
-main.add_command(cli_access.token)
-main.add_command(cli_eventlog.export)
-main.add_command(cli_eventlog.explain)

@@ -154,3 +154,13 @@ def alerts(obj: CliContext, follow: bool, as_json: bool, limit: int) -> None:
         run(body)
     except KeyboardInterrupt:
         pass
+
+
+def _register_dry_run() -> None:
+    """`watchfloor rule dry-run` lives with the noise commands (it replays the event log through a rule)."""
+    from watchfloor.cli_noise import rule_dry_run
+
+    rule.add_command(rule_dry_run)
+
+
+_register_dry_run()

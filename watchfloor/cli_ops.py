@@ -1,7 +1,6 @@
-"""`watchfloor classify` (offline, a JSONL file) and `watchfloor dlq` (dead letters)."""
+"""`watchfloor dlq`: list and replay dead letters."""
 
 import json
-from pathlib import Path
 
 import click
 from redis.asyncio import Redis
@@ -9,18 +8,6 @@ from redis.asyncio import Redis
 from shared import deadletter, streams
 from watchfloor.context import CliContext, pass_ctx, run
 from watchfloor.runtime import redis_url_for_cli
-
-
-@click.command()
-@click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--explain", is_flag=True, help="Also print each label's confidence and the text that produced it.")
-def classify(input_path: Path, output_path: Path, explain: bool) -> None:
-    """Classify posts from a JSONL file into predictions (the format of shared/eval/score.py)."""
-    from services.classify.batch import classify_file
-
-    count = classify_file(input_path, output_path, explain=explain)
-    click.echo(f"classified {count} posts -> {output_path}", err=True)
 
 
 @click.group()

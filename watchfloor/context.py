@@ -1,20 +1,23 @@
-"""What every CLI command needs: settings with the command line's overrides, a database session."""
+"""What every CLI command needs: settings with the command line's overrides, a database session.
+
+Imports of the database, Redis and settings stacks happen inside the functions that use them, so that
+`watchfloor --help` and commands that need none of them start in a fraction of a second."""
+
+from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import redis
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import make_engine, make_sessionmaker
-from shared.errors import ReasonError
-from shared.settings import CommonSettings
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from shared.settings import CommonSettings
 
 T = TypeVar("T")
 
@@ -29,11 +32,15 @@ class CliContext:
 
     @property
     def settings(self) -> CommonSettings:
+        from shared.settings import CommonSettings
+
         return CommonSettings(**self.overrides)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """One committed transaction against the configured database."""
+        from shared.db import make_engine, make_sessionmaker
+
         engine = make_engine(self.settings.db_url)
         try:
             async with make_sessionmaker(engine)() as session, session.begin():
@@ -50,6 +57,11 @@ def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
 def checked(fn: Callable[[], T]) -> T:
     """Runs a command body. A ReasonError (RuleError, SourceError…), an unreachable database or Redis
     becomes a message and exit status 1; anything else is a bug and raises with its traceback."""
+    import redis
+    from sqlalchemy import exc as sa_exc
+
+    from shared.errors import ReasonError
+
     try:
         return fn()
     except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:

@@ -37,7 +37,9 @@ class ClassifyService:
 
     async def on_post(self, post: PostMessage) -> None:
         started = time.perf_counter()
-        event = classify_post(post, now=datetime.now(UTC), gazetteer=self.gazetteer)
+        event = classify_post(
+            post, now=datetime.now(UTC), gazetteer=self.gazetteer, max_chars=self.settings.classify_max_chars
+        )
         async with session_scope(self.sessions) as session:
             await store.upsert_event(session, event)
         # Publish after the commit: a crash in between means a redelivery and an overwrite, never a lost event.

@@ -10,6 +10,7 @@ Decided per sentence from the cue hits of match.py; pure.
 """
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 
 from services.classify.aliases import MILITIA, PARENT, STATE
@@ -52,18 +53,32 @@ class ActorRole:
     hits: tuple[Hit, ...]
 
 
+# A "sentence" is looked for at most this far either side: a post with no full stop costs the same per hit.
+SENTENCE_REACH = 400
+
+
 def _sentence_bounds(text: str, pos: int) -> tuple[int, int]:
-    start = max(text.rfind(". ", 0, pos), text.rfind("; ", 0, pos), text.rfind("\n", 0, pos))
-    end_candidates = [i for i in (text.find(". ", pos), text.find("; ", pos)) if i != -1]
-    return (start + 1 if start >= 0 else 0), (min(end_candidates) if end_candidates else len(text))
+    lo, hi = max(0, pos - SENTENCE_REACH), min(len(text), pos + SENTENCE_REACH)
+    start = max(text.rfind(". ", lo, pos), text.rfind("; ", lo, pos), text.rfind("\n", lo, pos))
+    end_candidates = [i for i in (text.find(". ", pos, hi), text.find("; ", pos, hi)) if i != -1]
+    return (start + 1 if start >= 0 else lo), (min(end_candidates) if end_candidates else hi)
 
 
-def _owner(cue: Hit, hits: list[Hit], fields: dict[str, str], *, forward_first: bool) -> Hit | None:
+def _any_within(sorted_starts: list[int], lo: int, hi: int) -> bool:
+    i = bisect_left(sorted_starts, lo)
+    return i < len(sorted_starts) and sorted_starts[i] <= hi
+
+
+def _owner(
+    cue: Hit, by_field: dict[str, tuple[list[Hit], list[int]]], fields: dict[str, str], *, forward_first: bool
+) -> Hit | None:
     """The actor hit a cue speaks about: for a claim the speaker before it ("JNIM claimed"), for a blame
-    the actor after it ("blamed ISWAP", "attribuée à Boko Haram"); always within the cue's sentence."""
+    the actor after it ("blamed ISWAP", "attribuée à Boko Haram"); always within the cue's sentence.
+    `by_field`: each field's actor hits in text order with their starts, so the sentence's hits are bisected out."""
     body = fields[cue.field]
     s0, s1 = _sentence_bounds(body, cue.start)
-    same = [h for h in hits if h.field == cue.field and s0 <= h.start < s1]
+    field_hits, starts = by_field.get(cue.field, ([], []))
+    same = field_hits[bisect_left(starts, s0) : bisect_left(starts, s1)]
     before = [h for h in same if h.end <= cue.start]
     after = [h for h in same if h.start >= cue.end and h.start - cue.end <= 80]
     if forward_first:
@@ -85,24 +100,29 @@ def assign_roles(
     kinds: dict[str, set[str]] = {code: set() for code in by_code}
     denied: set[str] = set()
     denials = [c for c in cue_hits if c.value == "deny"]
+    by_field: dict[str, tuple[list[Hit], list[int]]] = {}
+    for field in fields:
+        ordered = sorted((h for h in hits_all if h.field == field), key=lambda h: h.start)
+        by_field[field] = (ordered, [h.start for h in ordered])
+    deny_starts = {f: sorted(d.start for d in denials if d.field == f) for f in fields}
+    opener = next((h for h in by_field.get("text", ([], []))[0][:3] if h.start < 3 and h.value not in STATE), None)
     for cue in cue_hits:
         if cue.value not in ("claim", "blame", "deny"):
             continue
         if (
             cue.value == "claim"
             and cue.text.lower() in _SPEECH
-            and any(d.field == cue.field and 0 <= d.start - cue.end <= 40 for d in denials)
+            and _any_within(deny_starts.get(cue.field, []), cue.end, cue.end + 40)
         ):
             continue  # "X says none of its jets ...": the speech verb introduces a denial, not a claim
         # Arabic puts the verb first: "تبنى تنظيم الدولة الإسلامية الهجوم" (claimed the IS group the attack).
         arabic = any("\u0600" <= ch <= "\u06ff" for ch in cue.text)
-        owner = _owner(cue, hits_all, fields, forward_first=cue.value == "blame" or arabic)
+        owner = _owner(cue, by_field, fields, forward_first=cue.value == "blame" or arabic)
         if owner is None:
             continue
         if cue.value == "claim" and owner.value in STATE:
             # "جماعة نصرة الإسلام - بفضل الله ... ثكنة للجيش": the army after the formula is the object; the statement
             # belongs to the group whose name opens it
-            opener = next((h for h in hits_all if h.field == "text" and h.start < 3 and h.value not in STATE), None)
             if opener is not None:
                 owner = opener
         code = owner.value or ""

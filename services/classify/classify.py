@@ -11,6 +11,7 @@ from datetime import datetime
 
 from services.classify.aliases import GENERIC_BOMB, MILITIA, PARENT, STATE
 from services.classify.attribution import assign_roles
+from services.classify.limits import MAX_CHARS, TITLE_CHARS
 from services.classify.match import Hit, fold_alias, label_matcher
 from services.classify.place import context_countries, resolve_place
 from services.classify.toll import death_toll
@@ -145,11 +146,15 @@ _VILLAGE_TARGET = re.compile(
 )
 
 
+_SIEGE_BEFORE = re.compile(r"(sous|lever le|levée du|imposent un|imposé un)\s*$")
+_CLAUSE_BOUND = re.compile(r"[.;,:!?]| and | et | while | da ")
+
+
 def _clause(body: str, pos: int) -> str:
     """The clause around `pos`: between punctuation or a coordinating "and"/"et"."""
-    bounds = re.compile(r"[.;,:!?]| and | et | while | da ")
-    start = max((m.end() for m in bounds.finditer(body, 0, pos)), default=0)
-    end = next((m.start() for m in bounds.finditer(body, pos)), len(body))
+    lo, hi = max(0, pos - 300), min(len(body), pos + 300)  # a clause is short; a post with no comma costs the same
+    start = max((m.end() for m in _CLAUSE_BOUND.finditer(body, lo, pos)), default=lo)
+    end = next((m.start() for m in _CLAUSE_BOUND.finditer(body, pos, hi)), hi)
     return body[start:end]
 
 
@@ -223,7 +228,7 @@ def _tactics(
             h
             for h in found["blockade"]
             if h.text.lower() != "siège"
-            or re.search(r"(sous|lever le|levée du|imposent un|imposé un)\s*$", fields[h.field][: h.start])
+            or _SIEGE_BEFORE.search(fields[h.field][max(0, h.start - 40) : h.start])
         ]
         if not found["blockade"]:
             del found["blockade"]
@@ -304,10 +309,25 @@ def _tactics(
     return found
 
 
-def classify_post(post: PostMessage, *, now: datetime, gazetteer: Gazetteer | None = None) -> EventMessage:
-    """Labels one post. Pure: the same post and classifier version always give the same labels."""
+def classified_part(text: str, limit: int) -> str:
+    """The first `limit` characters of `text`, cut back to a word boundary: what a post reports comes first
+    (headline, lede), and a bound here bounds every later pass. Offsets into it are offsets into `text`."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", max(0, limit - 200), limit)
+    return text[: cut if cut > 0 else limit]
+
+
+def classify_post(
+    post: PostMessage, *, now: datetime, gazetteer: Gazetteer | None = None, max_chars: int = MAX_CHARS
+) -> EventMessage:
+    """Labels one post. Pure: the same post and classifier version always give the same labels.
+    Only the title's and the text's first `max_chars` characters are read, so the cost of a post is bounded."""
     gaz = gazetteer or load_gazetteer()
-    fields = {"title": post.title or "", "text": post.text or ""}
+    fields = {
+        "title": classified_part(post.title or "", TITLE_CHARS),
+        "text": classified_part(post.text or "", max_chars),
+    }
     matcher = label_matcher()
     actor_hits: list[Hit] = []
     tactic_hits: list[Hit] = []

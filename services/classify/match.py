@@ -8,6 +8,7 @@ Cost grows with the text, not with the number of names.
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
@@ -36,14 +37,8 @@ _ARABIC = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "
 _ASCII_FOLD = str.maketrans({chr(i): (chr(i).lower() if chr(i).isalnum() else " ") for i in range(128)})
 
 
-_PIECES: dict[str, str] = {}
-
-
 def _piece(ch: str) -> str:
-    """What one character folds to (memoised: a post repeats few distinct characters)."""
-    piece = _PIECES.get(ch)
-    if piece is not None:
-        return piece
+    """What one character folds to."""
     if ch.isascii():
         piece = ch.lower() if ch.isalnum() else " "
     else:
@@ -56,21 +51,33 @@ def _piece(ch: str) -> str:
             piece = ch.translate(_ARABIC).casefold()
         else:
             piece = " "
-    _PIECES[ch] = piece
     return piece
 
 
-@lru_cache(maxsize=8192)
-def fold(text: str) -> tuple[str, tuple[int, ...]]:
+# Every character seen so far -> what it folds to, as a str.translate table (grows to the alphabet in use).
+_TABLE: dict[int, str] = {i: (chr(i).lower() if chr(i).isalnum() else " ") for i in range(128)}
+_WIDE: set[str] = set()  # characters that fold to zero or several characters (accents alone, ligatures)
+
+
+@lru_cache(maxsize=512)
+def fold(text: str) -> tuple[str, Sequence[int]]:
     """Folded text and, for each folded char, its index in `text` (so hits map back to real offsets).
-    Cached: the same title and body are folded by several passes of one classification."""
+    Cached: the same title and body are folded by several passes of one classification. One C-level pass
+    (str.translate) unless the text holds a character that folds to other than one character."""
     if text.isascii():
-        return text.translate(_ASCII_FOLD), tuple(range(len(text)))
-    pieces = [_PIECES.get(ch) or _piece(ch) for ch in text]
-    if all(len(piece) == 1 for piece in pieces):
-        return "".join(pieces), tuple(range(len(text)))
-    index = tuple(i for i, piece in enumerate(pieces) for _ in piece)
-    return "".join(pieces), index
+        return text.translate(_ASCII_FOLD), range(len(text))
+    chars = set(text)
+    for ch in chars:
+        if ord(ch) not in _TABLE:
+            piece = _piece(ch)
+            _TABLE[ord(ch)] = piece
+            if len(piece) != 1:
+                _WIDE.add(ch)
+    folded = text.translate(_TABLE)
+    if not (chars & _WIDE):
+        return folded, range(len(text))
+    index = tuple(i for i, ch in enumerate(text) for _ in _TABLE[ord(ch)])
+    return folded, index
 
 
 def fold_alias(alias: str) -> str:
@@ -78,15 +85,27 @@ def fold_alias(alias: str) -> str:
     return " ".join(folded.split())
 
 
-@lru_cache(maxsize=4096)
-def squash(text: str) -> tuple[str, tuple[int, ...]]:
+_SPACE_RUN = re.compile(r"^ +| {2,}")
+
+
+@lru_cache(maxsize=64)
+def squash(text: str) -> tuple[str, Sequence[int]]:
     """Folded text with runs of spaces collapsed, so "al - Qaeda" and "al-Qaeda" fold alike."""
     folded, index = fold(text)
-    # keep a character unless it is a space after a space (or at the start)
-    keep = [i for i, c in enumerate(folded) if c != " " or (i and folded[i - 1] != " ")]
-    if len(keep) == len(folded):
+    if "  " not in folded and not folded.startswith(" "):
         return folded, index
-    return "".join(map(folded.__getitem__, keep)), tuple(map(index.__getitem__, keep))
+    # keep a character unless it is a space after a space (or at the start)
+    parts: list[str] = []
+    kept: list[int] = []
+    pos = 0
+    for m in _SPACE_RUN.finditer(folded):
+        keep_to = m.start() + (1 if m.start() else 0)
+        parts.append(folded[pos:keep_to])
+        kept.extend(index[pos:keep_to])
+        pos = m.end()
+    parts.append(folded[pos:])
+    kept.extend(index[pos:])
+    return "".join(parts), tuple(kept)
 
 
 # Arabic writes conjunctions, prepositions and the article onto the word ("وللجيش", "بسيارة") and case or
@@ -143,8 +162,14 @@ class Matcher:
             self._auto.add_word(key, (len(key), payload))
         self._auto.make_automaton()
         self.size = len(table)
+        self._recent: dict[str, tuple[list[tuple[int, int, list]], Sequence[int]]] = {}
 
-    def scan(self, text: str, field: str, kinds: tuple[str, ...] | None = None) -> list[Hit]:
+    def _candidates(self, text: str) -> tuple[list[tuple[int, int, list]], Sequence[int]]:
+        """Every alias on word boundaries in `text`, sorted leftmost-longest, with the fold index. One pass of
+        the automaton per text: the scans of one post for actors, tactics and cues share it."""
+        cached = self._recent.get(text)
+        if cached is not None:
+            return cached
         folded, index = squash(text)
         found: list[tuple[int, int, list]] = []
         for end, (length, payload) in self._auto.iter(folded):
@@ -154,8 +179,15 @@ class Matcher:
             if end + 1 < len(folded) and folded[end + 1].isalnum() and not _arabic_suffix(folded, end):
                 continue
             found.append((start, end, payload))
-        # Leftmost-longest: a longer alias ("Chadian soldiers") hides the shorter one inside it ("soldiers").
         found.sort(key=lambda f: (f[0], -(f[1] - f[0])))
+        if len(self._recent) >= 8:
+            self._recent.clear()
+        self._recent[text] = (found, index)
+        return found, index
+
+    def scan(self, text: str, field: str, kinds: tuple[str, ...] | None = None) -> list[Hit]:
+        found, index = self._candidates(text)
+        # Leftmost-longest per call: a longer alias ("Chadian soldiers") hides the shorter one inside it ("soldiers").
         hits: list[Hit] = []
         taken_until = -1
         for start, end, payload in found:

@@ -321,15 +321,22 @@ def find_mentions(title: str, text: str, gazetteer: Gazetteer, blocked: list[tup
     matcher = place_matcher(gazetteer)
     countries = context_countries(title, text)
     mentions: list[Mention] = []
+    seen: set[tuple[str, int]] = set()
     for field, body in (("title", title), ("text", text)):
+        # Hits and blocked spans both come in text order: one merge pass, not a scan of every span per hit.
+        spans = sorted((s, e) for f, s, e in blocked if f == field)
+        k = 0
         for hit in matcher.scan(body, field):
-            if any(f == field and s < hit.end and hit.start < e for f, s, e in blocked):
+            while k < len(spans) and spans[k][1] <= hit.start:
+                k += 1
+            if any(s < hit.end for s, _e in spans[k : k + 4]):
                 continue
             first = hit.text[:1]
             if first.isalpha() and ord(first) < 0x0250 and not first.isupper() and (hit.value or "")[:1].isupper():
                 continue
-            if any(m.field == field and m.start == hit.start for m in mentions):
+            if (field, hit.start) in seen:
                 continue
+            seen.add((field, hit.start))
             places = tuple(
                 p for p in gazetteer.find(hit.value or hit.text) if p.country in countries or p.country in SAHEL
             )
@@ -350,19 +357,23 @@ def resolve_place(
     # First pass: the most plausible place per mention (country context, supplement, population).
     chosen: list[tuple[Mention, Place]] = []
     # Places named without ambiguity anchor the others (Mordecai's "anchor" idea): Gao near Bourem is Gao, Mali.
-    anchors = [m.places[0] for m in mentions if len({p.country for p in m.places}) == 1]
+    # Distinct anchors and one choice per distinct name: a long post repeats its few places many times.
+    anchors = list({m.places[0].id: m.places[0] for m in mentions if len({p.country for p in m.places}) == 1}.values())
+    choice: dict[tuple[Place, ...], Place] = {}
     for m in mentions:
+        if m.places not in choice:
 
-        def cand_score(p: Place, m: Mention = m) -> float:
-            s = 2.0 * (p.country in countries) + (1.5 if p.id.startswith("wf:") else 0.0)
-            s += math.log10(p.population + 10) / 3 + (0.5 if p.country in ("ML", "NE", "BF", "NG") else 0.0)
-            if len(m.places) > 1 and any(
-                a not in m.places and km_between((a.lat, a.lon), (p.lat, p.lon)) < 300 for a in anchors
-            ):
-                s += 1.5
-            return s
+            def cand_score(p: Place, m: Mention = m) -> float:
+                s = 2.0 * (p.country in countries) + (1.5 if p.id.startswith("wf:") else 0.0)
+                s += math.log10(p.population + 10) / 3 + (0.5 if p.country in ("ML", "NE", "BF", "NG") else 0.0)
+                if len(m.places) > 1 and any(
+                    a not in m.places and km_between((a.lat, a.lon), (p.lat, p.lon)) < 300 for a in anchors
+                ):
+                    s += 1.5
+                return s
 
-        chosen.append((m, max(m.places, key=cand_score)))
+            choice[m.places] = max(m.places, key=cand_score)
+        chosen.append((m, choice[m.places]))
     # Second pass: score each mention as the place of the activity.
     scored: list[tuple[float, Mention, Place, int, tuple[float, float] | None, list[str]]] = []
     for i, (m, p) in enumerate(chosen):
@@ -374,7 +385,7 @@ def resolve_place(
         if m.field == "title":
             score += 1.0
             why.append("in title")
-        if not body[: m.start].strip(" #") and body[m.end : m.end + 3].strip().startswith(":"):
+        if m.start <= 3 and not body[: m.start].strip(" #") and body[m.end : m.end + 3].strip().startswith(":"):
             score -= 1.0  # a dateline ("Sokoto: …") names where the report is filed from, often a whole state
             why.append("dateline")
         if _LOCATIVE.search(left):
@@ -415,20 +426,13 @@ def resolve_place(
             score += 0.3
         if rel or near:
             # Is there a subject place just before ("Barsalogho, 40 km north of Kaya")?
-            subject = next(
-                (
-                    j
-                    for j in range(i - 1, -1, -1)
-                    if chosen[j][0].field == m.field and 0 <= m.start - chosen[j][0].end <= 90
-                ),
-                None,
-            )
-            if subject is not None:
+            # Mentions come in text order, so only the one just before can be that close.
+            prev = chosen[i - 1][0] if i else None
+            if prev is not None and prev.field == m.field and 0 <= m.start - prev.end <= 90:
                 score -= 1.5
                 why.append("anchor of a nearby subject")
-                for k, row in enumerate(scored):
-                    if row[1] is chosen[subject][0]:
-                        scored[k] = (row[0] + 2.0, *row[1:5], [*row[5], f"subject near {m.name}"])
+                row = scored[i - 1]
+                scored[i - 1] = (row[0] + 2.0, *row[1:5], [*row[5], f"subject near {m.name}"])
             elif rel:
                 n = rel.group("n")
                 dist = float(n) if n.isdigit() else float(_UNITS.get(n, 0))
@@ -445,7 +449,8 @@ def resolve_place(
                 score += 1.0
                 why.append(f"near {p.name}")
         scored.append((score, m, p, precision, point, why))
-    best = max(scored, key=lambda r: (r[0], -mentions.index(r[1])))
+    best_i = max(range(len(scored)), key=lambda i: (scored[i][0], -i))
+    best = scored[best_i]
     score, m, p, precision, point, why = best
     if score < 0.5:
         return Resolution(None, reason=f"abstained: best candidate {p.name} scored {score:.1f} ({', '.join(why)})")

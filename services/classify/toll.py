@@ -216,9 +216,11 @@ def _clause_numbers(clause: str) -> list[tuple[int, int, int]]:
     found: list[tuple[int, int, int]] = []
     for rx in (_AFTER, _BEFORE, _HAUSA, _TOLL_TO):
         for m in rx.finditer(folded):
-            if _NOT_DEATH.match(folded[m.end("n") :]):
+            after = folded[m.end("n") : m.end("n") + 80]  # what the patterns below read after the number
+            if _NOT_DEATH.match(after):
                 continue
-            if _OLDER_BEFORE.search(folded[: m.start("n")]) or _OLDER_AFTER.match(folded[m.end("n") :]):
+            # _OLDER_BEFORE reaches at most ~70 characters back: a bounded window keeps a long clause linear
+            if _OLDER_BEFORE.search(folded[max(0, m.start("n") - 80) : m.start("n")]) or _OLDER_AFTER.match(after):
                 continue  # the earlier figure of a revised toll
             # "X of them civilians", "dont cinq rangers": a part of the toll, not another toll.
             before = folded[max(0, m.start("n") - 8) : m.start("n")]
@@ -228,7 +230,7 @@ def _clause_numbers(clause: str) -> list[tuple[int, int, int]]:
             if m.group("n") in ("un", "une", "one") and (
                 len(m.group(0).split()) > 6
                 or re.search(r"\d", folded[m.end("n") : m.end()])
-                or re.match(r"\W*\d", folded[m.end() :])
+                or re.match(r"\W*\d", folded[m.end() : m.end() + 20])
             ):
                 continue  # "une frappe aérienne de l'armée tue…", "un kamikaze tue 15": an article, not a count
             if value is not None and value > 0:

@@ -14,8 +14,6 @@ Timeline:
 import asyncio
 import hashlib
 import json
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,17 +58,8 @@ KOLLO = ("sahel-wire", "en", "IS Sahel fighters ambush army patrol near Kollo",
 
 
 def noise(system: System, *args: str) -> str:
-    """`watchfloor silence|ack …` as the officer types it; until the lead registers the group in
-    `watchfloor/cli.py`, the same click command is run through the interpreter of the installed package."""
-    from watchfloor.cli import main
-
-    if args[0] in main.commands:
-        return system.cli(*args).stdout
-    program = f"from watchfloor.cli_noise import {args[0]} as c; c(prog_name='watchfloor {args[0]}')"
-    done = subprocess.run([sys.executable, "-c", program, *args[1:]], env=system.env, capture_output=True,
-                          text=True, timeout=60)
-    assert done.returncode == 0, f"watchfloor {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
+    """`watchfloor silence|ack …` as the officer types it."""
+    return system.cli(*args).stdout
 
 
 def ingest(system: System, source: str, lang: str, title: str, text: str, at: datetime) -> None:

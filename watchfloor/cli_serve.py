@@ -1,0 +1,76 @@
+"""`watchfloor up`, `run`, `migrate` and `config show`: start the services, shape the schema, show settings."""
+
+import asyncio
+import json
+from pathlib import Path
+
+import click
+
+from shared.db import make_engine, migrate
+from watchfloor.context import CliContext, checked, pass_ctx, run
+from watchfloor.runtime import SERVICE_NAMES, Serving, serve
+
+DATA_DIR = click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Where embedded SQLite and Redis keep their files (default ./var, or WATCHFLOOR_DATA_DIR).",
+)
+
+
+@click.command()
+@click.option("--port", default=8000, show_default=True, help="HTTP port of the API and console.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@DATA_DIR
+@pass_ctx
+def up(obj: CliContext, port: int, host: str, data_dir: Path | None) -> None:
+    """Run ingest, classify and alert in one process, with the console on http://HOST:PORT.
+
+    With no WATCHFLOOR_REDIS_URL an embedded Redis runs under the data dir; with no
+    WATCHFLOOR_DATABASE_URL the event log is SQLite under the data dir. Ctrl-C stops it cleanly;
+    started again, it goes on where it stopped.
+    """
+    obj.with_data_dir(data_dir)
+    try:
+        checked(lambda: asyncio.run(serve(Serving(SERVICE_NAMES, host, port, obj.overrides, migrate_first=True))))
+    except KeyboardInterrupt:
+        pass
+
+
+@click.command(name="run")
+@click.argument("service", type=click.Choice(SERVICE_NAMES))
+@click.option("--port", default=8000, show_default=True)
+@click.option("--host", default="0.0.0.0", show_default=True)
+@pass_ctx
+def run_service(obj: CliContext, service: str, port: int, host: str) -> None:
+    """Run one service (its HTTP routes on HOST:PORT). The schema must be migrated already."""
+    try:
+        checked(lambda: asyncio.run(serve(Serving((service,), host, port, obj.overrides, migrate_first=False))))
+    except KeyboardInterrupt:
+        pass
+
+
+@click.command(name="migrate")
+@pass_ctx
+def migrate_cmd(obj: CliContext) -> None:
+    """Bring the event log schema to the latest version (safe to run again)."""
+
+    async def body() -> None:
+        engine = make_engine(obj.settings.db_url)
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    run(body)
+    click.echo(f"migrated {obj.settings.db_url}")
+
+
+@click.group()
+def config() -> None:
+    """Effective configuration."""
+
+
+@config.command(name="show")
+@pass_ctx
+def config_show(obj: CliContext) -> None:
+    """Print the settings in force, passwords masked."""
+    click.echo(json.dumps(obj.settings.redacted(), indent=2, default=str))
