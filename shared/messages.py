@@ -69,6 +69,10 @@ class PlaceLabel(_Message):
     evidence: list[Span] = []
 
 
+# reported and claimed are current; the others go to the event log and page no one (services/classify/status.py)
+ReportStatus = Literal["reported", "claimed", "denied", "rumoured", "historical", "hypothetical"]
+
+
 class EventMessage(_Message):
     """A classified post. `event_id == post_id`: re-classification overwrites, with a new `classifier`."""
 
@@ -89,11 +93,21 @@ class EventMessage(_Message):
     tactics: list[TacticLabel] = []
     place: PlaceLabel | None = None
     killed: int | None = Field(None, ge=0)
+    status: ReportStatus | None = Field(
+        None, description="what the post says of the attack it describes; None when it describes none"
+    )
+    status_reason: str | None = None
+    status_evidence: list[Span] = []
     confidence: float = Field(ge=0.0, le=1.0)
     classifier: str
     gazetteer: str | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @property
+    def current(self) -> bool:
+        """A report of an attack that happened (reported or claimed): only these open or update an incident."""
+        return self.is_event and self.status in (None, "reported", "claimed")
 
     @property
     def actor_codes(self) -> list[str]:
@@ -143,6 +157,9 @@ class AlertMessage(_Message):
     change: str | None = Field(None, description="what this version changed, e.g. 'sources 1→2'")
     muted_by: str | None = Field(None, description="why no subscriber is sent this version")
     page_count: int = 0
+    disputed: str | None = Field(
+        None, description="a later report denies the attack: why (the denial's words), else None"
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

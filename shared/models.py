@@ -118,6 +118,10 @@ class Event(Base):
     lon: Mapped[float | None] = mapped_column(Float)
     country: Mapped[str | None] = mapped_column(String(2))
     killed: Mapped[int | None] = mapped_column(Integer)
+    # reported | claimed | denied | rumoured | historical | hypothetical; None: no attack described
+    status: Mapped[str | None] = mapped_column(String(20))
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    status_evidence: Mapped[list[Any] | None]
     confidence: Mapped[float] = mapped_column(Float)
     classifier: Mapped[str] = mapped_column(String(40))
     gazetteer: Mapped[str | None] = mapped_column(String(80))
@@ -149,6 +153,10 @@ class Incident(Base):
     corroboration: Mapped[str] = mapped_column(String(20), default="single_source")
     severity: Mapped[str | None] = mapped_column(String(8))  # I, II, III (Samdesk-style, may only rise)
     resolved_at: Mapped[datetime | None]
+    # A later report denies the attack: the incident stays (ops decide), its alerts say it is disputed.
+    disputed_at: Mapped[datetime | None]
+    disputed_by: Mapped[str | None] = mapped_column(String(64))  # the denying event
+    dispute_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class IncidentReport(Base):

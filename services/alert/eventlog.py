@@ -29,7 +29,7 @@ FORMATS = {
     "jsonl": ("application/x-ndjson", "jsonl"),
 }
 EVENT_COLUMNS = (
-    "event_id", "at", "source_id", "title", "url", "lang", "is_event", "actors", "perpetrator", "tactics",
+    "event_id", "at", "source_id", "title", "url", "lang", "is_event", "status", "actors", "perpetrator", "tactics",
     "place", "admin1", "country", "lat", "lon", "precision", "killed", "confidence", "classifier",
     "incident_id", "rules", "alert_states",
 )
@@ -134,6 +134,7 @@ def event_record(event: dict[str, Any], post: dict[str, Any] | None, incident_id
         "url": post.get("url"),
         "lang": post.get("lang"),
         "is_event": bool(event.get("is_event")),
+        "status": event.get("status"),
         "actors": [f"{a['code']}:{a.get('role', 'involved')}" for a in event.get("actors") or []],
         "perpetrator": event.get("perpetrator"),
         "tactics": [t["code"] for t in event.get("tactics") or []],
@@ -331,14 +332,26 @@ def labels(event: dict[str, Any], text: dict[str, str]) -> list[dict[str, Any]]:
     return out
 
 
+def _why_not(event: dict[str, Any]) -> str:
+    status = event.get("status")
+    if status and status not in ("reported", "claimed"):
+        return f"no (the attack it describes is {status}: it pages no one)"
+    return "no (commentary or analysis)"
+
+
 def explanation_text(post_id: str, event: dict[str, Any], label_rows: list[dict[str, Any]],
                      verdicts: list[RuleVerdict]) -> Iterator[str]:
     """`watchfloor explain` as text: the post, its labels with evidence, then one block per rule."""
     yield f"post {post_id}  source={event.get('source_id')}  classifier={event.get('classifier')}"
     if event.get("title"):
         yield f"  title: {event['title']}"
-    yield f"  is an event: {'yes' if event.get('is_event') else 'no (commentary or analysis)'}  " \
+    yield f"  is an event: {'yes' if event.get('is_event') else _why_not(event)}  " \
           f"confidence {event.get('confidence', 0):.2f}"
+    if event.get("status"):
+        words = ", ".join(f"“{s['text']}” [{s['field']} {s['start']}-{s['end']}]"
+                          for s in event.get("status_evidence") or [])
+        yield f"  report status: {event['status']}" + (f"  ← {words}" if words else "") + \
+              (f"  ({event['status_reason']})" if event.get("status_reason") else "")
     yield "labels:"
     if not label_rows:
         yield "  (none)"

@@ -1,7 +1,8 @@
 """Which incident a report belongs to (pure): several reports of one attack are one incident.
 
-An event joins an open incident when they share a perpetrator actor (a sub-unit counts as its parent) or a
-tactic, are within `radius_km` of each other and within `window` in time; otherwise it opens a new one.
+An event joins an open incident when they share a perpetrator actor (a sub-unit counts as its parent; a victim
+never counts: two attacks on one army are two incidents) or a tactic, are within `radius_km` of each other and
+within `window` in time; otherwise it opens a new one.
 A report without a place joins only an incident without a place (nothing to measure a distance on).
 """
 
@@ -10,8 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.alert.evaluate import distance_km
-from services.alert.rules import ACTOR_PARENTS
 from shared.messages import EventMessage
+from shared.taxonomy import ACTOR_PARENTS, MILITIA, STATE
 
 ATTRIBUTING_ROLES = frozenset({"perpetrator", "suspected", "involved"})
 
@@ -45,15 +46,22 @@ def event_time(event: EventMessage) -> datetime:
 
 
 def perpetrators(event: EventMessage) -> set[str]:
-    """Actors the report attributes the activity to, each with its parent unit."""
-    codes = {a.code for a in event.actors if a.role in ATTRIBUTING_ROLES}
+    """Actors the report attributes the activity to, each with its parent unit. A state force or militia that
+    is only "involved" is most often the victim: two attacks on one army are two incidents."""
+    codes = {
+        a.code
+        for a in event.actors
+        if a.role in ATTRIBUTING_ROLES and not (a.role == "involved" and a.code in STATE | MILITIA)
+    }
     if event.perpetrator:
         codes.add(event.perpetrator)
     return codes | {p for c in codes if (p := ACTOR_PARENTS.get(c))}
 
 
 def _incident_actors(incident: IncidentView) -> set[str]:
-    codes = set(incident.actors) | ({incident.perpetrator} if incident.perpetrator else set())
+    """The incident's perpetrator, and the armed groups it names (never the state forces it names: victims)."""
+    codes = {c for c in incident.actors if c not in STATE | MILITIA}
+    codes |= {incident.perpetrator} if incident.perpetrator else set()
     return codes | {p for c in codes if (p := ACTOR_PARENTS.get(c))}
 
 

@@ -150,6 +150,7 @@ def alert_message(
         incident_severity=levels.severity if levels else None,  # type: ignore[arg-type]  # a LEVELS value
         severity_reasons=levels.severity_reasons if levels else [],
         change=change, page_count=previous.page_count if previous else 0,
+        disputed=previous.disputed if previous else None,
     )
 
 
@@ -167,6 +168,10 @@ def material_change(previous: AlertMessage, source_ids: list[str], killed: int |
     if killed is not None and (previous.killed is None or killed > previous.killed):
         why.append(f"killed {previous.killed if previous.killed is not None else '?'}→{killed}")
     return "; ".join(why) or None
+
+
+# A denial may come a day after the attack it denies ("the army on Monday dismissed Sunday's reports").
+DISPUTE_WINDOW = timedelta(hours=48)
 
 
 class AlertPipeline:
@@ -198,7 +203,10 @@ class AlertPipeline:
         """Assigns the event to an incident, evaluates the candidate rules, creates or updates alerts, and
         publishes the new versions after the commit. Returns what was published."""
         if not event.is_event:
-            logger.debug("skipped event=%s reason=\"not an event\"", event.event_id[:8])
+            if event.status == "denied" and event.tactics:
+                return await self.on_denial(event)
+            logger.debug("skipped event=%s reason=\"not an event%s\"", event.event_id[:8],
+                         f" ({event.status})" if event.status else "")
             return []
         started = time.perf_counter()
         now = datetime.now(UTC)
@@ -294,6 +302,46 @@ class AlertPipeline:
             event.event_id[:8], incident.id[:8], "known" if known else "added", len(event_ids),
             len(source_ids), len(index.rules), len(out), (time.perf_counter() - started) * 1000,
         )
+        return out
+
+
+    async def on_denial(self, event: EventMessage) -> list[AlertMessage]:
+        """A report that the attack did not happen: the open incident it is about (same tactic or perpetrator,
+        same place, within a day or two) is marked disputed, and each of its alerts gets one update saying so.
+        It opens nothing and pages no one by itself."""
+        now = datetime.now(UTC)
+        reason = event.status_reason or "a later report denies it"
+        out: list[AlertMessage] = []
+        window = max(self.policy.window, DISPUTE_WINDOW)
+        async with session_scope(self.sessions) as session:
+            candidates = await store.candidate_incidents(session, event_time(event), window)
+            incident = choose_incident(candidates, event, ClusterPolicy(self.policy.radius_km, window))
+            if incident is None:
+                logger.info("denial disputes no incident event=%s reason=\"%s\"", event.event_id[:8], reason)
+                return []
+            if not await store.dispute_incident(session, incident.id, event.event_id, reason, now):
+                return []
+            silences = await store.active_silences(session, now)
+            for rule_id, row in (await store.alerts_of_incident(session, incident.id)).items():
+                if row.state == "resolved":
+                    continue
+                previous = AlertMessage.model_validate(row.payload)
+                message = previous.model_copy(update={
+                    "version": row.version + 1, "kind": "updated", "state": row.state, "updated_at": now,
+                    "change": f"disputed: {reason}", "disputed": reason,
+                })
+                muted = muted_by(silences, message, now)
+                message = message.model_copy(update={"muted_by": muted})
+                await store.save_alert(
+                    session, message.model_dump(mode="json", by_alias=True), alert_id=message.alert_id,
+                    rule_id=rule_id, incident_id=incident.id, severity=row.severity, version=message.version,
+                    fired_at=message.fired_at, updated_at=now, muted_by=muted,
+                )
+                logger.info("alert disputed rule=%s alert=%s incident=%s v=%d by=%s reason=\"%s\"", rule_id,
+                            message.alert_id[:8], incident.id[:8], message.version, event.event_id[:8], reason)
+                out.append(message)
+        for message in out:
+            await self.outbox.publish(message)
         return out
 
 

@@ -55,20 +55,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from shared.errors import ReasonError
 from shared.gazetteer import load_gazetteer
+from shared.taxonomy import ACTOR_PARENTS, TACTICS
 
-ACTOR_PARENTS: dict[str, str | None] = {
-    "ISSP": None, "ISWAP": None, "JAS": None, "LAKURAWA": None, "JNIM": None,
-    "ANSAR_DINE": "JNIM", "KATIBA_MACINA": "JNIM", "ANSAROUL_ISLAM": "JNIM",
-    "AQIM": None, "FLA": None, "MSA_GATIA": None, "MALI_FAMA": None, "NIGER_FDS": None, "BF_ARMY": None,
-    "BF_VDP": None, "NIGERIA_MIL": None, "BENIN_ARMY": None, "AFRICA_CORPS": None, "WAGNER": None,
-    "FRANCE_MIL": None, "US_MIL": None, "UN_MINUSMA": None, "DOZO": None,
-}
-"""Every actor code of the taxonomy, with its parent (a sub-unit counts as itself and its parent)."""
-
-TACTICS = frozenset({
-    "vbied", "suicide_attack", "ied", "ambush", "armed_assault", "airport_attack", "kidnapping",
-    "drone_strike", "indirect_fire", "clash", "massacre", "assassination", "execution", "extortion", "blockade",
-})
 SEVERITIES = ("low", "medium", "high", "critical")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 from services.alert.geofence import distance_km
 from shared.gazetteer import load_gazetteer, normalise
+from shared.taxonomy import GRAVE_TACTICS
 
 LEVELS = ("I", "II", "III")
 CORROBORATION = ("single_source", "corroborated", "confirmed")
-GRAVE_TACTICS = frozenset({"vbied", "suicide_attack", "airport_attack", "massacre"})
 AIR_KINDS = frozenset({"airport", "airbase", "air base"})
 
 

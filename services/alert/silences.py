@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.alert.rules import ACTOR_PARENTS, TACTICS, with_subunits
+from services.alert.rules import with_subunits
 from shared.errors import ReasonError
 from shared.messages import AlertMessage
+from shared.taxonomy import ACTOR_PARENTS, TACTICS
 
 MATCHER_KEYS = ("rule_ids", "actors", "tactics", "countries", "severities", "incident_ids")
 SEVERITY_VALUES = ("low", "medium", "high", "critical", "I", "II", "III")

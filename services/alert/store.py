@@ -139,6 +139,18 @@ async def lock_incident(session: AsyncSession, incident_id: str) -> Incident | N
     return await session.get(Incident, incident_id, with_for_update=True, populate_existing=True)
 
 
+async def dispute_incident(session: AsyncSession, incident_id: str, event_id: str, reason: str,
+                           at: datetime) -> bool:
+    """Marks the incident disputed by the denial `event_id`; False if it already was (a redelivery, or a
+    second denial: one update says it is disputed, not one per denial)."""
+    row = await lock_incident(session, incident_id)
+    if row is None or row.disputed_at is not None:
+        return False
+    row.disputed_at, row.disputed_by, row.dispute_reason = at, event_id, reason
+    await session.flush()
+    return True
+
+
 async def save_incident(session: AsyncSession, view: IncidentView) -> Incident:
     row = await lock_incident(session, view.id)
     if row is None:

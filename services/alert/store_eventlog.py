@@ -143,7 +143,8 @@ async def stored_event(session: AsyncSession, post_id: str) -> tuple[EventMessag
         fetched_at=post.fetched_at if post else None, classified_at=event.classified_at,
         is_event=event.is_event, actors=event.actors or [], perpetrator=event.perpetrator,
         tactics=event.tactics or [], place=event.place, killed=event.killed, confidence=event.confidence,
-        classifier=event.classifier, gazetteer=event.gazetteer,
+        classifier=event.classifier, gazetteer=event.gazetteer, status=event.status,
+        status_reason=event.status_reason, status_evidence=event.status_evidence or [],
     )
     return message, {**_columns(event), "title": message.title}
 
@@ -181,11 +182,13 @@ async def reports(session: AsyncSession, event_ids: list[str]) -> list[dict[str,
             spans += [{**s, "label": f"tactic {tactic['code']}"} for s in _spans(tactic)]
         if event.place:
             spans += [{**s, "label": f"place {event.place.get('name')}"} for s in _spans(event.place)]
+        spans += [{**s, "label": f"status {event.status}"} for s in event.status_evidence or []]
         out.append({
             "event_id": event.id, "source_id": event.source_id, "published_at": _iso(event.published_at),
             "fetched_at": _iso(post.fetched_at) if post else None,
             "title": post.title if post else "", "text": post.text if post else "", "url": post.url if post else None,
             "lang": post.lang if post else None, "confidence": event.confidence, "spans": spans,
+            "status": event.status, "status_reason": event.status_reason,
         })
     return out
 

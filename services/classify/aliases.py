@@ -6,21 +6,7 @@ Sub-units yield their parent (PARENT). `None` values suppress a shorter alias in
 ("Chadian soldiers" is not the host country's army; "military sources" is not an actor).
 """
 
-PARENT = {"ANSAR_DINE": "JNIM", "KATIBA_MACINA": "JNIM", "ANSAROUL_ISLAM": "JNIM"}
-
-STATE = {
-    "MALI_FAMA",
-    "NIGER_FDS",
-    "BF_ARMY",
-    "NIGERIA_MIL",
-    "BENIN_ARMY",
-    "FRANCE_MIL",
-    "US_MIL",
-    "UN_MINUSMA",
-    "AFRICA_CORPS",
-    "WAGNER",
-}
-MILITIA = {"BF_VDP", "DOZO", "MSA_GATIA"}
+from shared.taxonomy import MILITIA, PARENT, STATE  # noqa: F401  (re-exported: the alias tables' vocabulary)
 
 ACTORS: dict[str, list[str]] = {
     "ISSP": [
@@ -671,6 +657,19 @@ TACTICS: dict[str, list[str]] = {
         "attack on a military",
         "attaqué",
         "ont attaqué",
+        "attaquer",
+        "attaquée",
+        "attaqués",
+        "attaquées",
+        "came under attack",
+        "was attacked",
+        "were attacked",
+        "pris pour cible",
+        "prise pour cible",
+        "pris pour cibles",
+        "pris à partie",
+        "ciblé",
+        "ciblée",
         "attacked",
         "attack on",
         "attacks on",

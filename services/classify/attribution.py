@@ -13,8 +13,8 @@ import re
 from bisect import bisect_left
 from dataclasses import dataclass
 
-from services.classify.aliases import MILITIA, PARENT, STATE
-from services.classify.match import Hit
+from services.classify.match import Hit, sentence_bounds
+from shared.taxonomy import JIHADIST, MILITIA, PARENT, STATE
 
 _SUBJECT_VERB = re.compile(
     r"^[^.;]{0,40}?(?<!were )(?<!was )(?<!been )(?<!été )(?<!are )(?<!is )\b(attacked|attack|stormed|raided|"
@@ -42,7 +42,6 @@ _TARGET_BEFORE = re.compile(
 _SPEECH = {"say", "says", "said it", "affirme", "affirment", "affirmant", "claims", "claim"}
 # An actor named by its strike ("a French air strike", "Nigerian Army drone") is the one that struck.
 _STRIKE_ALIAS = re.compile(r"strike|frappe|drone|jet|jirgin|raid", re.I)
-JIHADIST = {"ISSP", "ISWAP", "JAS", "LAKURAWA", "JNIM", "ANSAR_DINE", "KATIBA_MACINA", "ANSAROUL_ISLAM", "AQIM"}
 
 
 @dataclass(frozen=True)
@@ -51,17 +50,6 @@ class ActorRole:
     role: str  # perpetrator | suspected | target | involved | denied | mentioned
     confidence: float
     hits: tuple[Hit, ...]
-
-
-# A "sentence" is looked for at most this far either side: a post with no full stop costs the same per hit.
-SENTENCE_REACH = 400
-
-
-def _sentence_bounds(text: str, pos: int) -> tuple[int, int]:
-    lo, hi = max(0, pos - SENTENCE_REACH), min(len(text), pos + SENTENCE_REACH)
-    start = max(text.rfind(". ", lo, pos), text.rfind("; ", lo, pos), text.rfind("\n", lo, pos))
-    end_candidates = [i for i in (text.find(". ", pos, hi), text.find("; ", pos, hi)) if i != -1]
-    return (start + 1 if start >= 0 else lo), (min(end_candidates) if end_candidates else hi)
 
 
 def _any_within(sorted_starts: list[int], lo: int, hi: int) -> bool:
@@ -76,7 +64,7 @@ def _owner(
     the actor after it ("blamed ISWAP", "attribuée à Boko Haram"); always within the cue's sentence.
     `by_field`: each field's actor hits in text order with their starts, so the sentence's hits are bisected out."""
     body = fields[cue.field]
-    s0, s1 = _sentence_bounds(body, cue.start)
+    s0, s1 = sentence_bounds(body, cue.start)
     field_hits, starts = by_field.get(cue.field, ([], []))
     same = field_hits[bisect_left(starts, s0) : bisect_left(starts, s1)]
     before = [h for h in same if h.end <= cue.start]
@@ -136,7 +124,7 @@ def assign_roles(
             denied.add(code)
     for h in hits_all:
         body = fields[h.field]
-        s0, s1 = _sentence_bounds(body, h.start)
+        s0, s1 = sentence_bounds(body, h.start)
         code = h.value or ""
         if _SUBJECT_VERB.search(body[h.end : s1]):
             per_hit[h] += 2.0

@@ -27,9 +27,14 @@ def to_prediction(row_id: str, event: EventMessage, *, explain: bool = False) ->
         "event": event.is_event,
         "actors": event.actor_codes,
         "perpetrator": event.perpetrator,
-        "tactics": event.tactic_codes,
-        "place": {"lat": place.lat, "lon": place.lon, "country": place.country, "name": place.name} if place else None,
+        "tactics": event.tactic_codes if event.is_event else [],
+        "place": (
+            {"lat": place.lat, "lon": place.lon, "country": place.country, "name": place.name}
+            if place and event.is_event
+            else None
+        ),
         "killed": event.killed,
+        "status": event.status,
     }
     if explain:
         toll = death_toll(event.title, event.text)
@@ -38,6 +43,8 @@ def to_prediction(row_id: str, event: EventMessage, *, explain: bool = False) ->
             "tactics": [t.model_dump(mode="json") for t in event.tactics],
             "place": place.model_dump(mode="json") if place else None,
             "confidence": event.confidence,
+            "status": {"value": event.status, "reason": event.status_reason,
+                       "evidence": [s.model_dump(mode="json") for s in event.status_evidence]},
             "killed": {"value": event.killed, "reason": toll.reason, "evidence": toll.evidence},
             "classifier": event.classifier,
             "gazetteer": event.gazetteer,
@@ -57,6 +64,8 @@ def explain_event(row_id: str, post: PostMessage, event: EventMessage) -> str:
         f"   {'EVENT' if event.is_event else 'not an event'}  confidence {event.confidence:.2f}"
         f"  classifier {event.classifier}  gazetteer {event.gazetteer}",
     ]
+    if event.status:
+        lines.append(f"   status   {event.status:<15} {event.status_reason or ''}  {_spans(event.status_evidence)}")
     for a in event.actors:
         lines.append(f"   actor    {a.code:<15} {a.role:<11} {a.confidence:.2f}  {_spans(a.evidence)}")
     lines.append(f"   perpetrator {event.perpetrator or '-'}")

@@ -9,20 +9,39 @@ match (aliases: actors, tactic cues, context cues) ──▶ tactics ──▶ e
 import re
 from datetime import datetime
 
-from services.classify.aliases import GENERIC_BOMB, MILITIA, PARENT, STATE
+from services.classify.aliases import GENERIC_BOMB
 from services.classify.attribution import assign_roles
 from services.classify.limits import MAX_CHARS, TITLE_CHARS
 from services.classify.match import Hit, fold_alias, label_matcher
 from services.classify.place import context_countries, resolve_place
+from services.classify.status import CURRENT, report_status
 from services.classify.toll import death_toll
 from shared.gazetteer import Gazetteer, load_gazetteer
 from shared.messages import ActorLabel, EventMessage, PlaceLabel, PostMessage, Span, TacticLabel
+from shared.taxonomy import MILITIA, PARENT, STATE
 
 CLASSIFIER_VERSION = "rules-0.4.0"
 
 ARMY_OF = {"ML": "MALI_FAMA", "NE": "NIGER_FDS", "BF": "BF_ARMY", "NG": "NIGERIA_MIL", "BJ": "BENIN_ARMY"}
 _LAKE_CHAD = {"NG", "TD", "CM"}
-_GENERIC_ATTACK = {
+# Passive and periphrastic forms name their target before them ("l'unité a été violemment attaquée",
+# "un convoi pris pour cible", "the post came under attack").
+_PASSIVE_ATTACK = {
+    "attaquée",
+    "attaqués",
+    "attaquées",
+    "came under attack",
+    "was attacked",
+    "were attacked",
+    "pris pour cible",
+    "prise pour cible",
+    "pris pour cibles",
+    "pris à partie",
+    "ciblé",
+    "ciblée",
+}
+_GENERIC_ATTACK = _PASSIVE_ATTACK | {
+    "attaquer",
     "attacks",
     "attaques",
     "attaques contre",
@@ -53,6 +72,14 @@ _TARGET_NOUN = re.compile(
     r"checkpoint|army|military|troops|soldiers|town|ville|commissariats?|gendarmerie|detachment|détachement|school|"
     r"hotel|hôtel|prison|church|église|mosque|mosquée|market|marché|police|embassy|ambassade|headquarters|"
     r"état-major|معسكر|ثكنة|ثكنات|قاعدة|موقع|مركز|سجن|كنيسة|مسجد|سوق)s?\b)"
+)
+# The target named before a passive attack word, in its clause: "le poste de Boni a été attaqué".
+_TARGET_BEFORE = re.compile(
+    r"\b(camp|base|post|poste|position|positions|barracks|caserne|garrison|checkpoint|army|military|troops|soldiers|"
+    r"soldats|militaires|unité|unit|détachement|detachment|gendarmerie|gendarmes|police|commissariat|town|ville|"
+    r"village|school|école|prison|church|église|mosque|mosquée|market|marché|hotel|hôtel|patrol|patrouille|convoy|"
+    r"convoi|escort|escorte|column|colonne)s?\b[^.;,]{0,60}$",
+    re.I,
 )
 _DETERMINER = re.compile(
     r"\b(les|des|de|d'|ses|leurs|nos|aux|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|vingt|trente|"
@@ -138,6 +165,9 @@ _PATROL = re.compile(
     r"(?! \w+ after)",
     re.I,
 )
+
+
+_PATROL_BEFORE = re.compile(r"\b(patrol|patrouille|convoy|convoi|escort|escorte|column|colonne)s?\b[^.;,]{0,60}$", re.I)
 
 
 # The target of a raid named as a village: "raided Kawuri village", "attacked the village of X", "kai hari kauyen X".
@@ -227,8 +257,7 @@ def _tactics(
         found["blockade"] = [
             h
             for h in found["blockade"]
-            if h.text.lower() != "siège"
-            or _SIEGE_BEFORE.search(fields[h.field][max(0, h.start - 40) : h.start])
+            if h.text.lower() != "siège" or _SIEGE_BEFORE.search(fields[h.field][max(0, h.start - 40) : h.start])
         ]
         if not found["blockade"]:
             del found["blockade"]
@@ -238,10 +267,21 @@ def _tactics(
         for h in found["armed_assault"]:
             if h.text.lower() not in _GENERIC_ATTACK:
                 strong.append(h)
-            elif _TARGET_NOUN.match(fields[h.field][h.end : h.end + 60]):
+            elif _TARGET_NOUN.match(fields[h.field][h.end : h.end + 60]) or (
+                h.text.lower() in _PASSIVE_ATTACK
+                and _TARGET_BEFORE.search(fields[h.field][max(0, h.start - 80) : h.start])
+            ):
                 targeted.append(h)
         # "attacked an army patrol / a convoy" is an ambush, whatever the verb
-        patrol = [h for h in found["armed_assault"] if _PATROL.match(fields[h.field][h.end : h.end + 60])]
+        patrol = [
+            h
+            for h in found["armed_assault"]
+            if _PATROL.match(fields[h.field][h.end : h.end + 60])
+            or (
+                h.text.lower() in _PASSIVE_ATTACK
+                and _PATROL_BEFORE.search(fields[h.field][max(0, h.start - 80) : h.start])
+            )
+        ]
         if patrol and len(patrol) == len(found["armed_assault"]):
             found.setdefault("ambush", []).extend(patrol)
             strong, targeted = [], []
@@ -352,10 +392,18 @@ def classify_post(
         for h in cue_hits
         if h.value == "nonevent" and not _BACKGROUND.search(fields[h.field][max(0, h.start - 40) : h.start])
     )
-    is_event = bool(tactics) and not (nonevent >= 2 or (nonevent >= 1 and toll.killed is None))
+    described = bool(tactics) and not (nonevent >= 2 or (nonevent >= 1 and toll.killed is None))
+    attack_hits = [h for hits in tactics.values() for h in hits if h.end > h.start]
+    status = (
+        report_status(fields, attack_hits, published=post.published_at, toll_span=toll.evidence) if tactics else None
+    )
+    is_event = described and status is not None and status.code in CURRENT
+    # A denied attack keeps its labels, so that the denial can dispute the incident it is about; like a rumoured,
+    # recalled or threatened one it is no event: it opens nothing and pages no one.
+    keep_labels = is_event or (status is not None and status.code == "denied")
 
     blocked = [(h.field, h.start, h.end) for h in actor_hits if h.kind == "actor"]
-    resolution = resolve_place(fields["title"], fields["text"], gazetteer=gaz, blocked=blocked) if is_event else None
+    resolution = resolve_place(fields["title"], fields["text"], gazetteer=gaz, blocked=blocked) if keep_labels else None
     countries = context_countries(fields["title"], fields["text"])
     title_countries = context_countries(fields["title"], "")
     country = (
@@ -397,6 +445,10 @@ def classify_post(
         elif h.value:
             resolved.append(h)
     roles, perpetrator = assign_roles(resolved, cue_hits, fields, set(tactics) if is_event else set())
+    if is_event and status is not None and perpetrator and perpetrator not in STATE:
+        status = report_status(
+            fields, attack_hits, published=post.published_at, toll_span=toll.evidence, claimed_by=perpetrator
+        )
 
     actors: list[ActorLabel] = []
     seen: set[str] = set()
@@ -425,7 +477,7 @@ def classify_post(
             )
             for code, hits in tactics.items()
         ]
-        if is_event
+        if keep_labels
         else []
     )
 
@@ -468,6 +520,9 @@ def classify_post(
         tactics=tactic_labels,
         place=place_label,
         killed=toll.killed if is_event else None,
+        status=status.code if status is not None else None,  # type: ignore[arg-type]  # a STATUSES value
+        status_reason=status.reason if status is not None else None,
+        status_evidence=[_span(h) for h in status.evidence] if status is not None else [],
         confidence=confidence,
         classifier=CLASSIFIER_VERSION,
         gazetteer=gaz.vintage[:80],

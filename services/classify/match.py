@@ -108,6 +108,18 @@ def squash(text: str) -> tuple[str, Sequence[int]]:
     return "".join(parts), tuple(kept)
 
 
+# A "sentence" is looked for at most this far either side: a post with no full stop costs the same per hit.
+SENTENCE_REACH = 400
+
+
+def sentence_bounds(text: str, pos: int) -> tuple[int, int]:
+    """Start and end of the sentence around `pos` (". ", "; " or a line break), at most SENTENCE_REACH away."""
+    lo, hi = max(0, pos - SENTENCE_REACH), min(len(text), pos + SENTENCE_REACH)
+    start = max(text.rfind(". ", lo, pos), text.rfind("; ", lo, pos), text.rfind("\n", lo, pos))
+    end_candidates = [i for i in (text.find(". ", pos, hi), text.find("; ", pos, hi)) if i != -1]
+    return (start + 1 if start >= 0 else lo), (min(end_candidates) if end_candidates else hi)
+
+
 # Arabic writes conjunctions, prepositions and the article onto the word ("وللجيش", "بسيارة") and case or
 # pronoun endings after it ("كمينا", "عناصرها"): a hit may sit inside such a word, never inside any other.
 _AR_PREFIXES = {"و", "ب", "ل", "ف", "ك", "ال", "وال", "بال", "لل", "فال", "كال", "وب", "ول", "وف", "فب", "ولل"}

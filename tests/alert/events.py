@@ -25,6 +25,8 @@ def event(
     title: str = "Car bomb hits checkpoint on the outskirts of Niamey",
     lang: str = "en",
     confidence: float = 0.9,
+    status: str | None = None,
+    status_reason: str | None = None,
 ) -> EventMessage:
     return EventMessage(
         event_id=event_id.ljust(16, "0"), post_id=event_id.ljust(16, "0"), source_id=source,
@@ -38,6 +40,8 @@ def event(
         tactics=[TacticLabel(code=t, confidence=0.9) for t in tactics],
         place=PlaceLabel(name=place[0], lat=place[1], lon=place[2], country=place[3]) if place else None,
         killed=killed, confidence=confidence, classifier="test-1",
+        status=status or ("reported" if is_event else None),  # type: ignore[arg-type]  # test data
+        status_reason=status_reason,
     )
 
 

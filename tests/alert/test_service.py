@@ -208,3 +208,42 @@ async def test_rule_added_while_running_applies_without_restart(running: Running
                                       place=("Gao", 16.27, -0.04, "ML")))
     alerts = await eventually(running.alerts_on_stream)
     assert [a.rule_id for a in alerts] == ["jnim-anywhere"]
+
+
+async def test_a_later_denial_marks_the_incident_disputed_once_and_pages_no_one_itself(running: Running) -> None:
+    await running.publish_event(vbied_niamey_en())
+    fired = await eventually(running.alerts_on_stream)
+    assert [(a.kind, a.disputed) for a in fired] == [("fired", None)]
+
+    reason = 'denied: "dismissed reports" governs "car bomb"'
+    denial = event("army-denies", source="src-army", actors=(), is_event=False, status="denied",
+                   status_reason=reason, at=T0 + timedelta(hours=20),
+                   title="Army dismissed reports of a car bomb in Niamey")
+    await running.publish_event(denial)
+    both = await eventually(lambda: _at_least(running, 2))
+    assert [(a.kind, a.version) for a in both] == [("fired", 1), ("updated", 2)]
+    assert both[1].disputed == reason and both[1].change == f"disputed: {reason}"
+    assert both[1].alert_id == fired[0].alert_id
+
+    # The same denial again, and a rumour that was denied elsewhere: nothing more on the wire, no new incident.
+    last = await running.publish_event(denial)
+    rumour = event("rumour-kollo", source="src-x", is_event=False, status="rumoured",
+                   place=("Kollo", 13.3, 2.33, "NE"))
+    last = await running.publish_event(rumour)
+    await eventually(lambda: running.handled(last))
+    assert len(await running.alerts_on_stream()) == 2
+    async with running.sessions() as session:
+        incidents = (await session.scalars(sa.select(Incident))).all()
+        assert [(i.disputed_by, i.dispute_reason) for i in incidents] == [(denial.event_id, reason)]
+
+
+async def test_two_attacks_on_one_army_in_one_city_are_two_incidents(running: Running) -> None:
+    post_attack = event("army-post-niamey", actors=(("NIGER_FDS", "involved"),), tactics=("armed_assault",),
+                        title="Gunmen attack an army post in Niamey")
+    airport = event("airport-niamey", source="src-fr", actors=(("NIGER_FDS", "involved"),),
+                    tactics=("airport_attack", "vbied"), at=T0 + timedelta(minutes=40),
+                    title="Car bomb at Niamey airport")
+    await running.publish_event(post_attack)
+    last = await running.publish_event(airport)
+    await eventually(lambda: running.handled(last))
+    assert await _count(running, Incident, 2)

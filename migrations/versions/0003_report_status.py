@@ -1,0 +1,39 @@
+"""Report status: what each post says of the attack it describes (reported, claimed, denied, rumoured,
+historical, hypothetical) and why; an incident whose attack a later report denies is marked disputed.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-04
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("events") as batch_op:
+        batch_op.add_column(sa.Column("status", sa.String(length=20), nullable=True))
+        batch_op.add_column(sa.Column("status_reason", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("status_evidence", sa.JSON(), nullable=True))
+    with op.batch_alter_table("incidents") as batch_op:
+        batch_op.add_column(sa.Column("disputed_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("disputed_by", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("dispute_reason", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("incidents") as batch_op:
+        batch_op.drop_column("dispute_reason")
+        batch_op.drop_column("disputed_by")
+        batch_op.drop_column("disputed_at")
+    with op.batch_alter_table("events") as batch_op:
+        batch_op.drop_column("status_evidence")
+        batch_op.drop_column("status_reason")
+        batch_op.drop_column("status")

@@ -1,0 +1,1 @@
+"""Classifier lexicon data files (CSV, one cue a row with its language), shipped with the package."""
