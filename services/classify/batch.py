@@ -17,6 +17,7 @@ from typing import TextIO
 from services.classify.classify import classify_post
 from services.classify.toll import death_toll
 from shared.gazetteer import load_gazetteer
+from shared.language import detect_language
 from shared.messages import EventMessage, PostMessage, Span
 
 
@@ -97,7 +98,7 @@ def _post(row: dict) -> PostMessage:
         guid=row_id,
         title=row.get("title") or "",
         text=row.get("text") or "",
-        lang=row.get("lang"),
+        lang=row.get("lang") or detect_language(row.get("title") or "", row.get("text") or ""),
         published_at=datetime.fromisoformat(published.replace("Z", "+00:00")) if published else None,
         fetched_at=datetime.now(UTC),
     )

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from services.ingest.parse import Entry
 from shared.ids import post_id
+from shared.language import detect_language
 from shared.messages import PostMessage
 
 _TRACKING = {"fbclid", "gclid", "mc_cid", "mc_eid", "igshid", "yclid"}
@@ -68,7 +69,8 @@ def dedup_keys(entries: list[Entry]) -> list[str]:
 
 
 def to_post(entry: Entry, source_id: str, now: datetime, key: str | None = None) -> PostMessage:
-    """The message for one entry; its id is `post_id(source_id, dedup key)`, so a re-poll yields the same id."""
+    """The message for one entry; its id is `post_id(source_id, dedup key)`, so a re-poll yields the same id.
+    A post whose feed does not say its language gets the one its text is written in."""
     key = key or dedup_key(entry)
     return PostMessage(
         post_id=post_id(source_id, key),
@@ -77,7 +79,7 @@ def to_post(entry: Entry, source_id: str, now: datetime, key: str | None = None)
         guid=entry.guid if entry.guid and len(entry.guid) <= MAX_COLUMN else None,
         title=entry.title,
         text=entry.text,
-        lang=entry.lang[:8] if entry.lang else None,
+        lang=entry.lang[:8] if entry.lang else detect_language(entry.title, entry.text),
         published_at=entry.published_at,
         fetched_at=now,
     )
