@@ -73,6 +73,16 @@ class PlaceLabel(_Message):
 ReportStatus = Literal["reported", "claimed", "denied", "rumoured", "historical", "hypothetical"]
 
 
+class UnresolvedPlace(_Message):
+    """A place the post names that no gazetteer knows ("the village of Kandagou"), and what is known of where it
+    is. Officers add it with `watchfloor place add`; the event's `place` stays None meanwhile, not a guess."""
+
+    name: str
+    admin1: str | None = None
+    country: str | None = Field(None, min_length=2, max_length=2)
+    evidence: list[Span] = []
+
+
 class EventMessage(_Message):
     """A classified post. `event_id == post_id`: re-classification overwrites, with a new `classifier`."""
 
@@ -92,6 +102,7 @@ class EventMessage(_Message):
     perpetrator: str | None = None
     tactics: list[TacticLabel] = []
     place: PlaceLabel | None = None
+    unresolved_place: UnresolvedPlace | None = None
     killed: int | None = Field(None, ge=0)
     status: ReportStatus | None = Field(
         None, description="what the post says of the attack it describes; None when it describes none"

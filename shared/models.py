@@ -122,6 +122,7 @@ class Event(Base):
     status: Mapped[str | None] = mapped_column(String(20))
     status_reason: Mapped[str | None] = mapped_column(Text)
     status_evidence: Mapped[list[Any] | None]
+    unresolved_place: Mapped[dict[str, Any] | None]  # {name, admin1, country, evidence}: in no gazetteer
     confidence: Mapped[float] = mapped_column(Float)
     classifier: Mapped[str] = mapped_column(String(40))
     gazetteer: Mapped[str | None] = mapped_column(String(80))

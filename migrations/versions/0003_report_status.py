@@ -1,5 +1,6 @@
 """Report status: what each post says of the attack it describes (reported, claimed, denied, rumoured,
-historical, hypothetical) and why; an incident whose attack a later report denies is marked disputed.
+historical, hypothetical) and why; an incident whose attack a later report denies is marked disputed; a place
+the post names that no gazetteer knows (events.unresolved_place).
 
 Revision ID: 0003
 Revises: 0002
@@ -22,6 +23,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("status", sa.String(length=20), nullable=True))
         batch_op.add_column(sa.Column("status_reason", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("status_evidence", sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column("unresolved_place", sa.JSON(), nullable=True))
     with op.batch_alter_table("incidents") as batch_op:
         batch_op.add_column(sa.Column("disputed_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("disputed_by", sa.String(length=64), nullable=True))
@@ -34,6 +36,7 @@ def downgrade() -> None:
         batch_op.drop_column("disputed_by")
         batch_op.drop_column("disputed_at")
     with op.batch_alter_table("events") as batch_op:
+        batch_op.drop_column("unresolved_place")
         batch_op.drop_column("status_evidence")
         batch_op.drop_column("status_reason")
         batch_op.drop_column("status")

@@ -145,6 +145,7 @@ async def stored_event(session: AsyncSession, post_id: str) -> tuple[EventMessag
         tactics=event.tactics or [], place=event.place, killed=event.killed, confidence=event.confidence,
         classifier=event.classifier, gazetteer=event.gazetteer, status=event.status,
         status_reason=event.status_reason, status_evidence=event.status_evidence or [],
+        unresolved_place=event.unresolved_place,
     )
     return message, {**_columns(event), "title": message.title}
 

@@ -43,6 +43,7 @@ def to_prediction(row_id: str, event: EventMessage, *, explain: bool = False) ->
             "actors": [a.model_dump(mode="json") for a in event.actors],
             "tactics": [t.model_dump(mode="json") for t in event.tactics],
             "place": place.model_dump(mode="json") if place else None,
+            "unresolved_place": event.unresolved_place.model_dump(mode="json") if event.unresolved_place else None,
             "confidence": event.confidence,
             "status": {"value": event.status, "reason": event.status_reason,
                        "evidence": [s.model_dump(mode="json") for s in event.status_evidence]},
@@ -81,6 +82,10 @@ def explain_event(row_id: str, post: PostMessage, event: EventMessage) -> str:
         lines.append(f"            why: {pl.reason}")
     elif event.is_event:
         lines.append("   place    none (abstained: no place named, a region only, or no candidate scored enough)")
+    if event.unresolved_place:
+        u = event.unresolved_place
+        where = ", ".join(x for x in (u.admin1, u.country) if x) or "where, unknown"
+        lines.append(f"   unresolved {u.name} ({where}): in no gazetteer; `watchfloor place add` puts it on the map")
     toll = death_toll(post.title, post.text)
     evidence = (
         f'"{toll.evidence[3]}" ({toll.evidence[0]} {toll.evidence[1]}-{toll.evidence[2]})' if toll.evidence else "-"

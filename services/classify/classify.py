@@ -17,7 +17,15 @@ from services.classify.place import context_countries, resolve_place
 from services.classify.status import CURRENT, report_status
 from services.classify.toll import death_toll
 from shared.gazetteer import Gazetteer, load_gazetteer
-from shared.messages import ActorLabel, EventMessage, PlaceLabel, PostMessage, Span, TacticLabel
+from shared.messages import (
+    ActorLabel,
+    EventMessage,
+    PlaceLabel,
+    PostMessage,
+    Span,
+    TacticLabel,
+    UnresolvedPlace,
+)
 from shared.taxonomy import MILITIA, PARENT, STATE
 
 CLASSIFIER_VERSION = "rules-0.4.0"
@@ -497,6 +505,17 @@ def classify_post(
             gazetteer_id=p.id,
             evidence=[Span(field=m.field, start=m.start, end=m.end, text=m.name)] if m else [],  # type: ignore[arg-type]
         )
+    unresolved = resolution.unresolved if resolution else None
+    unresolved_label = (
+        UnresolvedPlace(
+            name=unresolved.name,
+            admin1=unresolved.admin1,
+            country=unresolved.country,
+            evidence=[Span(field=unresolved.field, start=unresolved.start, end=unresolved.end, text=unresolved.name)],  # type: ignore[arg-type]
+        )
+        if unresolved
+        else None
+    )
     parts = [0.5 if is_event else 0.7]
     if is_event:
         parts += [0.15 * bool(tactic_labels), 0.1 * bool(perpetrator), 0.1 * bool(place_label)]
@@ -519,6 +538,7 @@ def classify_post(
         perpetrator=perpetrator if is_event else None,
         tactics=tactic_labels,
         place=place_label,
+        unresolved_place=unresolved_label,
         killed=toll.killed if is_event else None,
         status=status.code if status is not None else None,  # type: ignore[arg-type]  # a STATUSES value
         status_reason=status.reason if status is not None else None,

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
-from services.classify.match import Matcher, fold
+from services.classify.match import Matcher, fold, fold_alias
 from services.classify.toll import _UNITS
 from shared.gazetteer import Gazetteer, Place, load_gazetteer
 
@@ -173,6 +173,7 @@ _STOP = {
     "plateforme",
 }
 SAHEL = {"ML", "NE", "BF", "NG", "BJ", "TD"}
+COMMON_ZIPF = 4.0
 _CAPITALS = {"Niamey", "Bamako", "Ouagadougou", "Abuja", "N'Djamena", "Lomé", "Porto-Novo", "Cotonou", "Nouakchott"}
 
 _DIRS = {
@@ -234,6 +235,23 @@ _ADMIN2_AFTER = re.compile(r"^\s*(lga|local government|department|departement|di
 _VICINITY_AFTER = re.compile(r"^\s*(area|axis|outskirts|environs)\b")
 
 
+# Frames that name a settlement: the name they carry is a place even when no gazetteer knows it.
+_NAME = r"([A-ZÀ-Ý][\w'’-]+(?:[ -][A-ZÀ-Ý][\w'’-]+)?)"
+_SETTLEMENT = re.compile(
+    rf"\b(?:village|town|hamlet|locality|community|settlement|villages?\s+de|localité\s+de|hameau\s+de|"
+    rf"bourgade\s+de|kauyen|kauye|garin|ƙauyen)\s+(?:of\s+|d['’]\s*)?{_NAME}"
+    rf"|\b(?:village|localité|hameau)\s+d['’]{_NAME}"
+    rf"|\b{_NAME}\s+(?:village|community|hamlet)\b"
+    rf"|(?:قرية|بلدة|قريه|بلده)\s+([^\s،,.؛]+)"
+)
+# What ties an unknown settlement to a known place after it: "Kandagou in the Tillabéri region", "dans la
+# commune de Tessit", "a karamar hukumar X"; not "near X" or "20 km from X" (those locate it themselves).
+_CONTAINER = re.compile(
+    r"^[^.;]{0,60}?(?:\b(?:in|within|dans|en|a cikin|cikin|da ke|dake)\b|في)[^.;]{0,40}$", re.I
+)
+_LOCATES = re.compile(r"\b(?:near|outside|km|kilom|pr[eè]s|kusa|non loin)", re.I)
+
+
 @dataclass(frozen=True)
 class Mention:
     name: str
@@ -244,8 +262,21 @@ class Mention:
 
 
 @dataclass(frozen=True)
+class Unresolved:
+    """A place the post names ("the village of Kandagou") that no gazetteer knows, with what contains it."""
+
+    name: str
+    field: str
+    start: int
+    end: int
+    admin1: str | None = None
+    country: str | None = None
+
+
+@dataclass(frozen=True)
 class Resolution:
-    """The chosen place, or place None with the reason for abstaining."""
+    """The chosen place, or place None with the reason for abstaining; `unresolved`: a named place the gazetteer
+    does not know (kept for officers to add, whether or not a nearby known place stands in for it)."""
 
     place: Place | None
     name: str = ""
@@ -255,6 +286,7 @@ class Resolution:
     confidence: float = 0.0
     reason: str = ""
     mention: Mention | None = None
+    unresolved: Unresolved | None = None
 
 
 @cache
@@ -316,8 +348,30 @@ def context_countries(title: str, text: str) -> dict[str, int]:
     return counts
 
 
+@lru_cache(maxsize=4096)
+def is_common_word(name: str) -> bool:
+    """Is this name also an everyday word in English or French ("Save", "Say", "Wa", "Dan")? Such a name is
+    taken as a place only with place context. wordfreq's Zipf scale: 4 is a word seen once in 10,000."""
+    from wordfreq import zipf_frequency  # its word lists load on first use; only names found in posts get here
+
+    word = name.lower()
+    return " " not in word and max(zipf_frequency(word, "en"), zipf_frequency(word, "fr")) >= COMMON_ZIPF
+
+
+def _place_context(body: str, start: int, place_countries: set[str], countries: dict[str, int]) -> bool:
+    """A name reads as a place: a place preposition before it, its country named in the post, or a capital
+    letter that is not merely the sentence's (or a Title Case headline's) first."""
+    left = " ".join(fold(body[max(0, start - 30) : start])[0].split())
+    if _LOCATIVE.search(left) or _NEAR.search(left) or place_countries & set(countries):
+        return True
+    before = body[max(0, start - 3) : start].strip()
+    title_case = sum(w[:1].isupper() for w in body.split()) > len(body.split()) / 2
+    return bool(before) and before[-1] not in ".!?:\n\"'“" and body[start].isupper() and not title_case
+
+
 def find_mentions(title: str, text: str, gazetteer: Gazetteer, blocked: list[tuple[str, int, int]]) -> list[Mention]:
-    """Gazetteer names in the post; places outside the Sahel core count only if the post names their country."""
+    """Gazetteer names in the post; places outside the Sahel core count only if the post names their country;
+    a name that is also an everyday word ("Save") only with place context."""
     matcher = place_matcher(gazetteer)
     countries = context_countries(title, text)
     mentions: list[Mention] = []
@@ -340,18 +394,58 @@ def find_mentions(title: str, text: str, gazetteer: Gazetteer, blocked: list[tup
             places = tuple(
                 p for p in gazetteer.find(hit.value or hit.text) if p.country in countries or p.country in SAHEL
             )
+            if (
+                places
+                and is_common_word(fold_alias(hit.text))
+                and not _place_context(body, hit.start, {p.country for p in places}, countries)
+            ):
+                continue
             if places:
                 mentions.append(Mention(hit.text, field, hit.start, hit.end, places))
     return mentions
 
 
+def find_unresolved(title: str, text: str, gazetteer: Gazetteer, mentions: list[Mention]) -> Unresolved | None:
+    """The first settlement the post names in a settlement frame that the gazetteer does not know, with the
+    known place right after it that contains it ("Kandagou in the Tillabéri region"), if any."""
+    for field, body in (("title", title), ("text", text)):
+        for m in _SETTLEMENT.finditer(body):
+            group = next(i for i in range(1, (m.lastindex or 0) + 1) if m.group(i))
+            name = m.group(group).strip("'’-")
+            if len(name) < 3 or gazetteer.find(name) or fold_alias(name) in _STOP or fold_alias(name) in COUNTRIES:
+                continue
+            start, end = m.start(group), m.start(group) + len(name)
+            container = next(
+                (
+                    k
+                    for k in mentions
+                    if k.field == field
+                    and 0 <= k.start - end <= 100
+                    and _CONTAINER.match(between := body[end : k.start])
+                    and not _LOCATES.search(between)
+                ),
+                None,
+            )
+            region = container.places[0] if container else None
+            return Unresolved(
+                name, field, start, end,
+                admin1=(region.admin1 or region.name) if region else None,
+                country=region.country if region else None,
+            )
+    return None
+
+
 def resolve_place(
     title: str, text: str, *, gazetteer: Gazetteer | None = None, blocked: list[tuple[str, int, int]] | None = None
 ) -> Resolution:
-    """The place of the reported activity, with a reason for every decision; None place = abstain."""
+    """The place of the reported activity, with a reason for every decision; None place = abstain. A settlement
+    no gazetteer knows is reported as `unresolved` rather than replaced by the region or town that contains it."""
     gaz = gazetteer or load_gazetteer()
     mentions = find_mentions(title, text, gaz, blocked or [])
+    unresolved = find_unresolved(title, text, gaz, mentions)
     if not mentions:
+        if unresolved is not None:
+            return Resolution(None, reason=f"unresolved: {unresolved.name} is in no gazetteer", unresolved=unresolved)
         return Resolution(None, reason="no gazetteer place named")
     countries = context_countries(title, text)
     # First pass: the most plausible place per mention (country context, supplement, population).
@@ -394,7 +488,9 @@ def resolve_place(
         if _TARGET.search(left[-50:]):
             score += 1.0
             why.append("attack/target cue")
-        if _ANNOUNCE.search(left[-45:]) or _ANNOUNCE_AFTER.search(right):
+        # "officials in Niamey said"; not "…attacked Kaya, officials said" (a comma: the sentence's attribution)
+        announced_after = _ANNOUNCE_AFTER.search(right) and not body[m.end : m.end + 2].lstrip(" ").startswith(",")
+        if _ANNOUNCE.search(left[-45:]) or announced_after:
             score -= 3.5
             why.append("announcement place")
         rel = _REL.search(left[-60:])
@@ -452,8 +548,27 @@ def resolve_place(
     best_i = max(range(len(scored)), key=lambda i: (scored[i][0], -i))
     best = scored[best_i]
     score, m, p, precision, point, why = best
+    if score < 0.5 and all("dateline" in row[5] for row in scored):
+        # "Diffa : …": the place the report is filed from is the place when the post names no other
+        score, precision, why = 0.5, max(precision, 2), [*why, "nothing else named"]
+    if unresolved is not None and "district seat" not in why and _contains(p, unresolved, precision):
+        return Resolution(
+            None,
+            reason=f"unresolved: {unresolved.name} is in no gazetteer; {p.name} only contains it",
+            unresolved=unresolved,
+        )
     if score < 0.5:
-        return Resolution(None, reason=f"abstained: best candidate {p.name} scored {score:.1f} ({', '.join(why)})")
+        return Resolution(
+            None,
+            reason=f"abstained: best candidate {p.name} scored {score:.1f} ({', '.join(why)})",
+            unresolved=unresolved,
+        )
+    if point is None:
+        # The same place named again with an offset ("… 20 km north of Niamey"): the offset is the better point.
+        offset = next((r for r in scored if r[2].id == p.id and r[4] is not None), None)
+        if offset is not None:
+            point, precision = offset[4], offset[3]
+            why = [*why, *[w for w in offset[5] if " km " in w]]
     lat, lon = point if point else (p.lat, p.lon)
     if p.kind in ("region", "province", "area", "park", "forest") and precision == 1:
         precision = 3
@@ -462,5 +577,14 @@ def resolve_place(
     confidence = max(0.2, min(0.95, 0.5 + 0.1 * score + 0.1 * min(margin, 2.0) - 0.15 * (precision - 1)))
     reason = f"{m.name} -> {p.name} ({p.country}, {p.kind}): " + (", ".join(why) or "only candidate")
     return Resolution(
-        p, name=p.name, lat=lat, lon=lon, precision=precision, confidence=round(confidence, 2), reason=reason, mention=m
+        p, name=p.name, lat=lat, lon=lon, precision=precision, confidence=round(confidence, 2), reason=reason,
+        mention=m, unresolved=unresolved,
     )
+
+
+def _contains(place: Place, unresolved: Unresolved, precision: int) -> bool:
+    """Is the chosen place only the container of the unknown settlement (its region or a town)? A district's
+    seat (LGA, commune, cercle) is small enough to stand in for it, at precision 3, and is kept."""
+    if unresolved.admin1 is None:
+        return precision == 3
+    return place.country == unresolved.country and unresolved.admin1 in (place.admin1, place.name)

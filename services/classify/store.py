@@ -27,6 +27,7 @@ def _row(event: EventMessage) -> dict[str, Any]:
         "status": event.status,
         "status_reason": event.status_reason,
         "status_evidence": [s.model_dump(mode="json") for s in event.status_evidence],
+        "unresolved_place": event.unresolved_place.model_dump(mode="json") if event.unresolved_place else None,
         "confidence": event.confidence,
         "classifier": event.classifier,
         "gazetteer": event.gazetteer,
