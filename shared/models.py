@@ -296,6 +296,26 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class OfficerPlace(Base):
+    """A place the watch floor added to the gazetteer (a village no package has), with the reference its point
+    comes from. Classify reads these on top of the packaged gazetteer, without a restart."""
+
+    __tablename__ = "places"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(200), index=True)  # normalised name: one place per key and country
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    country: Mapped[str] = mapped_column(String(2))
+    admin1: Mapped[str | None] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(40), default="village")
+    aliases: Mapped[list[Any]] = mapped_column(default=list)
+    source: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class AuditEntry(Base):
     """Who changed a rule, a subscription or a source, or acknowledged an alert, and when."""
 

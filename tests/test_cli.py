@@ -150,3 +150,18 @@ def test_watchfloor_help_loads_no_service_stack() -> None:
     out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True).stdout
     assert "HEAVY []" in out
     assert "classify" in out and "subscription" in out
+
+
+def test_an_officer_adds_a_place_and_a_bad_one_is_refused_naming_the_field(wf) -> None:
+    missing = wf("place", "add", "Kandagou", "--lat", "14.62", "--lon", "1.21", "--country", "NE", "--source", " ")
+    assert missing.exit_code == 1 and "source:" in missing.output
+    far = wf("place", "add", "Kandagou", "--lat", "114.62", "--lon", "1.21", "--country", "NE", "--source", "map")
+    assert far.exit_code == 1 and "lat:" in far.output
+    added = wf("place", "add", "Kandagou", "--lat", "14.62", "--lon", "1.21", "--country", "ne", "--admin1",
+               "Tillabéri", "--alias", "Kandagu", "--source", "officer's 1:200k map sheet", "--by", "ada")
+    assert added.exit_code == 0 and "Kandagou (NE)" in added.output
+    again = wf("place", "add", "kandagou", "--lat", "14.6", "--lon", "1.2", "--country", "NE", "--source", "map")
+    assert again.exit_code == 1 and "already place" in again.output
+    [row] = [json.loads(line) for line in wf("place", "list", "--json").output.splitlines()]
+    assert (row["name"], row["country"], row["aliases"], row["created_by"]) == ("Kandagou", "NE", ["Kandagu"], "ada")
+    assert "no unresolved places" in wf("place", "list", "--unresolved").output

@@ -11,6 +11,7 @@
     watchfloor silence add|list|expire             mute alerts with a reason (audited)
     watchfloor classify --input F --output F       classify a JSONL file offline
     watchfloor dlq list|replay STAGE               dead letters
+    watchfloor place add|list [--unresolved]       the watch floor's own gazetteer; what to add next
     watchfloor token add|list|revoke               API tokens (viewer, officer, admin)
     watchfloor export --format csv|geojson|jsonl   the event log
     watchfloor explain POST_ID                     why each rule did or did not fire for a post
@@ -53,6 +54,7 @@ COMMANDS: dict[str, _Lazy] = {
     "silence": _Lazy("watchfloor.cli_noise", "silence", "Silences: mute matching alerts for a while (audited)."),
     "classify": _Lazy("watchfloor.cli_classify", "classify", "Classify posts from a JSONL file (offline)."),
     "dlq": _Lazy("watchfloor.cli_ops", "dlq", "Dead letters: messages a stage could not process."),
+    "place": _Lazy("watchfloor.cli_places", "place", "Places officers add to the gazetteer."),
     "token": _Lazy("watchfloor.cli_access", "token", "API tokens: who may read, acknowledge, change rules."),
     "export": _Lazy("watchfloor.cli_eventlog", "export", "Export the event log as CSV, GeoJSON or JSON lines."),
     "explain": _Lazy("watchfloor.cli_eventlog", "explain", "Why each enabled rule did or did not fire for a post."),

@@ -11,7 +11,6 @@ Every change is in the audit table under `--by` (default: the login name). A run
 at its next sweep or event, without a restart.
 """
 
-import getpass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,17 +21,7 @@ from services.alert import store
 from services.alert.dryrun import dry_run
 from services.alert.rules import parse_duration
 from shared.messages import AlertMessage
-from watchfloor.context import CliContext, checked, pass_ctx, run
-
-
-def _operator() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "cli"
-
-
-BY = click.option("--by", default=None, help="Who does it, for the audit table (default: your login name).")
+from watchfloor.context import BY, CliContext, checked, operator, pass_ctx, run
 
 
 def _when(value: str | None, name: str) -> datetime | None:
@@ -96,7 +85,7 @@ def silence_add(obj: CliContext, rule_ids: tuple[str, ...], actors: tuple[str, .
             if preview:
                 return None, muted
             row = await store.create_silence(session, matchers=matchers, reason=reason,
-                                             created_by=by or _operator(), starts_at=start, ends_at=end)
+                                             created_by=by or operator(), starts_at=start, ends_at=end)
             return row.id, muted
 
     silence_id, muted = run(body)
@@ -134,7 +123,7 @@ def silence_expire(obj: CliContext, silence_id: int, by: str | None) -> None:
 
     async def body() -> None:
         async with obj.session() as session:
-            await store.expire_silence(session, silence_id, by=by or _operator())
+            await store.expire_silence(session, silence_id, by=by or operator())
 
     run(body)
     click.echo(f"silence {silence_id} expired")
@@ -151,11 +140,11 @@ def ack(obj: CliContext, alert_id: str, note: str | None, by: str | None) -> Non
     async def body() -> tuple[str, str]:
         async with obj.session() as session:
             full = await store.resolve_alert_id(session, alert_id)
-            row = await store.acknowledge_alert(session, full, by or _operator(), note)
+            row = await store.acknowledge_alert(session, full, by or operator(), note)
             return row.id, row.state
 
     full, state = run(body)
-    click.echo(f"alert {full[:12]} {state} by {by or _operator()}" + (f": {note}" if note else ""))
+    click.echo(f"alert {full[:12]} {state} by {by or operator()}" + (f": {note}" if note else ""))
 
 
 @click.command(name="dry-run")

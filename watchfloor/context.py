@@ -73,3 +73,16 @@ def checked(fn: Callable[[], T]) -> T:
 
 
 pass_ctx = click.make_pass_decorator(CliContext, ensure=True)
+
+
+def operator() -> str:
+    """Who runs the command, for the audit table: the login name."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+BY = click.option("--by", default=None, help="Who does it, for the audit table (default: your login name).")

@@ -1,6 +1,6 @@
 """Report status: what each post says of the attack it describes (reported, claimed, denied, rumoured,
 historical, hypothetical) and why; an incident whose attack a later report denies is marked disputed; a place
-the post names that no gazetteer knows (events.unresolved_place).
+the post names that no gazetteer knows (events.unresolved_place), and the places officers add (places).
 
 Revision ID: 0003
 Revises: 0002
@@ -28,9 +28,28 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("disputed_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("disputed_by", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("dispute_reason", sa.Text(), nullable=True))
+    op.create_table(
+        "places",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("lat", sa.Float(), nullable=False),
+        sa.Column("lon", sa.Float(), nullable=False),
+        sa.Column("country", sa.String(length=2), nullable=False),
+        sa.Column("admin1", sa.String(length=200), nullable=True),
+        sa.Column("kind", sa.String(length=40), nullable=False),
+        sa.Column("aliases", sa.JSON(), nullable=False),
+        sa.Column("source", sa.Text(), nullable=False),
+        sa.Column("created_by", sa.String(length=200), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_places")),
+    )
+    with op.batch_alter_table("places") as batch_op:
+        batch_op.create_index(batch_op.f("ix_places_key"), ["key"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_table("places")
     with op.batch_alter_table("incidents") as batch_op:
         batch_op.drop_column("dispute_reason")
         batch_op.drop_column("disputed_by")

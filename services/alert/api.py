@@ -5,9 +5,10 @@ itself holds no data and asks for a token.
 
     viewer   GET  /api/whoami  /api/alerts  /api/alerts/stream (?token=)  /api/alerts/{id}  /api/incidents
                   /api/silences  /api/rules  /api/subscriptions  /api/events  /api/export  /api/explain/{post}
-                  /api/audit  /api/map/countries                       POST /api/rules/dry-run (YAML)
+                  /api/audit  /api/map/countries  /api/places  /api/places/unresolved
+                                                                        POST /api/rules/dry-run (YAML)
     officer  POST /api/alerts/{id}/ack  /api/silences  /api/silences/preview      DELETE /api/silences/{id}
-    admin    POST /api/rules (YAML)  /api/rules/{id}/enable|disable  /api/subscriptions  /api/tokens
+    admin    POST /api/rules (YAML)  /api/rules/{id}/enable|disable  /api/subscriptions  /api/tokens  /api/places
              GET  /api/tokens                                                       DELETE /api/tokens/{id}
 The full reference is docs/console.md.
 """
@@ -31,9 +32,9 @@ from services.alert import basemap, dryrun, eventlog, store, store_access, store
 from services.alert.access import Access, AccessError, Caller, check_role, new_token, redact_access_log
 from services.alert.eventlog import LogQuery, QueryError
 from services.alert.rules import RuleError, load_rule_text, parse_rule
-from shared import streams
+from shared import placebook, streams
 from shared.db import session_scope
-from shared.models import Alert, ApiToken, AuditEntry, utcnow
+from shared.models import Alert, ApiToken, AuditEntry, OfficerPlace, utcnow
 
 logger = logging.getLogger(__name__)
 Decode = Callable[[bytes], bytes]
@@ -69,6 +70,12 @@ def _token_json(row: ApiToken) -> dict[str, Any]:
     return {"id": row.id, "name": row.name, "role": row.role, "prefix": row.prefix, "created_by": row.created_by,
             "created_at": _iso(row.created_at), "last_used_at": _iso(row.last_used_at),
             "revoked_at": _iso(row.revoked_at)}
+
+
+def _place_json(row: OfficerPlace) -> dict[str, Any]:
+    return {"id": row.id, "name": row.name, "lat": row.lat, "lon": row.lon, "country": row.country,
+            "admin1": row.admin1, "kind": row.kind, "aliases": row.aliases, "source": row.source,
+            "created_by": row.created_by, "created_at": _iso(row.created_at)}
 
 
 def _audit_json(row: AuditEntry) -> dict[str, Any]:
@@ -153,6 +160,20 @@ class SubscriptionRequest(BaseModel):
     secret: str | None = Field(None, pattern=r"^whsec_")
     rule_ids: list[str] | None = None
     min_severity: str | None = None
+
+
+class PlaceRequest(BaseModel):
+    """A place officers add: `source` says which public reference the point comes from."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    country: str = Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2, e.g. NE")
+    source: str = Field(min_length=1, max_length=2000)
+    kind: str = "village"
+    admin1: str | None = Field(None, max_length=200)
+    aliases: list[str] = Field(default_factory=list, max_length=20)
 
 
 class TokenRequest(BaseModel):
@@ -440,6 +461,35 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
                 return {"id": row.id, "url": row.url, "name": row.name, "secret": secret}
         except ValueError as exc:
             raise HTTPException(422, _reason(exc)) from exc
+
+    # --- places -------------------------------------------------------------------------------------
+
+    @router.get("/api/places")
+    async def places(_: Viewer) -> list[dict]:
+        """The places officers added to the gazetteer."""
+        async with sessions() as session:
+            return [_place_json(r) for r in await placebook.list_places(session)]
+
+    @router.get("/api/places/unresolved")
+    async def unresolved_places(_: Viewer, days: int = Query(30, ge=1, le=365)) -> list[dict]:
+        """Places posts named that no gazetteer knows, most named first: what officers should add."""
+        async with sessions() as session:
+            rows = await placebook.unresolved(session, since=utcnow() - timedelta(days=days))
+        return [{"name": u.name, "admin1": u.admin1, "country": u.country, "mentions": u.mentions,
+                 "last_seen": _iso(u.last_seen), "example_event": u.example_event} for u in rows]
+
+    @router.post("/api/places", status_code=201)
+    async def add_place(request: PlaceRequest, caller: Annotated[Caller, can("admin", "add places")]) -> dict:
+        """Adds a place (audited). Classify uses it for the next post and places the last week's posts that
+        named it unresolved; a bad field answers 422 naming it."""
+        try:
+            async with session_scope(sessions) as session:
+                row = await placebook.add_place(session, placebook.NewPlace(
+                    request.name, request.lat, request.lon, request.country, request.source, request.kind,
+                    request.admin1, tuple(request.aliases)), actor=caller.name)
+                return _place_json(row)
+        except placebook.PlaceError as exc:
+            raise HTTPException(422, exc.reason) from exc
 
     # --- tokens ---------------------------------------------------------------------------------------
 

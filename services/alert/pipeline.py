@@ -155,10 +155,12 @@ def alert_message(
 
 
 def material_change(previous: AlertMessage, source_ids: list[str], killed: int | None,
-                    levels: Levels | None = None) -> str | None:
+                    levels: Levels | None = None, place: dict | None = None) -> str | None:
     """Why an alert deserves a new version, or None: more independent sources, a rise in corroboration or
-    severity, or a higher toll."""
+    severity, a higher toll, or a place for an alert that had none (an officer added the village)."""
     why = []
+    if previous.place is None and place is not None:
+        why.append(f"placed at {place.get('name')}")
     if len(source_ids) > len(previous.source_ids):
         why.append(f"sources {len(previous.source_ids)}→{len(source_ids)}")
     if levels is not None and previous.corroboration and levels.corroboration != previous.corroboration:
@@ -261,7 +263,7 @@ class AlertPipeline:
                         continue  # the rule's window: after it, reports no longer update this alert
                     previous = AlertMessage.model_validate(alert_row.payload).model_copy(
                         update={"state": alert_row.state})
-                    why = material_change(previous, source_ids, incident.killed, levels) or ""
+                    why = material_change(previous, source_ids, incident.killed, levels, incident.place) or ""
                     if not why:
                         continue
                 message = alert_message(rule, incident, event, match, previous, event_ids, source_ids, now,

@@ -1,8 +1,15 @@
-"""Wiring of the classify service: wf:posts in, an `events` row and wf:events out (in that order)."""
+"""Wiring of the classify service: wf:posts in, an `events` row and wf:events out (in that order).
 
+The gazetteer is the packaged one plus the places officers add (shared.placebook), polled every
+`places_reload_seconds`: a new place applies to the next post, and the recent posts that named it
+unresolved are classified again (once, by whichever worker takes the Redis claim) so their incidents get it.
+"""
+
+import asyncio
+import contextlib
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import fastapi
 from faststream.redis import RedisBroker
@@ -12,11 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.classify import store
 from services.classify.classify import classify_post
 from services.classify.settings import ClassifySettings
-from shared import streams
+from shared import placebook, streams
 from shared.consumer import publish, subscribe
 from shared.db import session_scope
-from shared.gazetteer import load_gazetteer
+from shared.gazetteer import Gazetteer, load_gazetteer
 from shared.messages import PostMessage
+
+# How far back a newly added place re-resolves posts that named it unresolved.
+RERESOLVE_WINDOW = timedelta(days=7)
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +40,11 @@ class ClassifyService:
         self, settings: ClassifySettings, broker: RedisBroker, redis: Redis, sessions: async_sessionmaker[AsyncSession]
     ) -> None:
         self.settings, self.broker, self.redis, self.sessions = settings, broker, redis, sessions
-        self.gazetteer = load_gazetteer(settings.gazetteer_cache_dir)
+        self.base_gazetteer = load_gazetteer(settings.gazetteer_cache_dir)
+        self.gazetteer: Gazetteer = self.base_gazetteer
+        self._places_version: tuple[int, int] | None = None
+        self._place_keys: set[tuple[str, str]] = set()
+        self._watcher: asyncio.Task | None = None
         subscribe(
             broker, stage=streams.CLASSIFY, model=PostMessage, handle=self.on_post, settings=settings, redis=redis
         )
@@ -58,11 +72,66 @@ class ClassifyService:
         )
 
     async def start(self) -> None:
-        """Builds the matchers now (one throw-away classification), so the first real post is not the slow one;
-        nothing else runs in the background beyond the broker's subscribers."""
+        """Loads the officers' places and builds the matchers now (one throw-away classification), so the first
+        real post is not the slow one; then watches for new places."""
+        await self.refresh_places()
         now = datetime.now(UTC)
         warm_up = PostMessage(post_id="0" * 64, source_id="warm-up", title="Attack near Niamey", fetched_at=now)
         classify_post(warm_up, now=now, gazetteer=self.gazetteer)
+        self._watcher = asyncio.create_task(self._watch_places())
 
     async def stop(self) -> None:
-        """Nothing to stop: the broker owns the subscribers."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+
+    async def _watch_places(self) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(self.settings.places_reload_seconds)
+            try:
+                await self.refresh_places()
+                failing = False
+            except Exception as exc:  # a database outage: keep the gazetteer we have, say so once
+                if not failing:
+                    logger.warning("officer places not reloaded reason=%r; keeping the current gazetteer", str(exc))
+                failing = True
+
+    async def refresh_places(self) -> None:
+        """Swaps in a gazetteer with the officers' places when they changed; classifies again the recent posts
+        that named a new one unresolved."""
+        async with self.sessions() as session:
+            version = await placebook.version(session)
+            if version == self._places_version:
+                return
+            rows = await placebook.list_places(session)
+        places = [placebook.as_gazetteer_place(r) for r in rows]
+        self.gazetteer = (
+            self.base_gazetteer.extended(places, f"{len(places)} officer places") if places else self.base_gazetteer
+        )
+        keys = {(r.key, r.country) for r in rows}
+        new = keys - self._place_keys
+        first = self._places_version is None
+        self._places_version, self._place_keys = version, keys
+        logger.info("gazetteer places=%d officer_places=%d new=%d", len(self.gazetteer.places), len(rows),
+                    0 if first else len(new))
+        if new and not first:
+            await self.reresolve({key for key, _country in new}, version)
+
+    async def reresolve(self, keys: set[str], version: tuple[int, int]) -> None:
+        """Classifies again the posts of the last RERESOLVE_WINDOW that named one of `keys` unresolved, and
+        publishes their events anew (same ids): the alert stage then places their incidents."""
+        # One worker does it: the others see the claim and only swap their gazetteer.
+        if not await self.redis.set(f"wf:places:reresolved:{version[0]}:{version[1]}", "1", nx=True, ex=86_400):
+            return
+        now = datetime.now(UTC)
+        async with self.sessions() as session:
+            ids = await placebook.events_naming(session, keys, since=now - RERESOLVE_WINDOW)
+            posts = await store.posts(session, ids)
+        for post in posts:
+            event = classify_post(post, now=now, gazetteer=self.gazetteer, max_chars=self.settings.classify_max_chars)
+            async with session_scope(self.sessions) as session:
+                await store.upsert_event(session, event)
+            await publish(self.broker, streams.EVENTS, event, self.settings)
+        logger.info("re-resolved posts=%d places=%s", len(posts), ",".join(sorted(keys)))

@@ -454,9 +454,7 @@ def classify_post(
             resolved.append(h)
     roles, perpetrator = assign_roles(resolved, cue_hits, fields, set(tactics) if is_event else set())
     if is_event and status is not None and perpetrator and perpetrator not in STATE:
-        status = report_status(
-            fields, attack_hits, published=post.published_at, toll_span=toll.evidence, claimed_by=perpetrator
-        )
+        status = status.claimed_by(perpetrator)
 
     actors: list[ActorLabel] = []
     seen: set[str] = set()

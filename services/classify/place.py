@@ -10,7 +10,7 @@ score the answer is None: no place rather than a guess.
 import math
 import re
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import lru_cache
 
 from services.classify.match import Matcher, fold, fold_alias
 from services.classify.toll import _UNITS
@@ -289,7 +289,7 @@ class Resolution:
     unresolved: Unresolved | None = None
 
 
-@cache
+@lru_cache(maxsize=2)  # the gazetteer in use and the one it replaces: an officer's place builds a new one
 def place_matcher(gazetteer: Gazetteer) -> Matcher:
     entries: list[tuple[str, str, str | None, float]] = []
     for name, _places in gazetteer.names():

@@ -17,3 +17,6 @@ class ClassifySettings(CommonSettings):
         ge=1_000,
         description="characters of a post's text that are classified (the whole text is stored); bounds the cost",
     )
+    places_reload_seconds: float = Field(
+        2.0, gt=0, description="how often the places officers add are looked for (they apply without a restart)"
+    )

@@ -45,6 +45,13 @@ class ReportStatus:
     code: str  # one of STATUSES
     evidence: tuple[Hit, ...] = ()
     reason: str = ""
+    claim: Hit | None = None  # the first claim formula of the post ("claimed", "تبنى"), if any
+
+    def claimed_by(self, perpetrator: str) -> "ReportStatus":
+        """A current report whose perpetrator a claim formula names is `claimed`."""
+        if self.code != "reported" or self.claim is None:
+            return self
+        return ReportStatus("claimed", (self.claim,), f"{perpetrator} claimed it: \"{self.claim.text}\"", self.claim)
 
 
 @cache
@@ -117,12 +124,11 @@ def report_status(
     attack_hits: list[Hit],
     *,
     published: datetime | None,
-    claimed_by: str | None = None,
     toll_span: tuple[str, int, int, str] | None = None,
 ) -> ReportStatus:
     """The post's report status from the words that say there was an attack (`attack_hits`, the evidence of its
-    tactics). `claimed_by`: the perpetrator, when a group's claim names it. `toll_span`: where the post states
-    a toll; a toll told in a current sentence is itself evidence that something happened now."""
+    tactics); `claimed_by` turns a current one into `claimed` once the perpetrator is known. `toll_span`: where
+    the post states a toll; a toll told in a current sentence is itself evidence that something happened now."""
     cues = [h for field, body in fields.items() for h in status_matcher().scan(body, field)]
     end = _lede_end(fields.get("text", ""))
     hits = sorted(attack_hits, key=lambda h: (h.field != "title", h.start))
@@ -133,10 +139,8 @@ def report_status(
     readings = [(h, *_hit_status(h, fields[h.field], cues, published)) for h in lede]
     current = [h for h, code, _ in readings if code == "reported"]
     if current:
-        claims = [c for c in cues if c.value == "claim"]
-        if claimed_by and claims:
-            return ReportStatus("claimed", (claims[0],), f"{claimed_by} claimed it: \"{claims[0].text}\"")
-        return ReportStatus("reported", (current[0],), f"reported as having happened: \"{current[0].text}\"")
+        claim = next((c for c in cues if c.value == "claim"), None)
+        return ReportStatus("reported", (current[0],), f"reported as having happened: \"{current[0].text}\"", claim)
     if not readings:
         return ReportStatus("reported", (), "no attack word")
     code = min((c for _, c, _ in readings), key=_PRIORITY.index)

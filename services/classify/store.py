@@ -2,12 +2,13 @@
 
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.messages import EventMessage
-from shared.models import Event
+from shared.messages import EventMessage, PostMessage
+from shared.models import Event, Post
 
 
 def _row(event: EventMessage) -> dict[str, Any]:
@@ -44,3 +45,15 @@ async def upsert_event(session: AsyncSession, event: EventMessage) -> None:
     stmt = insert(Event).values(**row)
     stmt = stmt.on_conflict_do_update(index_elements=[Event.id], set_={k: v for k, v in row.items() if k != "id"})
     await session.execute(stmt)
+
+
+async def posts(session: AsyncSession, ids: list[str]) -> list[PostMessage]:
+    """The stored posts of `ids` as PostMessages, to classify again (the whole text was kept)."""
+    if not ids:
+        return []
+    rows = await session.scalars(sa.select(Post).where(Post.id.in_(ids)))
+    return [
+        PostMessage(post_id=p.id, source_id=p.source_id, url=p.url, guid=p.guid, title=p.title or "",
+                    text=p.text or "", lang=p.lang, published_at=p.published_at, fetched_at=p.fetched_at)
+        for p in rows
+    ]

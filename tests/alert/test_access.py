@@ -170,3 +170,24 @@ def test_tokens_in_urls_are_masked_in_the_access_log() -> None:
                                None)
     assert access.RedactTokens().filter(record)
     assert record.getMessage() == '127.0.0.1:5000 - "GET /api/alerts/stream?token=***&x=1 HTTP/1.1" 200'
+
+
+async def test_places_are_added_by_admins_only_audited_and_bad_fields_are_named(
+    running: Running, base_url: str
+) -> None:
+    officer = await make_token(running.sessions, "duty officer", "officer")
+    admin = await make_token(running.sessions, "gis lead", "admin")
+    kandagou = {"name": "Kandagou", "lat": 14.62, "lon": 1.21, "country": "NE", "source": "1:200k sheet ND-31-XIV"}
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        denied = await client.post("/api/places", json=kandagou, headers=bearer(officer))
+        assert (denied.status_code, denied.json()["detail"]) == (403, "role officer may not add places: needs admin")
+        bad = await client.post("/api/places", json={**kandagou, "country": "N1"}, headers=bearer(admin))
+        assert bad.status_code == 422 and "country" in bad.json()["detail"]
+        added = await client.post("/api/places", json=kandagou, headers=bearer(admin))
+        assert added.status_code == 201 and added.json()["created_by"] == "gis lead"
+        again = await client.post("/api/places", json=kandagou, headers=bearer(admin))
+        assert again.status_code == 422 and "already place" in again.json()["detail"]
+        listed = await client.get("/api/places", headers=bearer(officer))
+        assert [p["name"] for p in listed.json()] == ["Kandagou"]
+        assert (await client.get("/api/places/unresolved", headers=bearer(officer))).json() == []
+    assert ("gis lead", "place.added", str(added.json()["id"])) in await _audit(running)
