@@ -190,6 +190,7 @@ async def reports(session: AsyncSession, event_ids: list[str]) -> list[dict[str,
             "title": post.title if post else "", "text": post.text if post else "", "url": post.url if post else None,
             "lang": post.lang if post else None, "confidence": event.confidence, "spans": spans,
             "status": event.status, "status_reason": event.status_reason,
+            "unresolved_place": event.unresolved_place if not event.place else None,
         })
     return out
 

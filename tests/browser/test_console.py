@@ -10,6 +10,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,3 +126,72 @@ def test_an_officer_sees_an_alert_arrive_live_and_acknowledges_it(system: System
     assert system.stop() == 0, system.logs()
 
 
+
+
+NIGER_RULE = """id: any-attack-niger
+name: Any ground attack or massacre in Niger
+match:
+  any:
+    - tactics: [armed_assault, massacre]
+area:
+  country: NE
+severity: high
+"""
+UNPLACED = {
+    "source": "tillaberi-relay",
+    "title": "Gunmen kill 9 in Tillabéri village",
+    "text": "Gunmen on motorbikes attacked the village of Kandagou in the Tillabéri region on Friday, killing nine "
+            "civilians, local officials said.",
+    "url": "https://relay.example/kandagou",
+    "lang": "en",
+}
+
+
+def test_an_admin_puts_an_unplaced_village_on_the_map_and_its_alert_fires(system: System, tmp_path: Path) -> None:
+    assert Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}: apt-get install chromium"
+    system.start()
+    rule = tmp_path / "niger.yaml"
+    rule.write_text(NIGER_RULE)
+    system.cli("rule", "add", str(rule))
+    token = token_add(system, "gis-lead", "admin")
+    pushed = httpx.post(system.base_url + "/ingest", json=UNPLACED, timeout=10)
+    assert pushed.status_code == 202, pushed.text
+    deadline = time.monotonic() + 20
+    while "Kandagou" not in system.cli("place", "list", "--unresolved").stdout:
+        assert time.monotonic() < deadline, system.logs()
+        time.sleep(0.3)
+    assert "any-attack-niger" not in system.cli("alerts", "--json").stdout   # no place, no country: no alert yet
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.goto(system.base_url + "/")
+            page.wait_for_selector("#gate:not([hidden])")
+            page.fill("#gate-token", token)
+            page.click("#gate-form button[type=submit]")
+            page.wait_for_selector("#map path.country")
+            page.click("#unresolved-places >> text=Put Kandagou on the map")
+            page.wait_for_selector("#placing-hint:not([hidden])")
+            box = page.locator("#map").bounding_box()
+            assert box is not None
+            page.mouse.click(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.55)
+            page.wait_for_selector("#place-form")
+            assert page.input_value("#place-form input[name=country]") == "NE"
+            page.fill("#place-form input[name=source]", "officer's 1:200k sheet")
+            page.click("#place-form button[type=submit]")
+            page.wait_for_selector("#place-form >> text=Added place")
+            row = page.wait_for_selector(".alert", timeout=20_000)   # re-resolved, then matched: live over SSE
+            assert "Kandagou" in row.inner_text()
+        finally:
+            browser.close()
+
+    db = sqlite3.connect(tmp_path / "watchfloor.db")
+    try:
+        places = db.execute("SELECT name, country, created_by, source FROM places").fetchall()
+        audit = db.execute("SELECT actor, action FROM audit WHERE target_kind = 'place'").fetchall()
+    finally:
+        db.close()
+    assert places == [("Kandagou", "NE", "gis-lead", "officer's 1:200k sheet")]
+    assert audit == [("gis-lead", "place.added")]
+    assert system.stop() == 0, system.logs()
