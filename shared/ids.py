@@ -12,6 +12,11 @@ def post_id(source_id: str, guid_or_link: str) -> str:
     return _sha(source_id, guid_or_link)
 
 
+def event_id(post_id_: str, part: int = 0) -> str:
+    """The main event of a post is the post (`event_id == post_id`); the other attacks of a roundup are its parts."""
+    return post_id_ if part == 0 else _sha("event", post_id_, str(part))
+
+
 def alert_id(rule_id: str, incident_id: str) -> str:
     """One alert per rule and incident, however many reports the incident gathers."""
     return _sha(rule_id, incident_id)

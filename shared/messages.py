@@ -84,7 +84,9 @@ class UnresolvedPlace(_Message):
 
 
 class EventMessage(_Message):
-    """A classified post. `event_id == post_id`: re-classification overwrites, with a new `classifier`."""
+    """A classified post. `event_id == post_id` for the post's main event: re-classification overwrites, with a
+    new `classifier`. A roundup's other attacks are events of their own (`shared.ids.event_id(post_id, n)`),
+    listed in the main event's `also`; their spans are offsets into the same post."""
 
     schema_: Literal[1] = Field(1, alias="schema")
     event_id: str
@@ -109,6 +111,9 @@ class EventMessage(_Message):
     )
     status_reason: str | None = None
     status_evidence: list[Span] = []
+    also: list[str] = Field(
+        default_factory=list, description="event ids of the other attacks this post reports (a roundup)"
+    )
     confidence: float = Field(ge=0.0, le=1.0)
     classifier: str
     gazetteer: str | None = None

@@ -103,11 +103,14 @@ class Post(Base):
 
 
 class Event(Base):
-    """One classification per post (`id == post_id`); re-classification overwrites it."""
+    """One classification per attack a post reports (the main one has `id == post_id`); re-classification
+    overwrites it."""
 
     __tablename__ = "events"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # the post it comes from: its id for the post's main event, the same post for a roundup's other attacks
+    post_id: Mapped[str] = mapped_column(String(64), index=True)
     source_id: Mapped[str] = mapped_column(String(64), index=True)
     is_event: Mapped[bool] = mapped_column(Boolean)
     actors: Mapped[list[Any]] = mapped_column(default=list)

@@ -1,6 +1,9 @@
-"""Report status: what each post says of the attack it describes (reported, claimed, denied, rumoured,
-historical, hypothetical) and why; an incident whose attack a later report denies is marked disputed; a place
-the post names that no gazetteer knows (events.unresolved_place), and the places officers add (places).
+"""Report status and what came with it:
+- events: what each post says of the attack it describes (reported, claimed, denied, rumoured, historical,
+  hypothetical) and why; the post of each event (a roundup's attacks are events of one post); a place the post
+  names that no gazetteer knows;
+- incidents: marked disputed when a later report denies their attack;
+- places: the places officers add to the gazetteer.
 
 Revision ID: 0003
 Revises: 0002
@@ -20,10 +23,16 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("events") as batch_op:
+        batch_op.add_column(sa.Column("post_id", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("status", sa.String(length=20), nullable=True))
         batch_op.add_column(sa.Column("status_reason", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("status_evidence", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("unresolved_place", sa.JSON(), nullable=True))
+    # Every event so far is its post's main event; then the column is required.
+    op.execute("UPDATE events SET post_id = id")
+    with op.batch_alter_table("events") as batch_op:
+        batch_op.alter_column("post_id", existing_type=sa.String(length=64), nullable=False)
+        batch_op.create_index(batch_op.f("ix_events_post_id"), ["post_id"], unique=False)
     with op.batch_alter_table("incidents") as batch_op:
         batch_op.add_column(sa.Column("disputed_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("disputed_by", sa.String(length=64), nullable=True))
@@ -59,3 +68,5 @@ def downgrade() -> None:
         batch_op.drop_column("status_evidence")
         batch_op.drop_column("status_reason")
         batch_op.drop_column("status")
+        batch_op.drop_index(batch_op.f("ix_events_post_id"))
+        batch_op.drop_column("post_id")

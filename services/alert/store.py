@@ -529,7 +529,7 @@ async def list_incidents(session: AsyncSession, *, state: str | None = None, sin
 
 def _event_message(event: Event, post: Post | None) -> EventMessage:
     return EventMessage(
-        event_id=event.id, post_id=event.id, source_id=event.source_id,
+        event_id=event.id, post_id=event.post_id, source_id=event.source_id,
         url=post.url if post else None, title=post.title if post else "", text=post.text if post else "",
         lang=post.lang if post else None, published_at=event.published_at,
         fetched_at=post.fetched_at if post else None, classified_at=event.classified_at,
@@ -542,7 +542,7 @@ def _event_message(event: Event, post: Post | None) -> EventMessage:
 async def event_message(session: AsyncSession, event_id: str) -> EventMessage | None:
     """The EventMessage classify published for a post, rebuilt from the `events` row and its post."""
     row = (await session.execute(
-        sa.select(Event, Post).outerjoin(Post, Post.id == Event.id).where(Event.id == event_id)
+        sa.select(Event, Post).outerjoin(Post, Post.id == Event.post_id).where(Event.id == event_id)
     )).first()
     return _event_message(row[0], row[1]) if row else None
 
@@ -556,7 +556,7 @@ async def history(session: AsyncSession, *, since: datetime, until: datetime,
     at = sa.func.coalesce(Event.published_at, Event.classified_at)
     stmt = (
         sa.select(Event, Post, IncidentReport.incident_id)
-        .outerjoin(Post, Post.id == Event.id)
+        .outerjoin(Post, Post.id == Event.post_id)
         .outerjoin(IncidentReport, IncidentReport.event_id == Event.id)
         .where(Event.is_event.is_(True), at >= since, at <= until)
         .order_by(at, Event.id).limit(limit)

@@ -28,7 +28,7 @@ def _event_time() -> Any:
 def _events_statement(query: LogQuery) -> Any:
     at = _event_time()
     stmt = (sa.select(Event, Post, IncidentReport.incident_id)
-            .outerjoin(Post, Post.id == Event.id)
+            .outerjoin(Post, Post.id == Event.post_id)
             .outerjoin(IncidentReport, IncidentReport.event_id == Event.id)
             .order_by(at.desc(), Event.id))
     if query.since is not None:
@@ -135,9 +135,9 @@ async def stored_event(session: AsyncSession, post_id: str) -> tuple[EventMessag
         event = found[0] if len(found) == 1 else None
     if event is None:
         return None
-    post = await session.get(Post, event.id)
+    post = await session.get(Post, event.post_id or event.id)
     message = EventMessage(
-        event_id=event.id, post_id=event.id, source_id=event.source_id,
+        event_id=event.id, post_id=event.post_id, source_id=event.source_id,
         url=post.url if post else None, title=post.title if post else "", text=post.text if post else "",
         lang=post.lang if post else None, published_at=event.published_at or (post.published_at if post else None),
         fetched_at=post.fetched_at if post else None, classified_at=event.classified_at,
@@ -169,7 +169,7 @@ async def reports(session: AsyncSession, event_ids: list[str]) -> list[dict[str,
     if not event_ids:
         return []
     rows = (await session.execute(
-        sa.select(Event, Post).outerjoin(Post, Post.id == Event.id).where(Event.id.in_(event_ids)))).all()
+        sa.select(Event, Post).outerjoin(Post, Post.id == Event.post_id).where(Event.id.in_(event_ids)))).all()
     by_id = {event.id: (event, post) for event, post in rows}
     out = []
     for event_id in event_ids:

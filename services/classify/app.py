@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.classify import store
-from services.classify.classify import classify_post
+from services.classify.classify import classify_events, classify_post
 from services.classify.settings import ClassifySettings
 from shared import placebook, streams
 from shared.consumer import publish, subscribe
@@ -51,22 +51,28 @@ class ClassifyService:
 
     async def on_post(self, post: PostMessage) -> None:
         started = time.perf_counter()
-        event = classify_post(
+        events = classify_events(
             post, now=datetime.now(UTC), gazetteer=self.gazetteer, max_chars=self.settings.classify_max_chars
         )
         async with session_scope(self.sessions) as session:
-            await store.upsert_event(session, event)
+            for event in events:
+                await store.upsert_event(session, event)
         # Publish after the commit: a crash in between means a redelivery and an overwrite, never a lost event.
-        await publish(self.broker, streams.EVENTS, event, self.settings)
+        for event in events:
+            await publish(self.broker, streams.EVENTS, event, self.settings)
+        event = events[0]
         logger.info(
-            "classified post=%s event=%s actors=%s perp=%s tactic=%s place=%s killed=%s conf=%.2f %.0fms",
+            "classified post=%s event=%s status=%s actors=%s perp=%s tactic=%s place=%s killed=%s also=%d conf=%.2f"
+            " %.0fms",
             post.post_id[:6],
             "yes" if event.is_event else "no",
+            event.status or "-",
             ",".join(event.actor_codes) or "-",
             event.perpetrator or "-",
             ",".join(event.tactic_codes) or "-",
             event.place.name if event.place else "-",
             event.killed if event.killed is not None else "-",
+            len(event.also),
             event.confidence,
             (time.perf_counter() - started) * 1000,
         )
@@ -130,8 +136,12 @@ class ClassifyService:
             ids = await placebook.events_naming(session, keys, since=now - RERESOLVE_WINDOW)
             posts = await store.posts(session, ids)
         for post in posts:
-            event = classify_post(post, now=now, gazetteer=self.gazetteer, max_chars=self.settings.classify_max_chars)
+            events = classify_events(
+                post, now=now, gazetteer=self.gazetteer, max_chars=self.settings.classify_max_chars
+            )
             async with session_scope(self.sessions) as session:
-                await store.upsert_event(session, event)
-            await publish(self.broker, streams.EVENTS, event, self.settings)
+                for event in events:
+                    await store.upsert_event(session, event)
+            for event in events:
+                await publish(self.broker, streams.EVENTS, event, self.settings)
         logger.info("re-resolved posts=%d places=%s", len(posts), ",".join(sorted(keys)))

@@ -14,14 +14,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from services.classify.classify import classify_post
+from services.classify.classify import classified_part, classify_events, classify_post
+from services.classify.limits import MAX_CHARS
 from services.classify.toll import death_toll
-from shared.gazetteer import load_gazetteer
+from shared.gazetteer import Gazetteer, load_gazetteer
 from shared.language import detect_language
 from shared.messages import EventMessage, PostMessage, Span
 
 
-def to_prediction(row_id: str, event: EventMessage, *, explain: bool = False) -> dict:
+def to_prediction(
+    row_id: str, event: EventMessage, *, explain: bool = False, also: list[EventMessage] | None = None
+) -> dict:
+    """The score.py prediction of a post's main event; a roundup's other attacks go under `also`, each in the
+    same format."""
     place = event.place
     out: dict = {
         "id": row_id,
@@ -37,8 +42,10 @@ def to_prediction(row_id: str, event: EventMessage, *, explain: bool = False) ->
         "killed": event.killed,
         "status": event.status,
     }
+    if also:
+        out["also"] = [to_prediction(f"{row_id}#{n}", other, explain=explain) for n, other in enumerate(also, 1)]
     if explain:
-        toll = death_toll(event.title, event.text)
+        toll = death_toll(event.title, classified_part(event.text, MAX_CHARS))  # what classify read
         out["explain"] = {
             "actors": [a.model_dump(mode="json") for a in event.actors],
             "tactics": [t.model_dump(mode="json") for t in event.tactics],
@@ -58,11 +65,11 @@ def _spans(spans: list[Span]) -> str:
     return ", ".join(f'"{s.text}" ({s.field} {s.start}-{s.end})' for s in spans) or "-"
 
 
-def explain_event(row_id: str, post: PostMessage, event: EventMessage) -> str:
+def explain_event(row_id: str, event: EventMessage) -> str:
     """A per-post account an officer can read: every label, its confidence, its evidence and the reasons."""
-    head = (post.title or post.text)[:100].replace("\n", " ")
+    head = (event.title or event.text)[:100].replace("\n", " ")
     lines = [
-        f"== {row_id} [{post.lang or '?'}] {head}",
+        f"== {row_id} [{event.lang or '?'}] {head}",
         f"   {'EVENT' if event.is_event else 'not an event'}  confidence {event.confidence:.2f}"
         f"  classifier {event.classifier}  gazetteer {event.gazetteer}",
     ]
@@ -86,7 +93,7 @@ def explain_event(row_id: str, post: PostMessage, event: EventMessage) -> str:
         u = event.unresolved_place
         where = ", ".join(x for x in (u.admin1, u.country) if x) or "where, unknown"
         lines.append(f"   unresolved {u.name} ({where}): in no gazetteer; `watchfloor place add` puts it on the map")
-    toll = death_toll(post.title, post.text)
+    toll = death_toll(event.title, classified_part(event.text, MAX_CHARS))  # what classify read
     evidence = (
         f'"{toll.evidence[3]}" ({toll.evidence[0]} {toll.evidence[1]}-{toll.evidence[2]})' if toll.evidence else "-"
     )
@@ -140,9 +147,15 @@ _WORKER: dict = {}
 def _predict_chunk(rows: list[dict]) -> list[str]:
     """A pool worker's job: prediction lines for a chunk of rows (the gazetteer came with the fork)."""
     gaz, now = _WORKER["gazetteer"], _WORKER["now"]
-    return [
-        json.dumps(to_prediction(str(row["id"]), classify_post(_post(row), now=now, gazetteer=gaz)), ensure_ascii=False)
-        for row in rows
+    return [_predict(row, gaz, now)[0] for row in rows]
+
+
+def _predict(row: dict, gaz: Gazetteer, now: datetime, explain: bool = False) -> tuple[str, list[EventMessage]]:
+    """One input row -> its prediction line and its events (main first)."""
+    main, *also = classify_events(_post(row), now=now, gazetteer=gaz)
+    return json.dumps(to_prediction(str(row["id"]), main, explain=explain, also=also), ensure_ascii=False), [
+        main,
+        *also,
     ]
 
 
@@ -167,11 +180,11 @@ def classify_file(
     with Path(output_path).open("w", encoding="utf-8") as dst:
         if explain or workers < 2 or "fork" not in mp.get_all_start_methods():
             for row in rows:
-                post = _post(row)
-                event = classify_post(post, now=now, gazetteer=gaz)
-                dst.write(json.dumps(to_prediction(str(row["id"]), event, explain=explain), ensure_ascii=False) + "\n")
+                line, events = _predict(row, gaz, now, explain)
+                dst.write(line + "\n")
                 if explain:
-                    print(explain_event(str(row["id"]), post, event), file=report)
+                    for n, event in enumerate(events):
+                        print(explain_event(str(row["id"]) + (f" (also #{n})" if n else ""), event), file=report)
                 written += 1
             return written
         # Build the matchers before forking, so every worker inherits them instead of building its own.

@@ -13,9 +13,11 @@ from services.classify.aliases import GENERIC_BOMB
 from services.classify.attribution import assign_roles
 from services.classify.limits import MAX_CHARS, TITLE_CHARS
 from services.classify.match import Hit, fold_alias, label_matcher
-from services.classify.place import context_countries, resolve_place
+from services.classify.place import context_countries, find_mentions, km_between, resolve_place
+from services.classify.roundup import APART_KM, split_attacks
 from services.classify.status import CURRENT, report_status
 from services.classify.toll import death_toll
+from shared import ids
 from shared.gazetteer import Gazetteer, load_gazetteer
 from shared.messages import (
     ActorLabel,
@@ -545,3 +547,55 @@ def classify_post(
         classifier=CLASSIFIER_VERSION,
         gazetteer=gaz.vintage[:80],
     )
+
+
+def _shifted(event: EventMessage, offset: int) -> dict:
+    """The event as a dict with every text span moved by `offset` (a part's offsets -> the post's)."""
+
+    def move(node: object) -> object:
+        if isinstance(node, dict):
+            if node.keys() >= {"field", "start", "end", "text"} and node["field"] == "text":
+                return {**node, "start": node["start"] + offset, "end": node["end"] + offset}
+            return {k: move(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [move(v) for v in node]
+        return node
+
+    return move(event.model_dump(by_alias=True))  # type: ignore[return-value]
+
+
+def classify_events(
+    post: PostMessage, *, now: datetime, gazetteer: Gazetteer | None = None, max_chars: int = MAX_CHARS
+) -> list[EventMessage]:
+    """Every attack the post reports: its main event first (as classify_post), then each other attack of a
+    roundup, classified from its own part of the text, when it is a current event somewhere else."""
+    gaz = gazetteer or load_gazetteer()
+    main = classify_post(post, now=now, gazetteer=gaz, max_chars=max_chars)
+    if not main.is_event:
+        return [main]
+    text = classified_part(post.text or "", max_chars)
+    matcher = label_matcher()
+    attack_hits = [h for h in matcher.scan(text, "text", ("tactic",)) if h.value]
+    blocked = [(h.field, h.start, h.end) for h in matcher.scan(text, "text", ("actor",))]
+    parts = split_attacks(text, attack_hits, find_mentions("", text, gaz, blocked))
+    if not parts:
+        return [main]
+    # The main event is the first attack: the headline and the text up to the second one.
+    first = post.model_copy(update={"text": text[: parts[0].start]})
+    main = classify_post(first, now=now, gazetteer=gaz, max_chars=max_chars).model_copy(update={"text": post.text})
+    others: list[EventMessage] = []
+    places = [(main.place.lat, main.place.lon)] if main.place else []
+    for part in parts:
+        piece = post.model_copy(update={"title": "", "text": text[part.start : part.end]})
+        sub = classify_post(piece, now=now, gazetteer=gaz, max_chars=max_chars)
+        if not (sub.is_event and sub.place) or any(
+            km_between((sub.place.lat, sub.place.lon), other) <= APART_KM for other in places
+        ):
+            continue
+        places.append((sub.place.lat, sub.place.lon))
+        row = _shifted(sub, part.start)
+        row.update(event_id=ids.event_id(post.post_id, len(others) + 1), title=post.title, text=post.text)
+        others.append(EventMessage.model_validate(row))
+    if not others:
+        return [main]
+    return [main.model_copy(update={"also": [e.event_id for e in others]}), *others]

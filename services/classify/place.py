@@ -458,8 +458,10 @@ def resolve_place(
         if m.places not in choice:
 
             def cand_score(p: Place, m: Mention = m) -> float:
-                s = 2.0 * (p.country in countries) + (1.5 if p.id.startswith("wf:") else 0.0)
+                s = 2.0 * (p.country in countries) + (1.5 if p.id.startswith("wf:") and not p.is_area else 0.0)
                 s += math.log10(p.population + 10) / 3 + (0.5 if p.country in ("ML", "NE", "BF", "NG") else 0.0)
+                # a name that is a town and its region is the town, unless its context says region (below)
+                s += 0.0 if p.is_area else 0.4
                 if len(m.places) > 1 and any(
                     a not in m.places and km_between((a.lat, a.lon), (p.lat, p.lon)) < 300 for a in anchors
                 ):

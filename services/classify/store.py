@@ -15,6 +15,7 @@ def _row(event: EventMessage) -> dict[str, Any]:
     place = event.place
     return {
         "id": event.event_id,
+        "post_id": event.post_id,
         "source_id": event.source_id,
         "is_event": event.is_event,
         "actors": [a.model_dump(mode="json") for a in event.actors],
