@@ -582,9 +582,9 @@ def classify_events(
         return [main]
     # The main event is the first attack: the headline and the text up to the second one.
     first = post.model_copy(update={"text": text[: parts[0].start]})
-    main = classify_post(first, now=now, gazetteer=gaz, max_chars=max_chars).model_copy(update={"text": post.text})
+    head = classify_post(first, now=now, gazetteer=gaz, max_chars=max_chars)
     others: list[EventMessage] = []
-    places = [(main.place.lat, main.place.lon)] if main.place else []
+    places = [(head.place.lat, head.place.lon)] if head.place else []
     for part in parts:
         piece = post.model_copy(update={"title": "", "text": text[part.start : part.end]})
         sub = classify_post(piece, now=now, gazetteer=gaz, max_chars=max_chars)
@@ -597,5 +597,6 @@ def classify_events(
         row.update(event_id=ids.event_id(post.post_id, len(others) + 1), title=post.title, text=post.text)
         others.append(EventMessage.model_validate(row))
     if not others:
-        return [main]
+        return [main]  # one attack told with other places (where it was announced, where the dead were taken)
+    main = head.model_copy(update={"text": post.text})
     return [main.model_copy(update={"also": [e.event_id for e in others]}), *others]
