@@ -30,7 +30,7 @@ from shared.messages import (
 )
 from shared.taxonomy import MILITIA, PARENT, STATE
 
-CLASSIFIER_VERSION = "rules-0.4.0"
+CLASSIFIER_VERSION = "rules-0.5.0"
 
 ARMY_OF = {"ML": "MALI_FAMA", "NE": "NIGER_FDS", "BF": "BF_ARMY", "NG": "NIGERIA_MIL", "BJ": "BENIN_ARMY"}
 _LAKE_CHAD = {"NG", "TD", "CM"}
