@@ -65,6 +65,15 @@ def token_add(system: System, name: str, role: str) -> str:
     return done.stdout.strip()
 
 
+def rows(tmp_path: Path, *queries: str) -> list[list[tuple]]:
+    """What the event log holds after the run (the system's SQLite file)."""
+    db = sqlite3.connect(tmp_path / "watchfloor.db")
+    try:
+        return [db.execute(q).fetchall() for q in queries]
+    finally:
+        db.close()
+
+
 def test_an_officer_sees_an_alert_arrive_live_and_acknowledges_it(system: System, tmp_path: Path) -> None:
     assert Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}: apt-get install chromium"
     system.start()
@@ -112,13 +121,9 @@ def test_an_officer_sees_an_alert_arrive_live_and_acknowledges_it(system: System
         finally:
             browser.close()
 
-    db = sqlite3.connect(tmp_path / "watchfloor.db")
-    try:
-        acked = db.execute("SELECT state, acknowledged_by, ack_note FROM alerts").fetchall()
-        audit = db.execute("SELECT actor, action FROM audit WHERE target_kind = 'alert'").fetchall()
-        silences = db.execute("SELECT created_by, reason, matchers FROM silences").fetchall()
-    finally:
-        db.close()
+    acked, audit, silences = rows(tmp_path, "SELECT state, acknowledged_by, ack_note FROM alerts",
+                                  "SELECT actor, action FROM audit WHERE target_kind = 'alert'",
+                                  "SELECT created_by, reason, matchers FROM silences")
     assert acked == [("acknowledged", "duty-officer", "Passed to the Niamey desk")]
     assert audit == [("duty-officer", "alert.acknowledged")]
     assert [(by, reason, json.loads(m)) for by, reason, m in silences] == [
@@ -186,12 +191,8 @@ def test_an_admin_puts_an_unplaced_village_on_the_map_and_its_alert_fires(system
         finally:
             browser.close()
 
-    db = sqlite3.connect(tmp_path / "watchfloor.db")
-    try:
-        places = db.execute("SELECT name, country, created_by, source FROM places").fetchall()
-        audit = db.execute("SELECT actor, action FROM audit WHERE target_kind = 'place'").fetchall()
-    finally:
-        db.close()
+    places, audit = rows(tmp_path, "SELECT name, country, created_by, source FROM places",
+                         "SELECT actor, action FROM audit WHERE target_kind = 'place'")
     assert places == [("Kandagou", "NE", "gis-lead", "officer's 1:200k sheet")]
     assert audit == [("gis-lead", "place.added")]
     assert system.stop() == 0, system.logs()

@@ -1,7 +1,6 @@
 """The watch floor's own gazetteer: a village no package has, added by an officer, applies at once and places
 the recent posts that named it, through the running classify service on real Redis and both databases."""
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,22 +15,13 @@ from shared.consumer import make_broker, publish
 from shared.db import session_scope
 from shared.messages import EventMessage, PostMessage
 from shared.models import AuditEntry, Event, Post, Source
+from tests.classify.test_app import wait_for
 
 NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 TITLE = "Gunmen kill 9 in Tillabéri village"
 TEXT = ("Gunmen on motorbikes attacked the village of Kandagou in the Tillabéri region on Friday, killing nine "
         "civilians, local officials said.")
 KANDAGOU = placebook.NewPlace("Kandagou", 14.62, 1.21, "NE", "officer's map, test fixture", admin1="Tillabéri")
-
-
-async def wait_for(predicate, within: float = 15.0):
-    deadline = asyncio.get_running_loop().time() + within
-    while asyncio.get_running_loop().time() < deadline:
-        result = await predicate()
-        if result:
-            return result
-        await asyncio.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def test_a_place_needs_a_reference_and_sane_fields() -> None:
