@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from services.classify import spelling
 from services.classify.aliases import LEXICON
 from services.classify.match import Matcher, fold, fold_alias
 from services.classify.toll import _UNITS
@@ -30,6 +31,7 @@ def _place_words() -> tuple[dict[str, str], frozenset[str]]:
 # Names and demonyms that point at a country; words the gazetteer knows as places but a post uses otherwise
 # (Nigerian states and similar admin names in context point at a country without being the place).
 COUNTRIES, _STOP = _place_words()
+_STOP_BONES = frozenset(spelling.skeleton(w) for w in _STOP | set(COUNTRIES)) - {""}
 SAHEL = {"ML", "NE", "BF", "NG", "BJ", "TD"}
 COMMON_ZIPF = 4.0
 _CAPITALS = {"Niamey", "Bamako", "Ouagadougou", "Abuja", "N'Djamena", "Lomé", "Porto-Novo", "Cotonou", "Nouakchott"}
@@ -60,12 +62,13 @@ _REL = re.compile(
 )
 _NEAR = re.compile(
     r"(?:\bnear|\bpres de|\bpres d|\bproche de|\bproches d|\boutside|\boutskirts of|\baround|\bautour d|"
-    r"\bautour de|\bkusa da)\s*(?:the town of|the village of|la ville de|du village de)?\s*$"
+    r"\bautour de|\bkusa da|قرب|بالقرب من)\s*"
+    r"(?:the town of|the village of|la ville de|du village de|مدينه|بلده|قريه)?\s*$"
 )
 _LOCATIVE = re.compile(
     r"(?:\bin|\bat|\bon|\binto|\ba|\bau|\baux|\bde|\bd|\bdu|\bsur|\bvers|\bfrom|\bgarin|\bkauyen|\bkasuwar|\bbinne|"
     r"\bcamp of|\bcamp de|\bcamp d|\bvillage of|\bvillage de|\btown of|\bville de|\bmarket village of|\bislands? of|"
-    r"في بلده|بلده|في|في مدينه|بمنطقه)(?:\s+(?:the|la|le|les|l))?\s*$"
+    r"في بلده|بلده|ببلده|في|في مدينه|مدينه|بمدينه|قريه|بقريه|بمنطقه)(?:\s+(?:the|la|le|les|l))?\s*$"
 )
 _TARGET = re.compile(
     r"(attack|attaque|attacked|attaque|stormed|raid|raided|overran|overrun|struck|hit|hits|bombed|strikes|frappes|"
@@ -80,9 +83,10 @@ _ANNOUNCE = re.compile(
 _ANNOUNCE_AFTER = re.compile(r"^\s*(said|says|a annonce|ont annonce|a indique|officials said|authorities said)\b")
 _AREA_BEFORE = re.compile(
     r"(region de|region du|la region de|region of|province du|province de|province of|etat de|state of|jihar|"
-    r"ولايه|الولايه|zone of|zone de|area of|northern|southern|eastern|western|north eastern|north western|"
+    r"ولايه|الولايه|بولايه|zone of|zone de|area of|northern|southern|eastern|western|north eastern|north western|"
     r"nord de|sud de|est de|ouest de)\s*$"
 )
+_AR_AREA_BEFORE = re.compile(r"(?:منطقه|بمنطقه|المنطقه)\s*$")
 _AREA_AFTER = re.compile(r"^\s*(region|state|province|forest)\b")
 # Second-level units (LGA, cercle, département, commune) are small: their seat is a fair point, precision 3.
 _ADMIN2_BEFORE = re.compile(
@@ -260,7 +264,29 @@ def find_mentions(title: str, text: str, gazetteer: Gazetteer, blocked: list[tup
                 continue
             if places:
                 mentions.append(Mention(hit.text, field, hit.start, hit.end, places))
+        mentions += _drifted(body, field, gazetteer, countries, mentions, spans)
+    mentions.sort(key=lambda m: (m.field != "title", m.start))
     return mentions
+
+
+def _drifted(
+    body: str, field: str, gazetteer: Gazetteer, countries: dict[str, int], found: list[Mention],
+    blocked: list[tuple[int, int]],
+) -> list[Mention]:
+    """Framed names the automaton did not find, matched by their consonants (spelling.py)."""
+    out: list[Mention] = []
+    taken = [(m.start, m.end) for m in found if m.field == field] + blocked
+    where = set(countries) or {"ML", "NE", "BF", "NG", "BJ"}
+    for start, end, name in spelling.framed_names(body):
+        if any(s < end and start < e for s, e in taken + [(m.start, m.end) for m in out]):
+            continue
+        key, bones = fold_alias(name), spelling.skeleton(name)
+        if key in _STOP or key in COUNTRIES or bones in _STOP_BONES or is_common_word(key) or gazetteer.find(name):
+            continue
+        places = spelling.lookup(name, gazetteer, where if len(bones.lstrip("_wy")) >= 3 else set(countries))
+        if places:
+            out.append(Mention(name, field, start, end, places))
+    return out
 
 
 def find_unresolved(title: str, text: str, gazetteer: Gazetteer, mentions: list[Mention]) -> Unresolved | None:
@@ -270,9 +296,14 @@ def find_unresolved(title: str, text: str, gazetteer: Gazetteer, mentions: list[
         for m in _SETTLEMENT.finditer(body):
             group = next(i for i in range(1, (m.lastindex or 0) + 1) if m.group(i))
             name = m.group(group).strip("'’-")
+            start, end = m.start(group), m.start(group) + len(name)
+            bones = spelling.skeleton(name)
             if len(name) < 3 or gazetteer.find(name) or fold_alias(name) in _STOP or fold_alias(name) in COUNTRIES:
                 continue
-            start, end = m.start(group), m.start(group) + len(name)
+            if any(stop.startswith(bones) for stop in _STOP_BONES):
+                continue  # a piece of a stop phrase ("سابون" of Sabon Gari, "the neighbourhood")
+            if any(k.field == field and k.start <= start < k.end for k in mentions):
+                continue  # known by another spelling
             container = next(
                 (
                     k
@@ -355,8 +386,11 @@ def resolve_place(
             why.append("announcement place")
         rel = _REL.search(left[-60:])
         near = _NEAR.search(left[-30:])
+        # "منطقة X" is "the X area": the region when X is one (بمنطقة دوسو), else a locality (منطقة شيناغودار)
+        region_word = _AR_AREA_BEFORE.search(left) and any(c.kind in ("region", "province") for c in m.places)
         area = not rel and (
-            bool(_AREA_BEFORE.search(left) or _AREA_AFTER.search(right)) or p.kind in ("region", "province")
+            bool(_AREA_BEFORE.search(left) or _AREA_AFTER.search(right) or region_word)
+            or p.kind in ("region", "province")
         )
         admin2 = not rel and not area and bool(_ADMIN2_BEFORE.search(left) or _ADMIN2_AFTER.search(right))
         if area:
