@@ -3,7 +3,8 @@
     claimed     the actor (or its media) says it did it          -> perpetrator, high confidence
     attributed  the post or its sources blame it                  -> perpetrator
     suspected   "suspected", "believed to be", "présumés"         -> perpetrator, lower confidence
-    denied      the actor says it was not involved                -> left out of the actors
+    denied      the actor says it was not involved, or the post    -> left out of the actors
+                rules it out ("a criminal gang and not Boko Haram")
     target      state forces or militias on the receiving end     -> not the perpetrator
 
 Decided per sentence from the cue hits of match.py; pure.
@@ -95,6 +96,13 @@ def assign_roles(
     deny_starts = {f: sorted(d.start for d in denials if d.field == f) for f in fields}
     opener = next((h for h in by_field.get("text", ([], []))[0][:3] if h.start < 3 and h.value not in STATE), None)
     for cue in cue_hits:
+        if cue.value == "deny_next":
+            # "a criminal gang and not Boko Haram", "et non le JNIM": the actor right after is ruled out
+            field_hits, starts = by_field.get(cue.field, ([], []))
+            i = bisect_left(starts, cue.end)
+            if i < len(field_hits) and field_hits[i].start - cue.end <= 25:
+                denied.add(field_hits[i].value or "")
+            continue
         if cue.value not in ("claim", "blame", "deny"):
             continue
         if (

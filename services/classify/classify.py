@@ -37,6 +37,7 @@ _LAKE_CHAD = {"NG", "TD", "CM"}
 # Passive and periphrastic forms name their target before them ("l'unité a été violemment attaquée",
 # "un convoi pris pour cible", "the post came under attack").
 _PASSIVE_ATTACK = {
+    "attaqué",
     "attaquée",
     "attaqués",
     "attaquées",
@@ -169,9 +170,22 @@ _ASSAILANTS = re.compile(
     r"\b(?:assaillants|assailants|attackers|gunmen|hommes armés|individus armés|armed men|jihadistes|jihadists)\b", re.I
 )
 # Clash words that say only that there was fighting; an assault that names its target says more.
-_GENERIC_FIGHT = {"fighting", "combats", "fought", "battled", "gun battle", "echanges de tirs"}
+_GENERIC_FIGHT = {
+    "fighting",
+    "combats",
+    "fought",
+    "battled",
+    "gun battle",
+    "echanges de tirs",
+    "musayar wuta",
+    "اشتباكات",
+    "اشتباك",
+    "اشتبك",
+    "اشتبكوا",
+}
 _PATROL = re.compile(
-    r"^\W*(?:(?!after\b|après\b)\w+\W+){0,3}?(patrol|patrouille|convoy|convoi|escort|escorte|column|colonne)s?\b"
+    r"^\W*(?:(?!after\b|après\b)\w+\W+){0,3}?(patrol|patrouille|convoy|convoi|escort|escorte|column|colonne|bus|"
+    r"autobus|حافلة|حافله|قافلة|قافله|دورية|دوريه)s?\b"
     r"(?! \w+ after)",
     re.I,
 )
@@ -298,7 +312,9 @@ def _tactics(
         specific = found.keys() & _SPECIFIC
         # A targeted attack told apart from the bomb or shelling ("a car bomb hit the HQ while gunmen attacked the
         # embassy") is a ground assault of its own.
-        means = [m for c in ("vbied", "ied", "suicide_attack", "indirect_fire") for m in found.get(c, [])]
+        means = [
+            m for c in ("vbied", "ied", "suicide_attack", "indirect_fire", "drone_strike") for m in found.get(c, [])
+        ]
         apart = [h for h in targeted if all(m.field != h.field or abs(m.start - h.start) > 60 for m in means)]
         # "attacked Talataye and battled JNIM": an attack on a town and a clash can be told together ("attacked
         # ISWAP positions" in a clash between two groups is the clash itself)
@@ -314,7 +330,8 @@ def _tactics(
             found["armed_assault"] = town
             found["armed_assault"] = strong + targeted
         elif apart and not (
-            specific - {"massacre", "extortion", "kidnapping", "vbied", "ied", "suicide_attack", "indirect_fire"}
+            specific
+            - {"massacre", "extortion", "kidnapping", "vbied", "ied", "suicide_attack", "indirect_fire", "drone_strike"}
         ):
             found["armed_assault"] = apart
         elif not specific:
@@ -564,6 +581,10 @@ def _shifted(event: EventMessage, offset: int) -> dict:
     return move(event.model_dump(by_alias=True))  # type: ignore[return-value]
 
 
+# A part is another attack only where its own words put it somewhere: in/at, an attack on it, an offset, near it.
+_PLACED_BY_CONTEXT = re.compile(r"locative cue|attack/target cue|km |near |dateline")
+
+
 def classify_events(
     post: PostMessage, *, now: datetime, gazetteer: Gazetteer | None = None, max_chars: int = MAX_CHARS
 ) -> list[EventMessage]:
@@ -592,6 +613,8 @@ def classify_events(
             km_between((sub.place.lat, sub.place.lon), other) <= APART_KM for other in places
         ):
             continue
+        if not _PLACED_BY_CONTEXT.search(sub.place.reason or ""):
+            continue  # "withdrew towards the Timbuktu Triangle": a place named in passing is not another attack
         places.append((sub.place.lat, sub.place.lon))
         row = _shifted(sub, part.start)
         row.update(event_id=ids.event_id(post.post_id, len(others) + 1), title=post.title, text=post.text)

@@ -276,13 +276,16 @@ def _drifted(
     """Framed names the automaton did not find, matched by their consonants (spelling.py)."""
     out: list[Mention] = []
     taken = [(m.start, m.end) for m in found if m.field == field] + blocked
-    where = set(countries) or {"ML", "NE", "BF", "NG", "BJ"}
+    # the countries the post names, else those of the places it names, else the Sahel core
+    where = set(countries) or {m.places[0].country for m in found} or {"ML", "NE", "BF", "NG", "BJ"}
     for start, end, name in spelling.framed_names(body):
         if any(s < end and start < e for s, e in taken + [(m.start, m.end) for m in out]):
             continue
         key, bones = fold_alias(name), spelling.skeleton(name)
-        if key in _STOP or key in COUNTRIES or bones in _STOP_BONES or is_common_word(key) or gazetteer.find(name):
+        if key in _STOP or key in COUNTRIES or bones in _STOP_BONES or is_common_word(key):
             continue
+        if any(p.country in where for p in gazetteer.find(name)):
+            continue  # the automaton knows this spelling (أبالا is also Pala, Chad: not known *here*)
         places = spelling.lookup(name, gazetteer, where if len(bones.lstrip("_wy")) >= 3 else set(countries))
         if places:
             out.append(Mention(name, field, start, end, places))
@@ -373,6 +376,9 @@ def resolve_place(
         if m.start <= 3 and not body[: m.start].strip(" #") and body[m.end : m.end + 3].strip().startswith(":"):
             score -= 1.0  # a dateline ("Sokoto: …") names where the report is filed from, often a whole state
             why.append("dateline")
+        elif m.start and body[m.start - 1] == "#":
+            score -= 1.5  # a hashtag tags the topic (#Diffa #Niger), it does not say where
+            why.append("hashtag")
         if _LOCATIVE.search(left):
             score += 1.5
             why.append("locative cue")
@@ -442,7 +448,7 @@ def resolve_place(
     best_i = max(range(len(scored)), key=lambda i: (scored[i][0], -i))
     best = scored[best_i]
     score, m, p, precision, point, why = best
-    if score < 0.5 and all("dateline" in row[5] for row in scored):
+    if score < 0.5 and "dateline" in why and all("dateline" in row[5] or "hashtag" in row[5] for row in scored):
         # "Diffa : …": the place the report is filed from is the place when the post names no other
         score, precision, why = 0.5, max(precision, 2), [*why, "nothing else named"]
     if unresolved is not None and "district seat" not in why and _contains(p, unresolved, precision):
