@@ -128,7 +128,9 @@ async def test_running_service_picks_up_a_source_added_by_another_process(
         if len(await posts_on_stream(redis_url)) >= 2:
             break
         await asyncio.sleep(0.05)
-    assert len(await posts_on_stream(redis_url)) == 2
+    # requeue_after is 0 here, so a tick between a poll's commit and its publish may queue a post again
+    # (at least once, by design); what matters is that both new posts of the added source went out
+    assert len({p["post_id"] for p in await posts_on_stream(redis_url)}) == 2
     await service.stop()  # stops cleanly, and a second stop is harmless
     await service.stop()
 
