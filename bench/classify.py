@@ -191,19 +191,20 @@ def generate(count: int, seed: int) -> list[dict]:
 def run_worker(posts_path: str) -> dict:
     """The worker: load the gazetteer, classify every post once; report timings and peak RSS."""
     from services.classify.batch import _post
-    from services.classify.classify import classify_post
+    from services.classify.classify import classify_events, warm_up
     from shared.gazetteer import load_gazetteer
 
     t0 = time.perf_counter()
     gazetteer = load_gazetteer()
     loaded = time.perf_counter() - t0
+    warm_up(gazetteer, datetime.now(UTC))
     rows = [json.loads(line) for line in open(posts_path, encoding="utf-8")]
     messages = [_post(row) for row in rows]
     now = datetime.now(UTC)
     events = 0
     t1 = time.perf_counter()
     for message in messages:
-        events += classify_post(message, now=now, gazetteer=gazetteer).is_event
+        events += classify_events(message, now=now, gazetteer=gazetteer)[0].is_event
     elapsed = time.perf_counter() - t1
     return {
         "posts": len(messages),
@@ -226,14 +227,13 @@ LENGTH_UNITS = {
 
 def cost_by_length() -> None:
     """Seconds for one post of each length, capped (the service's default) and uncapped."""
-    from services.classify.classify import MAX_CHARS, classify_post
+    from services.classify.classify import MAX_CHARS, classify_post, warm_up
     from shared.gazetteer import load_gazetteer
     from shared.messages import PostMessage
 
     gazetteer = load_gazetteer()
     now = datetime.now(UTC)
-    classify_post(PostMessage(post_id="0" * 64, source_id="b", title="warm up", fetched_at=now), now=now,
-                  gazetteer=gazetteer)
+    warm_up(gazetteer, now)
     lengths = (1_000, 10_000, 100_000, 1_000_000)
     print(f"cost of one post by length (seconds; capped = first {MAX_CHARS:,} characters read, the default):")
     print("  lang  cap      " + "".join(f"{n:>10,}" for n in lengths) + "   s per 1M chars at 1M")

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.classify import store
-from services.classify.classify import classify_events, classify_post
+from services.classify.classify import classify_events, warm_up
 from services.classify.settings import ClassifySettings
 from shared import placebook, streams
 from shared.consumer import publish, subscribe
@@ -81,9 +81,7 @@ class ClassifyService:
         """Loads the officers' places and builds the matchers now (one throw-away classification), so the first
         real post is not the slow one; then watches for new places."""
         await self.refresh_places()
-        now = datetime.now(UTC)
-        warm_up = PostMessage(post_id="0" * 64, source_id="warm-up", title="Attack near Niamey", fetched_at=now)
-        classify_post(warm_up, now=now, gazetteer=self.gazetteer)
+        warm_up(self.gazetteer, datetime.now(UTC))
         self._watcher = asyncio.create_task(self._watch_places())
 
     async def stop(self) -> None:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from services.classify.classify import classified_part, classify_events, classify_post
+from services.classify.classify import classified_part, classify_events, warm_up
 from services.classify.limits import MAX_CHARS
 from services.classify.toll import death_toll
 from shared.gazetteer import Gazetteer, load_gazetteer
@@ -188,7 +188,7 @@ def classify_file(
                 written += 1
             return written
         # Build the matchers before forking, so every worker inherits them instead of building its own.
-        classify_post(_post({"id": "warm-up", "title": "Attack near Niamey"}), now=now, gazetteer=gaz)
+        warm_up(gaz, now)
         _WORKER.update(gazetteer=gaz, now=now)
         with mp.get_context("fork").Pool(workers) as pool:
             for lines in pool.imap(_predict_chunk, _chunks(rows, 250)):

@@ -13,8 +13,9 @@ from services.classify.aliases import GENERIC_BOMB
 from services.classify.attribution import assign_roles
 from services.classify.limits import MAX_CHARS, TITLE_CHARS
 from services.classify.match import Hit, fold_alias, label_matcher
-from services.classify.place import context_countries, find_mentions, km_between, resolve_place
+from services.classify.place import context_countries, find_mentions, is_common_word, km_between, resolve_place
 from services.classify.roundup import APART_KM, split_attacks
+from services.classify.spelling import skeleton_index
 from services.classify.status import CURRENT, report_status
 from services.classify.toll import death_toll
 from shared import ids
@@ -376,6 +377,18 @@ def _tactics(
     return found
 
 
+def warm_up(gazetteer: Gazetteer, now: datetime) -> None:
+    """Builds what the first posts would otherwise pay for: the automata, the spelling index, the word lists
+    (and, before a fork, what every worker then shares)."""
+    post = PostMessage(
+        post_id="0" * 64, source_id="warm-up", title="Gunmen attack army post near Niamey",
+        text="Gunmen attacked the village of Kandagou near Niamey, killing 3.", fetched_at=now,
+    )
+    classify_events(post, now=now, gazetteer=gazetteer)
+    skeleton_index(gazetteer)
+    is_common_word("save")
+
+
 def classified_part(text: str, limit: int) -> str:
     """The first `limit` characters of `text`, cut back to a word boundary: what a post reports comes first
     (headline, lede), and a bound here bounds every later pass. Offsets into it are offsets into `text`."""
@@ -594,11 +607,17 @@ def classify_events(
     main = classify_post(post, now=now, gazetteer=gaz, max_chars=max_chars)
     if not main.is_event:
         return [main]
-    text = classified_part(post.text or "", max_chars)
+    title, text = classified_part(post.title or "", TITLE_CHARS), classified_part(post.text or "", max_chars)
     matcher = label_matcher()
     attack_hits = [h for h in matcher.scan(text, "text", ("tactic",)) if h.value]
-    blocked = [(h.field, h.start, h.end) for h in matcher.scan(text, "text", ("actor",))]
-    parts = split_attacks(text, attack_hits, find_mentions("", text, gaz, blocked))
+    # the same call as the main event's place resolution made: its mentions come from the cache
+    blocked = [
+        (h.field, h.start, h.end)
+        for field, body in (("title", title), ("text", text))
+        for h in matcher.scan(body, field, ("actor", "army"))
+        if h.kind == "actor"
+    ]
+    parts = split_attacks(text, attack_hits, find_mentions(title, text, gaz, blocked))
     if not parts:
         return [main]
     # The main event is the first attack: the headline and the text up to the second one.

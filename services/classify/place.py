@@ -10,6 +10,7 @@ score the answer is None: no place rather than a guess.
 import csv
 import math
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -233,7 +234,15 @@ def _place_context(body: str, start: int, place_countries: set[str], countries: 
 
 def find_mentions(title: str, text: str, gazetteer: Gazetteer, blocked: list[tuple[str, int, int]]) -> list[Mention]:
     """Gazetteer names in the post; places outside the Sahel core count only if the post names their country;
-    a name that is also an everyday word ("Save") only with place context."""
+    a name that is also an everyday word ("Save") only with place context. Cached for the post being classified
+    (its main event and its roundup parts ask for the same)."""
+    return list(_find_mentions(title, text, gazetteer, tuple(blocked)))
+
+
+@lru_cache(maxsize=8)
+def _find_mentions(
+    title: str, text: str, gazetteer: Gazetteer, blocked: tuple[tuple[str, int, int], ...]
+) -> tuple[Mention, ...]:
     matcher = place_matcher(gazetteer)
     countries = context_countries(title, text)
     mentions: list[Mention] = []
@@ -266,7 +275,7 @@ def find_mentions(title: str, text: str, gazetteer: Gazetteer, blocked: list[tup
                 mentions.append(Mention(hit.text, field, hit.start, hit.end, places))
         mentions += _drifted(body, field, gazetteer, countries, mentions, spans)
     mentions.sort(key=lambda m: (m.field != "title", m.start))
-    return mentions
+    return tuple(mentions)
 
 
 def _drifted(
@@ -275,11 +284,12 @@ def _drifted(
 ) -> list[Mention]:
     """Framed names the automaton did not find, matched by their consonants (spelling.py)."""
     out: list[Mention] = []
-    taken = [(m.start, m.end) for m in found if m.field == field] + blocked
+    # characters already named or blocked: a set, so each framed name is checked in its own length
+    covered = {i for s, e in [(m.start, m.end) for m in found if m.field == field] + blocked for i in range(s, e)}
     # the countries the post names, else those of the places it names, else the Sahel core
     where = set(countries) or {m.places[0].country for m in found} or {"ML", "NE", "BF", "NG", "BJ"}
     for start, end, name in spelling.framed_names(body):
-        if any(s < end and start < e for s, e in taken + [(m.start, m.end) for m in out]):
+        if any(i in covered for i in range(start, end)):
             continue
         key, bones = fold_alias(name), spelling.skeleton(name)
         if key in _STOP or key in COUNTRIES or bones in _STOP_BONES or is_common_word(key):
@@ -289,6 +299,7 @@ def _drifted(
         places = spelling.lookup(name, gazetteer, where if len(bones.lstrip("_wy")) >= 3 else set(countries))
         if places:
             out.append(Mention(name, field, start, end, places))
+            covered.update(range(start, end))
     return out
 
 
@@ -296,6 +307,8 @@ def find_unresolved(title: str, text: str, gazetteer: Gazetteer, mentions: list[
     """The first settlement the post names in a settlement frame that the gazetteer does not know, with the
     known place right after it that contains it ("Kandagou in the Tillabéri region"), if any."""
     for field, body in (("title", title), ("text", text)):
+        here = [k for k in mentions if k.field == field]  # in text order
+        starts = [k.start for k in here]
         for m in _SETTLEMENT.finditer(body):
             group = next(i for i in range(1, (m.lastindex or 0) + 1) if m.group(i))
             name = m.group(group).strip("'’-")
@@ -305,14 +318,14 @@ def find_unresolved(title: str, text: str, gazetteer: Gazetteer, mentions: list[
                 continue
             if any(stop.startswith(bones) for stop in _STOP_BONES):
                 continue  # a piece of a stop phrase ("سابون" of Sabon Gari, "the neighbourhood")
-            if any(k.field == field and k.start <= start < k.end for k in mentions):
+            i = bisect_right(starts, start)
+            if i and here[i - 1].start <= start < here[i - 1].end:
                 continue  # known by another spelling
             container = next(
                 (
                     k
-                    for k in mentions
-                    if k.field == field
-                    and 0 <= k.start - end <= 100
+                    for k in here[i : i + 4]
+                    if 0 <= k.start - end <= 100
                     and _CONTAINER.match(between := body[end : k.start])
                     and not _LOCATES.search(between)
                 ),

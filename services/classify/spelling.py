@@ -42,6 +42,7 @@ _LATIN_FRAME = re.compile(
 )
 
 
+@lru_cache(maxsize=65536)
 def skeleton(name: str) -> str:
     """The consonants a name is written with, in any script, after a mark for how it begins: `_` a vowel
     (Abala, أبالا), `w` ou/w (Ouallam, ولام), `y` (Yola, يولا); so Akinima and Kanamma stay apart."""

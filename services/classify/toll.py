@@ -211,9 +211,14 @@ def _numbers(text: str, field: str) -> list[tuple[int, tuple[str, int, int, str]
     return found
 
 
+_ANY_NUMBER = re.compile(rf"\b(?:{_NUM})\b")
+
+
 def _clause_numbers(clause: str) -> list[tuple[int, int, int]]:
     folded, index = squash(clause)
     found: list[tuple[int, int, int]] = []
+    if not _ANY_NUMBER.search(folded):
+        return found  # no count in the clause: none of the patterns below can match
     for rx in (_AFTER, _BEFORE, _HAUSA, _TOLL_TO):
         for m in rx.finditer(folded):
             after = folded[m.end("n") : m.end("n") + 80]  # what the patterns below read after the number
