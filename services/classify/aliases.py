@@ -15,8 +15,6 @@ are in lexicon/README.md. Loaded once, at import.
 import csv
 from pathlib import Path
 
-from shared.taxonomy import MILITIA, PARENT, STATE  # noqa: F401  (re-exported: the alias tables' vocabulary)
-
 LEXICON = Path(__file__).with_name("lexicon")
 LANGS = frozenset({"en", "fr", "ar", "ha", "any"})
 
