@@ -191,7 +191,7 @@ def generate(count: int, seed: int) -> list[dict]:
 def run_worker(posts_path: str) -> dict:
     """The worker: load the gazetteer, classify every post once; report timings and peak RSS."""
     from services.classify.batch import _post
-    from services.classify.classify import classify_events, warm_up
+    from services.classify.events import classify_events, warm_up
     from shared.gazetteer import load_gazetteer
 
     t0 = time.perf_counter()
@@ -227,7 +227,8 @@ LENGTH_UNITS = {
 
 def cost_by_length() -> None:
     """Seconds for one post of each length, capped (the service's default) and uncapped."""
-    from services.classify.classify import MAX_CHARS, classify_post, warm_up
+    from services.classify.classify import MAX_CHARS, classify_post
+    from services.classify.events import warm_up
     from shared.gazetteer import load_gazetteer
     from shared.messages import PostMessage
 

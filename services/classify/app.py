@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.classify import store
-from services.classify.classify import classify_events, warm_up
+from services.classify.events import classify_events, warm_up
 from services.classify.settings import ClassifySettings
 from shared import placebook, streams
 from shared.consumer import publish, subscribe

@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from services.classify.classify import classified_part, classify_events, warm_up
+from services.classify.classify import classified_part
+from services.classify.events import classify_events, warm_up
 from services.classify.limits import MAX_CHARS
 from services.classify.toll import death_toll
 from shared.gazetteer import Gazetteer, load_gazetteer

@@ -13,12 +13,9 @@ from services.classify.aliases import GENERIC_BOMB
 from services.classify.attribution import assign_roles
 from services.classify.limits import MAX_CHARS, TITLE_CHARS
 from services.classify.match import Hit, fold_alias, label_matcher
-from services.classify.place import context_countries, find_mentions, is_common_word, km_between, resolve_place
-from services.classify.roundup import APART_KM, split_attacks
-from services.classify.spelling import skeleton_index
+from services.classify.place import context_countries, resolve_place
 from services.classify.status import CURRENT, report_status
 from services.classify.toll import death_toll
-from shared import ids
 from shared.gazetteer import Gazetteer, load_gazetteer
 from shared.messages import (
     ActorLabel,
@@ -377,18 +374,6 @@ def _tactics(
     return found
 
 
-def warm_up(gazetteer: Gazetteer, now: datetime) -> None:
-    """Builds what the first posts would otherwise pay for: the automata, the spelling index, the word lists
-    (and, before a fork, what every worker then shares)."""
-    post = PostMessage(
-        post_id="0" * 64, source_id="warm-up", title="Gunmen attack army post near Niamey",
-        text="Gunmen attacked the village of Kandagou near Niamey, killing 3.", fetched_at=now,
-    )
-    classify_events(post, now=now, gazetteer=gazetteer)
-    skeleton_index(gazetteer)
-    is_common_word("save")
-
-
 def classified_part(text: str, limit: int) -> str:
     """The first `limit` characters of `text`, cut back to a word boundary: what a post reports comes first
     (headline, lede), and a bound here bounds every later pass. Offsets into it are offsets into `text`."""
@@ -578,67 +563,3 @@ def classify_post(
         gazetteer=gaz.vintage[:80],
     )
 
-
-def _shifted(event: EventMessage, offset: int) -> dict:
-    """The event as a dict with every text span moved by `offset` (a part's offsets -> the post's)."""
-
-    def move(node: object) -> object:
-        if isinstance(node, dict):
-            if node.keys() >= {"field", "start", "end", "text"} and node["field"] == "text":
-                return {**node, "start": node["start"] + offset, "end": node["end"] + offset}
-            return {k: move(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [move(v) for v in node]
-        return node
-
-    return move(event.model_dump(by_alias=True))  # type: ignore[return-value]
-
-
-# A part is another attack only where its own words put it somewhere: in/at, an attack on it, an offset, near it.
-_PLACED_BY_CONTEXT = re.compile(r"locative cue|attack/target cue|km |near |dateline")
-
-
-def classify_events(
-    post: PostMessage, *, now: datetime, gazetteer: Gazetteer | None = None, max_chars: int = MAX_CHARS
-) -> list[EventMessage]:
-    """Every attack the post reports: its main event first (as classify_post), then each other attack of a
-    roundup, classified from its own part of the text, when it is a current event somewhere else."""
-    gaz = gazetteer or load_gazetteer()
-    main = classify_post(post, now=now, gazetteer=gaz, max_chars=max_chars)
-    if not main.is_event:
-        return [main]
-    title, text = classified_part(post.title or "", TITLE_CHARS), classified_part(post.text or "", max_chars)
-    matcher = label_matcher()
-    attack_hits = [h for h in matcher.scan(text, "text", ("tactic",)) if h.value]
-    # the same call as the main event's place resolution made: its mentions come from the cache
-    blocked = [
-        (h.field, h.start, h.end)
-        for field, body in (("title", title), ("text", text))
-        for h in matcher.scan(body, field, ("actor", "army"))
-        if h.kind == "actor"
-    ]
-    parts = split_attacks(text, attack_hits, find_mentions(title, text, gaz, blocked))
-    if not parts:
-        return [main]
-    # The main event is the first attack: the headline and the text up to the second one.
-    first = post.model_copy(update={"text": text[: parts[0].start]})
-    head = classify_post(first, now=now, gazetteer=gaz, max_chars=max_chars)
-    others: list[EventMessage] = []
-    places = [(head.place.lat, head.place.lon)] if head.place else []
-    for part in parts:
-        piece = post.model_copy(update={"title": "", "text": text[part.start : part.end]})
-        sub = classify_post(piece, now=now, gazetteer=gaz, max_chars=max_chars)
-        if not (sub.is_event and sub.place) or any(
-            km_between((sub.place.lat, sub.place.lon), other) <= APART_KM for other in places
-        ):
-            continue
-        if not _PLACED_BY_CONTEXT.search(sub.place.reason or ""):
-            continue  # "withdrew towards the Timbuktu Triangle": a place named in passing is not another attack
-        places.append((sub.place.lat, sub.place.lon))
-        row = _shifted(sub, part.start)
-        row.update(event_id=ids.event_id(post.post_id, len(others) + 1), title=post.title, text=post.text)
-        others.append(EventMessage.model_validate(row))
-    if not others:
-        return [main]  # one attack told with other places (where it was announced, where the dead were taken)
-    main = head.model_copy(update={"text": post.text})
-    return [main.model_copy(update={"also": [e.event_id for e in others]}), *others]

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from services.classify.batch import classify_file
-from services.classify.classify import classify_events
+from services.classify.events import classify_events
 from shared import ids
 from shared.messages import PostMessage
 
