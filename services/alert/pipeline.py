@@ -306,7 +306,6 @@ class AlertPipeline:
         )
         return out
 
-
     async def on_denial(self, event: EventMessage) -> list[AlertMessage]:
         """A report that the attack did not happen: the open incident it is about (same tactic or perpetrator,
         same place, within a day or two) is marked disputed, and each of its alerts gets one update saying so.
