@@ -148,18 +148,23 @@ class Poller:
 
     async def drain(self) -> list[PollReport]:
         """Polls every due source, and again while any is due, then publishes stranded posts: arq's burst
-        mode. Returns one report per poll."""
-        reports: list[PollReport] = []
-        while True:
-            tasks = await self.tick()
-            if self._inflight:
-                tasks = list({*tasks, *self._inflight.values()})
-            if not tasks:
-                break
-            for report in await asyncio.gather(*tasks):
-                reports.append(report)
+        mode. Returns one report per poll. A poll's slot is freed by its task's done-callback, so each round
+        yields to the loop first; a round that starts nothing ends the drain only if no source is still due."""
+        reports: dict[asyncio.Task[PollReport], PollReport] = {}
+        for _round in range(10_000):  # bounded: sources back off or wait their interval, so this ends
+            await asyncio.sleep(0)
+            started = await self.tick()
+            pending = [t for t in {*started, *self._inflight.values()} if t not in reports]
+            if pending:
+                for task, report in zip(pending, await asyncio.gather(*pending), strict=True):
+                    reports[task] = report
+                continue
+            async with session_scope(self._sessions) as session:
+                if not await store.due_sources(session, _utcnow(), 1):
+                    break
+            await asyncio.sleep(self._settings.poll_tick_seconds)
         await self._outbox.requeue(_utcnow(), timedelta(0))
-        return reports
+        return list(reports.values())
 
     async def poll_once(self, source_id: str) -> PollReport:
         """Polls one source now, due or not. Raises `store.SourceError` if there is no such feed source."""
