@@ -122,7 +122,8 @@ def sentence_bounds(text: str, pos: int) -> tuple[int, int]:
 
 # Arabic writes conjunctions, prepositions and the article onto the word ("وللجيش", "بسيارة") and case or
 # pronoun endings after it ("كمينا", "عناصرها"): a hit may sit inside such a word, never inside any other.
-_AR_PREFIXES = {"و", "ب", "ل", "ف", "ك", "ال", "وال", "بال", "لل", "فال", "كال", "وب", "ول", "وف", "فب", "ولل"}
+# (not ك "like": it makes كمينا, an ambush, into ك + مينا, Minna)
+_AR_PREFIXES = {"و", "ب", "ل", "ف", "ال", "وال", "بال", "لل", "فال", "وب", "ول", "وف", "فب", "ولل"}
 _AR_SUFFIXES = {"ا", "ه", "ها", "هم", "هما", "ات", "ين", "ون", "ي", "يا", "ان", "وا", "نا"}
 
 

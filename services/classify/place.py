@@ -18,7 +18,7 @@ from services.classify import spelling
 from services.classify.aliases import LEXICON
 from services.classify.match import Matcher, fold, fold_alias
 from services.classify.toll import _UNITS
-from shared.gazetteer import Gazetteer, Place, load_gazetteer
+from shared.gazetteer import Gazetteer, Place, load_gazetteer, normalise
 
 
 def _place_words() -> tuple[dict[str, str], frozenset[str]]:
@@ -54,12 +54,25 @@ _DIRS = {
     "ouest": 270,
     "north west": 315,
     "nord ouest": 315,
+    "شمال": 0,
+    "شمال شرق": 45,
+    "شرق": 90,
+    "جنوب شرق": 135,
+    "جنوب": 180,
+    "جنوب غرب": 225,
+    "غرب": 270,
+    "شمال غرب": 315,
 }
 _NUMWORD = "|".join(sorted((re.escape(k) for k in _UNITS), key=len, reverse=True))
 _REL = re.compile(
     rf"(?:(?P<n>\d{{1,4}}|{_NUMWORD})\s*(?:km|kilometres?|kilometers?|kilomitas?|de kilometres|kilometres)\s+"
     rf"(?:(?:au|a l|to the)\s+)?(?P<dir>(?:north|south|nord|sud)(?: (?:east|west|est|ouest))?|east|west|est|ouest)?"
     rf"\s*(?:of|de|du|d|from|daga)\s*)$"
+)
+# "على بعد نحو 30 كيلومترا شمال مدينة دوسو": Arabic puts the direction before the place, as English does.
+_REL_AR = re.compile(
+    r"(?P<n>\d{1,4})\s*(?:كيلومترا|كيلومترات|كيلومتر|كلم|كم)\s+(?:الي\s+)?"
+    r"(?P<dir>شمال شرق|شمال غرب|جنوب شرق|جنوب غرب|شمال|جنوب|شرق|غرب)(?:ي)?\s*(?:مدينه|بلده|قريه)?\s*$"
 )
 _NEAR = re.compile(
     r"(?:\bnear|\bpres de|\bpres d|\bproche de|\bproches d|\boutside|\boutskirts of|\baround|\bautour d|"
@@ -367,6 +380,9 @@ def resolve_place(
                 s += math.log10(p.population + 10) / 3 + (0.5 if p.country in ("ML", "NE", "BF", "NG") else 0.0)
                 # a name that is a town and its region is the town, unless its context says region (below)
                 s += 0.0 if p.is_area else 0.4
+                # a place called so beats one that has the name only as an alternate ("Kebbi" the state,
+                # not Kebbe the town whose GeoNames alternates include "Kebbi")
+                s += 0.6 if normalise(p.name) == normalise(m.name) else 0.0
                 if len(m.places) > 1 and any(
                     a not in m.places and km_between((a.lat, a.lon), (p.lat, p.lon)) < 300 for a in anchors
                 ):
@@ -403,7 +419,7 @@ def resolve_place(
         if _ANNOUNCE.search(left[-45:]) or announced_after:
             score -= 3.5
             why.append("announcement place")
-        rel = _REL.search(left[-60:])
+        rel = _REL.search(left[-60:]) or _REL_AR.search(left[-60:])
         near = _NEAR.search(left[-30:])
         # "منطقة X" is "the X area": the region when X is one (بمنطقة دوسو), else a locality (منطقة شيناغودار)
         region_word = _AR_AREA_BEFORE.search(left) and any(c.kind in ("region", "province") for c in m.places)
@@ -459,6 +475,13 @@ def resolve_place(
                 why.append(f"near {p.name}")
         scored.append((score, m, p, precision, point, why))
     best_i = max(range(len(scored)), key=lambda i: (scored[i][0], -i))
+    if scored[best_i][2].is_area:
+        # A region named in the headline does not beat a town the text places the attack at ("near Mafa, in
+        # Borno State" under "… in Borno"): the more precise place, when it scores nearly as well.
+        floor = max(0.5, scored[best_i][0] - 1.5)
+        closer = [i for i, row in enumerate(scored) if not row[2].is_area and row[0] >= floor]
+        if closer:
+            best_i = max(closer, key=lambda i: (scored[i][0], -i))
     best = scored[best_i]
     score, m, p, precision, point, why = best
     if score < 0.5 and "dateline" in why and all("dateline" in row[5] or "hashtag" in row[5] for row in scored):

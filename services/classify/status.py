@@ -29,7 +29,8 @@ LEXICON = Path(__file__).with_name("lexicon") / "status.csv"
 
 # "no attack", "aucune attaque", "babu wani hari", "لم يقع هجوم": the attack word itself is negated.
 _NEGATION = re.compile(
-    r"(?:\bno|\bnot|\bnever|\baucune?|\bpas d'|\bpas de|\bjamais|\bbabu wani|\bba a kai|لا|لم يقع|لم يحدث)\W*$",
+    r"(?:\bno|\bnot|\bnever|\baucune?|\bpas d'|\bpas de|\bjamais|\bni|\bbabu wani|\bba a kai|لا|لم يقع|لم يحدث)"
+    r"\W*$",
     re.I,
 )
 # What ends a clause: a threat or an anniversary in one clause does not govern an attack told in the next.
