@@ -87,11 +87,13 @@ async def test_bad_input_is_422_naming_the_field(
 async def test_sources_listing_shows_health(
     http: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     now = datetime.now(UTC)
     async with session_scope(sessions) as s:
         await store.add_source(s, "https://veille-sahel.example/rss", name="veille-sahel")
+        # not due before the listing is read: the running poller would otherwise try it (and fail: no such host)
+        await store.make_due(s, "veille-sahel", now + timedelta(hours=1))
         await store.add_source(s, "https://moved.example/rss", name="moved")
         await store.record_poll(s, "moved", now=now, next_poll_at=now, error="feed returned HTML, not a feed")
     await http.post("/ingest", json=PUSHED)
