@@ -77,6 +77,7 @@ class Poller:
         self._tick_error: str | None = None
         self._warned: dict[str, str] = {}
         self._per_host: dict[str, asyncio.Semaphore] = {}
+        self._tick_lock = asyncio.Lock()
 
     # -- lifecycle --------------------------------------------------------------------------------------
 
@@ -130,21 +131,23 @@ class Poller:
         return timedelta(seconds=self._settings.fetch_timeout_seconds + 60)
 
     async def tick(self, now: datetime | None = None) -> list[asyncio.Task[PollReport]]:
-        """Re-publishes stranded posts, then starts polls for due sources, up to the free slots."""
-        now = now or _utcnow()
-        await self._outbox.requeue(now, timedelta(seconds=self._settings.requeue_after_seconds))
-        free = self._settings.poll_concurrency - len(self._inflight)
-        if free <= 0:
-            return []
-        async with session_scope(self._sessions) as session:
-            claimed = await store.claim_due_sources(session, now, now + self._lease, free)
-        started = []
-        for source in claimed:
-            task = asyncio.create_task(self._poll_guarded(source), name=f"poll-{source.id}")
-            self._inflight[source.id] = task
-            task.add_done_callback(lambda _t, sid=source.id: self._inflight.pop(sid, None))
-            started.append(task)
-        return started
+        """Re-publishes stranded posts, then starts polls for due sources, up to the free slots. One tick at a
+        time per poller: a source claimed is in `_inflight` before another tick (or `drain`) looks."""
+        async with self._tick_lock:
+            now = now or _utcnow()
+            await self._outbox.requeue(now, timedelta(seconds=self._settings.requeue_after_seconds))
+            free = self._settings.poll_concurrency - len(self._inflight)
+            if free <= 0:
+                return []
+            async with session_scope(self._sessions) as session:
+                claimed = await store.claim_due_sources(session, now, now + self._lease, free)
+            started = []
+            for source in claimed:
+                task = asyncio.create_task(self._poll_guarded(source), name=f"poll-{source.id}")
+                self._inflight[source.id] = task
+                task.add_done_callback(lambda _t, sid=source.id: self._inflight.pop(sid, None))
+                started.append(task)
+            return started
 
     async def drain(self) -> list[PollReport]:
         """Polls every due source, and again while any is due, then publishes stranded posts: arq's burst
