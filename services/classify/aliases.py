@@ -3,7 +3,8 @@
     actors.csv    kind  actor (code) | generic_is | army (country, or blank: resolved later) | suppress
     tactics.csv   kind  tactic (code; `generic`: a bomb word that does not say how) | suppress
     cues.csv      cue   claim | blame | deny | nonevent | event
-    status.csv    what a post says of an attack (read by status.py)
+    status.csv    cue_class  rumour | deny | responsibility | confirm | history | threat | modal | claim:
+                  what a post says of an attack (status.py reads the hits)
 
 `lang` is en, fr, ar, ha, or any (names and acronyms every language writes alike); spellings are folded before
 matching (match.fold), so accents and case are free, but an all-caps alias of five letters or fewer must match
@@ -50,3 +51,7 @@ TACTIC_SUPPRESSORS = [r["cue"] for r in _TACTIC_ROWS if r["kind"] == "suppress"]
 CUES: dict[str, list[str]] = {}
 for _row in _rows("cues.csv"):
     CUES.setdefault(_row["cue"], []).append(_row["phrase"])
+
+STATUS_CUES: dict[str, list[str]] = {}
+for _row in _rows("status.csv"):
+    STATUS_CUES.setdefault(_row["cue_class"], []).append(_row["cue"])

@@ -219,7 +219,8 @@ class Matcher:
 
 @cache
 def label_matcher() -> Matcher:
-    """Actors, tactic cues and context cues (claims, denials, non-events…) in one automaton."""
+    """Actors, tactic cues, context cues (claims, denials, non-events…) and report-status cues in one automaton:
+    one pass over a text serves every scan of it."""
     entries: list[tuple[str, str, str | None, float]] = []
     for code, names in aliases.ACTORS.items():
         entries += [("actor", name, code, 1.0) for name in names]
@@ -231,6 +232,8 @@ def label_matcher() -> Matcher:
     entries += [("tactic", name, None, 1.0) for name in aliases.TACTIC_SUPPRESSORS]
     for cue, names in aliases.CUES.items():
         entries += [("cue", name, cue, 1.0) for name in names]
+    for cue_class, names in aliases.STATUS_CUES.items():
+        entries += [("status", name, cue_class, 1.0) for name in names]
     # "الجيش المالي" is written "للجيش المالي" after the preposition li- (the article's alef drops).
     entries += [(k, "لل" + a[2:], v, w) for k, a, v, w in entries if a.startswith("ال") and len(a) > 4]
     return Matcher(entries)

@@ -7,25 +7,22 @@
     historical    an anniversary, "years ago", a dated past year  -> event log only
     hypothetical  a threat, a warning, "could attack"             -> event log only
 
-Decided per attack word from the cues of its own sentence or clause (lexicon/status.csv, four languages),
+Decided per attack word from the cues of its own sentence or clause (lexicon/status.csv, four languages, in the
+label automaton of match.py),
 so a background clause ("a year after the Inates attack") does not make a current report historical, and a
 current attack anywhere in the lede (title and first two sentences) makes the post current. Pure.
 """
 
-import csv
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
-from pathlib import Path
 
-from services.classify.match import Hit, Matcher, sentence_bounds
+from services.classify.match import Hit, label_matcher, sentence_bounds
 
 CURRENT = ("reported", "claimed")
 STATUSES = ("reported", "claimed", "denied", "rumoured", "historical", "hypothetical")
 # When no attack word of the lede is current, the strongest other reading wins.
 _PRIORITY = ("denied", "rumoured", "hypothetical", "historical")
-LEXICON = Path(__file__).with_name("lexicon") / "status.csv"
 
 # "no attack", "aucune attaque", "babu wani hari", "لم يقع هجوم": the attack word itself is negated.
 _NEGATION = re.compile(
@@ -53,14 +50,6 @@ class ReportStatus:
         if self.code != "reported" or self.claim is None:
             return self
         return ReportStatus("claimed", (self.claim,), f"{perpetrator} claimed it: \"{self.claim.text}\"", self.claim)
-
-
-@cache
-def status_matcher() -> Matcher:
-    """One automaton over every status cue of the lexicon, whatever its language (posts mix them)."""
-    with LEXICON.open(encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return Matcher([("status", row["cue"], row["cue_class"], 1.0) for row in rows])
 
 
 def _same_clause(body: str, start: int, end: int, reach: int) -> bool:
@@ -130,7 +119,7 @@ def report_status(
     """The post's report status from the words that say there was an attack (`attack_hits`, the evidence of its
     tactics); `claimed_by` turns a current one into `claimed` once the perpetrator is known. `toll_span`: where
     the post states a toll; a toll told in a current sentence is itself evidence that something happened now."""
-    cues = [h for field, body in fields.items() for h in status_matcher().scan(body, field)]
+    cues = [h for field, body in fields.items() for h in label_matcher().scan(body, field, ("status",))]
     end = _lede_end(fields.get("text", ""))
     hits = sorted(attack_hits, key=lambda h: (h.field != "title", h.start))
     lede = [h for h in hits if h.field == "title" or h.start < end] or hits
