@@ -23,6 +23,8 @@ def _identifier() -> Any:
 def detect_language(title: str, text: str) -> str | None:
     """ISO 639-1 code of the post's language, or None when the text is too short or the model unsure."""
     sample = " ".join(f"{title}. {text}".split())[:_SAMPLE_CHARS]
+    # the model takes UTF-8: a lone surrogate (invalid text a feed or a push may carry) is dropped, not fatal
+    sample = sample.encode("utf-8", "ignore").decode("utf-8")
     if len(sample) < _MIN_CHARS:
         return None
     result = _identifier().FindLanguage(sample)

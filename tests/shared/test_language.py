@@ -28,3 +28,9 @@ def test_short_or_ambiguous_text_gives_no_guess() -> None:
     assert detect_language("", "") is None
     assert detect_language("Diffa : 5 morts", "") is None  # the model reads it as Italian: no guess beats that
     assert detect_language("", "Sojojin Najeriya sun kashe 'yan ta'adda 20 a garin Bama da ke jihar Borno") == "ha"
+
+
+def test_invalid_text_gives_a_language_or_none_never_an_error() -> None:
+    text = "Gunmen attacked \ud800 an army post near Ouallam on Sunday, killing four soldiers"
+    assert detect_language(text, "") == "en"
+    assert detect_language("\ud800" * 50, "") is None
