@@ -408,7 +408,9 @@ def resolve_place(
         elif m.start and body[m.start - 1] == "#":
             score -= 1.5  # a hashtag tags the topic (#Diffa #Niger), it does not say where
             why.append("hashtag")
-        if _LOCATIVE.search(left):
+        # the cue patterns end at the name and are shorter than 30 characters: search only that tail
+        tail = left[-30:]
+        if _LOCATIVE.search(tail):
             score += 1.5
             why.append("locative cue")
         if _TARGET.search(left[-50:]):
@@ -422,12 +424,12 @@ def resolve_place(
         rel = _REL.search(left[-60:]) or _REL_AR.search(left[-60:])
         near = _NEAR.search(left[-30:])
         # "منطقة X" is "the X area": the region when X is one (بمنطقة دوسو), else a locality (منطقة شيناغودار)
-        region_word = _AR_AREA_BEFORE.search(left) and any(c.kind in ("region", "province") for c in m.places)
+        region_word = _AR_AREA_BEFORE.search(tail) and any(c.kind in ("region", "province") for c in m.places)
         area = not rel and (
-            bool(_AREA_BEFORE.search(left) or _AREA_AFTER.search(right) or region_word)
+            bool(_AREA_BEFORE.search(tail) or _AREA_AFTER.search(right) or region_word)
             or p.kind in ("region", "province")
         )
-        admin2 = not rel and not area and bool(_ADMIN2_BEFORE.search(left) or _ADMIN2_AFTER.search(right))
+        admin2 = not rel and not area and bool(_ADMIN2_BEFORE.search(tail) or _ADMIN2_AFTER.search(right))
         if area:
             regions = [c for c in m.places if c.kind in ("region", "province") and c.country == p.country]
             if regions:
