@@ -4,7 +4,8 @@ family, tactic codes with their gravity. Classify and alert read it from here, a
 import csv
 from pathlib import Path
 
-_ROWS = list(csv.DictReader(Path(__file__).with_name("taxonomy.csv").open(encoding="utf-8", newline="")))
+with Path(__file__).with_name("taxonomy.csv").open(encoding="utf-8", newline="") as _fh:
+    _ROWS = list(csv.DictReader(_fh))
 
 ACTOR_PARENTS: dict[str, str | None] = {r["code"]: r["parent"] or None for r in _ROWS if r["kind"] == "actor"}
 """Every actor code, with its parent (a sub-unit counts as itself and its parent)."""

@@ -20,7 +20,8 @@ LEXICON = Path(__file__).with_name("lexicon")
 LANGS = frozenset({"en", "fr", "ar", "ha", "any"})
 
 
-def _rows(name: str) -> list[dict[str, str]]:
+def lexicon_rows(name: str) -> list[dict[str, str]]:
+    """The rows of one lexicon file; a row whose `lang` is not one of LANGS stops the load, naming the line."""
     path = LEXICON / name
     with path.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -30,8 +31,8 @@ def _rows(name: str) -> list[dict[str, str]]:
     return rows
 
 
-_ACTOR_ROWS = _rows("actors.csv")
-_TACTIC_ROWS = _rows("tactics.csv")
+_ACTOR_ROWS = lexicon_rows("actors.csv")
+_TACTIC_ROWS = lexicon_rows("tactics.csv")
 
 ACTORS: dict[str, list[str]] = {}
 for _row in _ACTOR_ROWS:
@@ -49,9 +50,9 @@ GENERIC_BOMB = [r["cue"] for r in _TACTIC_ROWS if r["generic"] == "generic"]
 TACTIC_SUPPRESSORS = [r["cue"] for r in _TACTIC_ROWS if r["kind"] == "suppress"]
 
 CUES: dict[str, list[str]] = {}
-for _row in _rows("cues.csv"):
+for _row in lexicon_rows("cues.csv"):
     CUES.setdefault(_row["cue"], []).append(_row["phrase"])
 
 STATUS_CUES: dict[str, list[str]] = {}
-for _row in _rows("status.csv"):
+for _row in lexicon_rows("status.csv"):
     STATUS_CUES.setdefault(_row["cue_class"], []).append(_row["cue"])

@@ -7,7 +7,6 @@ relative phrases ("40 km north of Tahoua" = a point 40 km north, precision 2). B
 score the answer is None: no place rather than a guess.
 """
 
-import csv
 import math
 import re
 from bisect import bisect_right
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from services.classify import spelling
-from services.classify.aliases import LEXICON
+from services.classify.aliases import lexicon_rows
 from services.classify.match import Matcher, fold, fold_alias
 from services.classify.toll import _UNITS
 from shared.gazetteer import Gazetteer, Place, load_gazetteer, normalise
@@ -23,8 +22,7 @@ from shared.gazetteer import Gazetteer, Place, load_gazetteer, normalise
 
 def _place_words() -> tuple[dict[str, str], frozenset[str]]:
     """Country names and demonyms (-> ISO code), and stop words, from lexicon/places.csv."""
-    with (LEXICON / "places.csv").open(encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = lexicon_rows("places.csv")
     countries = {r["name"]: r["value"] for r in rows if r["kind"] == "country"}
     return countries, frozenset(r["name"] for r in rows if r["kind"] == "stop")
 

@@ -16,11 +16,13 @@ current attack anywhere in the lede (title and first two sentences) makes the po
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import get_args
 
 from services.classify.match import Hit, label_matcher, sentence_bounds
+from shared.messages import ReportStatus as ReportStatusCode
 
 CURRENT = ("reported", "claimed")
-STATUSES = ("reported", "claimed", "denied", "rumoured", "historical", "hypothetical")
+STATUSES = get_args(ReportStatusCode)  # the codes the EventMessage contract allows
 # When no attack word of the lede is current, the strongest other reading wins.
 _PRIORITY = ("denied", "rumoured", "hypothetical", "historical")
 
