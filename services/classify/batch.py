@@ -18,7 +18,8 @@ from services.classify.classify import classified_part
 from services.classify.events import classify_events, warm_up
 from services.classify.limits import MAX_CHARS
 from services.classify.toll import death_toll
-from shared.gazetteer import Gazetteer, load_gazetteer
+from services.classify.warm import classify_gazetteer
+from shared.gazetteer import Gazetteer
 from shared.language import detect_language
 from shared.messages import EventMessage, PostMessage, Span
 
@@ -173,7 +174,7 @@ def classify_file(
     Without it, a large file is shared among `workers` forked processes (default: one per core).
     A line that is not JSON raises ValueError naming the file and the line."""
     report = report or sys.stdout
-    gaz = load_gazetteer()
+    gaz = classify_gazetteer()
     now = datetime.now(UTC)
     written = 0
     workers = workers if workers is not None else (os.cpu_count() or 1)

@@ -16,7 +16,8 @@ from services.classify.match import Hit, fold_alias, label_matcher
 from services.classify.place import context_countries, resolve_place
 from services.classify.status import CURRENT, report_status
 from services.classify.toll import death_toll
-from shared.gazetteer import Gazetteer, load_gazetteer
+from services.classify.warm import classify_gazetteer
+from shared.gazetteer import Gazetteer
 from shared.messages import (
     ActorLabel,
     EventMessage,
@@ -396,7 +397,7 @@ def classify_post(
 ) -> EventMessage:
     """Labels one post. Pure: the same post and classifier version always give the same labels.
     Only the title's and the text's first `max_chars` characters are read, so the cost of a post is bounded."""
-    gaz = gazetteer or load_gazetteer()
+    gaz = gazetteer or classify_gazetteer()
     fields = {
         "title": classified_part(post.title or "", TITLE_CHARS),
         "text": classified_part(post.text or "", max_chars),

@@ -9,8 +9,9 @@ from services.classify.match import label_matcher
 from services.classify.place import find_mentions, is_common_word, km_between
 from services.classify.roundup import APART_KM, split_attacks
 from services.classify.spelling import skeleton_index
+from services.classify.warm import classify_gazetteer
 from shared import ids
-from shared.gazetteer import Gazetteer, load_gazetteer
+from shared.gazetteer import Gazetteer
 from shared.messages import EventMessage, PostMessage
 
 
@@ -38,7 +39,7 @@ def classify_events(
 ) -> list[EventMessage]:
     """Every attack the post reports: its main event first (as classify_post), then each other attack of a
     roundup, classified from its own part of the text, when it is a current event somewhere else."""
-    gaz = gazetteer or load_gazetteer()
+    gaz = gazetteer or classify_gazetteer()
     main = classify_post(post, now=now, gazetteer=gaz, max_chars=max_chars)
     if not main.is_event:
         return [main]

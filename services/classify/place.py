@@ -17,7 +17,8 @@ from services.classify import spelling
 from services.classify.aliases import lexicon_rows
 from services.classify.match import Matcher, fold, fold_alias
 from services.classify.toll import _UNITS
-from shared.gazetteer import Gazetteer, Place, load_gazetteer, normalise
+from shared.disk_cache import cached_pickle, default_cache_dir, digest, versions
+from shared.gazetteer import Gazetteer, Place, normalise
 
 
 def _place_words() -> tuple[dict[str, str], frozenset[str]]:
@@ -163,8 +164,12 @@ class Resolution:
     unresolved: Unresolved | None = None
 
 
-@lru_cache(maxsize=2)  # the gazetteer in use and the one it replaces: an officer's place builds a new one
 def place_matcher(gazetteer: Gazetteer) -> Matcher:
+    """One automaton over the gazetteer's names, built once per gazetteer (and cached on disk with it, warm.py)."""
+    return gazetteer.derived("classify.place_matcher", _build_place_matcher)
+
+
+def _build_place_matcher(gazetteer: Gazetteer) -> Matcher:
     entries: list[tuple[str, str, str | None, float]] = []
     for name, _places in gazetteer.names():
         if len(name) < 3 or not (name[0].isupper() or any(ch.isupper() for ch in name) or not name.isascii()):
@@ -222,14 +227,37 @@ def context_countries(title: str, text: str) -> dict[str, int]:
     return counts
 
 
+@lru_cache(maxsize=1)
+def _common_words() -> frozenset[str]:
+    """Every word at or above COMMON_ZIPF in English or French (about 13,000), from wordfreq's lists: read once
+    and kept on disk, since loading the lists themselves costs a quarter of a second per process."""
+    def build() -> frozenset[str]:
+        from wordfreq import iter_wordlist, zipf_frequency  # a slow import: only when there is no cache
+
+        words: set[str] = set()
+        for lang in ("en", "fr"):
+            for word in iter_wordlist(lang):  # most frequent first
+                if zipf_frequency(word, lang) < COMMON_ZIPF:
+                    break
+                words.add(word)
+        return frozenset(words)
+
+    key = digest([versions("wordfreq"), str(COMMON_ZIPF)])
+    return cached_pickle(default_cache_dir() / f"common-words-{key}.pickle", build)
+
+
 @lru_cache(maxsize=4096)
 def is_common_word(name: str) -> bool:
     """Is this name also an everyday word in English or French ("Save", "Say", "Wa", "Dan")? Such a name is
     taken as a place only with place context. wordfreq's Zipf scale: 4 is a word seen once in 10,000."""
-    from wordfreq import zipf_frequency  # its word lists load on first use; only names found in posts get here
-
     word = name.lower()
-    return " " not in word and max(zipf_frequency(word, "en"), zipf_frequency(word, "fr")) >= COMMON_ZIPF
+    if " " in word:
+        return False
+    if word.isalpha():
+        return word in _common_words()
+    from wordfreq import zipf_frequency  # a word with an apostrophe or a hyphen: wordfreq's own tokenizer decides
+
+    return max(zipf_frequency(word, "en"), zipf_frequency(word, "fr")) >= COMMON_ZIPF
 
 
 def _place_context(body: str, start: int, place_countries: set[str], countries: dict[str, int]) -> bool:
@@ -352,11 +380,11 @@ def find_unresolved(title: str, text: str, gazetteer: Gazetteer, mentions: list[
 
 
 def resolve_place(
-    title: str, text: str, *, gazetteer: Gazetteer | None = None, blocked: list[tuple[str, int, int]] | None = None
+    title: str, text: str, *, gazetteer: Gazetteer, blocked: list[tuple[str, int, int]] | None = None
 ) -> Resolution:
     """The place of the reported activity, with a reason for every decision; None place = abstain. A settlement
     no gazetteer knows is reported as `unresolved` rather than replaced by the region or town that contains it."""
-    gaz = gazetteer or load_gazetteer()
+    gaz = gazetteer
     mentions = find_mentions(title, text, gaz, blocked or [])
     unresolved = find_unresolved(title, text, gaz, mentions)
     if not mentions:

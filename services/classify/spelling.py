@@ -59,9 +59,12 @@ def skeleton(name: str) -> str:
     return head + re.sub(r"(.)\1+", r"\1", s)
 
 
-@lru_cache(maxsize=2)
 def skeleton_index(gazetteer: Gazetteer) -> dict[str, tuple[Place, ...]]:
     """Skeleton -> the gazetteer's places of that skeleton (Latin names and aliases), most populous first."""
+    return gazetteer.derived("classify.skeleton_index", _build_skeleton_index)
+
+
+def _build_skeleton_index(gazetteer: Gazetteer) -> dict[str, tuple[Place, ...]]:
     index: dict[str, list[Place]] = {}
     for name, places in gazetteer.names():
         if _ARABIC_LETTER.search(name) or len(name) < 3:
