@@ -28,14 +28,17 @@ def to_prediction(
     row_id: str, event: EventMessage, *, explain: bool = False, also: list[EventMessage] | None = None
 ) -> dict:
     """The score.py prediction of a post's main event; a roundup's other attacks go under `also`, each in the
-    same format."""
+    same format. As the evaluation sets label a roundup (dev d012, d078), the main line's actors and tactics are
+    those of every attack the post reports; its place, perpetrator and toll are the main attack's."""
     place = event.place
+    actors = list(dict.fromkeys([*event.actor_codes, *(c for other in also or [] for c in other.actor_codes)]))
+    tactics = list(dict.fromkeys([*event.tactic_codes, *(c for other in also or [] for c in other.tactic_codes)]))
     out: dict = {
         "id": row_id,
         "event": event.is_event,
-        "actors": event.actor_codes,
+        "actors": actors,
         "perpetrator": event.perpetrator,
-        "tactics": event.tactic_codes if event.is_event else [],
+        "tactics": tactics if event.is_event else [],
         "place": (
             {"lat": place.lat, "lon": place.lon, "country": place.country, "name": place.name}
             if place and event.is_event
