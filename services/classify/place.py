@@ -99,6 +99,20 @@ _AREA_BEFORE = re.compile(
     r"ولايه|الولايه|بولايه|zone of|zone de|area of|northern|southern|eastern|western|north eastern|north western|"
     r"nord de|sud de|est de|ouest de)\s*$"
 )
+# What follows a dateline's place: "Sokoto:", "كوتونو -", "DAMATURU —", "NIAMEY, 4 mai (AFP) -"
+_DATELINE_AFTER = re.compile(r"\s*(?:,[^.\n:]{0,40}?)?\s*(?:\([A-Za-z]+\)\s*)?[:—–-](?!\w)")
+# Where people or troops went after the attack: the evacuation, burial or retreat town is not where it happened.
+_DESTINATION = re.compile(
+    r"\b(?:evacuated to|taken to|rushed to|brought to|transported to|airlifted to|buried in|burial in|"
+    r"for burial in|fled to|withdrew to|retreated to|fell back to|pulled back to|evacues? vers|evacuees? vers|"
+    r"evacues? a|evacuees? a|transportes? a|transferes? a|inhumes? a|conduits? a|se replier vers|replies? vers|"
+    r"repli vers|fui vers|fuyant vers|refugies? a|an kai su|an binne)\b(?:\s+(?:the|la|le|l))?\s*$"
+)
+# "Boundoré (prov. du Yagha) attaquée ce matin", "Kaya was attacked": the place itself is what was attacked.
+_ATTACKED_AFTER = re.compile(
+    r"^(?:\s*\([^)]{0,40}\))?\s*(?:attaquee?s?|was attacked|came under attack|a ete attaquee?|ont ete attaques)\b"
+)
+_AR_SETTLEMENT_BEFORE = re.compile(r"(?:بلدة|مدينة|قرية)\s+$")
 _AR_AREA_BEFORE = re.compile(r"(?:منطقه|بمنطقه|المنطقه)\s*$")
 _AREA_AFTER = re.compile(r"^\s*(region|state|province|forest)\b")
 # Second-level units (LGA, cercle, département, commune) are small: their seat is a fair point, precision 3.
@@ -229,27 +243,30 @@ def context_countries(title: str, text: str) -> dict[str, int]:
 
 @lru_cache(maxsize=1)
 def _common_words() -> frozenset[str]:
-    """Every word at or above COMMON_ZIPF in English or French (about 13,000), from wordfreq's lists: read once
-    and kept on disk, since loading the lists themselves costs a quarter of a second per process."""
+    """Every word at or above COMMON_ZIPF in English, French or Arabic (about 20,000; Arabic ones folded as the
+    matcher folds them), from wordfreq's lists: read once and kept on disk, since loading the lists themselves
+    costs a quarter of a second per process."""
+
     def build() -> frozenset[str]:
         from wordfreq import iter_wordlist, zipf_frequency  # a slow import: only when there is no cache
 
         words: set[str] = set()
-        for lang in ("en", "fr"):
+        for lang in ("en", "fr", "ar"):
             for word in iter_wordlist(lang):  # most frequent first
                 if zipf_frequency(word, lang) < COMMON_ZIPF:
                     break
-                words.add(word)
+                words.add(word if lang != "ar" else fold_alias(word))
         return frozenset(words)
 
-    key = digest([versions("wordfreq"), str(COMMON_ZIPF)])
+    key = digest([versions("wordfreq"), str(COMMON_ZIPF), "en,fr,ar"])
     return cached_pickle(default_cache_dir() / f"common-words-{key}.pickle", build)
 
 
 @lru_cache(maxsize=4096)
 def is_common_word(name: str) -> bool:
-    """Is this name also an everyday word in English or French ("Save", "Say", "Wa", "Dan")? Such a name is
-    taken as a place only with place context. wordfreq's Zipf scale: 4 is a word seen once in 10,000."""
+    """Is this name also an everyday word in English, French or Arabic ("Save", "Say", "Dan"; الحدود "the border",
+    كانو "they were")? Such a name is taken as a place only with place context. wordfreq's Zipf scale: 4 is a word
+    seen once in 10,000."""
     word = name.lower()
     if " " in word:
         return False
@@ -331,7 +348,9 @@ def _drifted(
         if any(i in covered for i in range(start, end)):
             continue
         key, bones = fold_alias(name), spelling.skeleton(name)
-        if key in _STOP or key in COUNTRIES or bones in _STOP_BONES or is_common_word(key):
+        # an everyday word is no place name ("قرب الحدود", near the border), unless a settlement noun says it is
+        common = is_common_word(key) and not _AR_SETTLEMENT_BEFORE.search(body[max(0, start - 12) : start])
+        if key in _STOP or key in COUNTRIES or bones in _STOP_BONES or common:
             continue
         if any(p.country in where for p in gazetteer.find(name)):
             continue  # the automaton knows this spelling (أبالا is also Pala, Chad: not known *here*)
@@ -428,11 +447,11 @@ def resolve_place(
         if m.field == "title":
             score += 1.0
             why.append("in title")
-        if m.start <= 3 and not body[: m.start].strip(" #") and body[m.end : m.end + 3].strip().startswith(":"):
-            score -= 1.0  # a dateline ("Sokoto: …") names where the report is filed from, often a whole state
+        if m.start <= 3 and not body[: m.start].strip(" #") and _DATELINE_AFTER.match(body, m.end):
+            score -= 1.0  # a dateline ("Sokoto: …", "كوتونو - …") names where the report is filed from
             why.append("dateline")
-        elif m.start and body[m.start - 1] == "#":
-            score -= 1.5  # a hashtag tags the topic (#Diffa #Niger), it does not say where
+        elif m.start and body[m.start - 1] == "#" and not _LOCATIVE.search(left[-30:]):
+            score -= 1.5  # a hashtag tags the topic (#Diffa #Niger); "the post outside #Mandouri" says where
             why.append("hashtag")
         # the cue patterns end at the name and are shorter than 30 characters: search only that tail
         tail = left[-30:]
@@ -447,6 +466,12 @@ def resolve_place(
         if _ANNOUNCE.search(left[-45:]) or announced_after:
             score -= 3.5
             why.append("announcement place")
+        if _DESTINATION.search(left[-45:]):
+            score -= 2.5  # where the wounded were taken, the dead buried, the troops fell back to: not the place
+            why.append("destination")
+        if _ATTACKED_AFTER.match(right):
+            score += 1.0
+            why.append("attacked")
         rel = _REL.search(left[-60:]) or _REL_AR.search(left[-60:])
         near = _NEAR.search(left[-30:])
         # "منطقة X" is "the X area": the region when X is one (بمنطقة دوسو), else a locality (منطقة شيناغودار)
@@ -481,7 +506,14 @@ def resolve_place(
             # Is there a subject place just before ("Barsalogho, 40 km north of Kaya")?
             # Mentions come in text order, so only the one just before can be that close.
             prev = chosen[i - 1][0] if i else None
-            if prev is not None and prev.field == m.field and 0 <= m.start - prev.end <= 90:
+            subject = (
+                prev is not None
+                and prev.field == m.field
+                and 0 <= m.start - prev.end <= 90
+                and "dateline" not in scored[i - 1][5]
+                and not chosen[i - 1][1].is_area  # "Savanes region: the post outside Mandouri" is no subject
+            )
+            if subject:
                 score -= 1.5
                 why.append("anchor of a nearby subject")
                 row = scored[i - 1]
@@ -510,6 +542,21 @@ def resolve_place(
         closer = [i for i, row in enumerate(scored) if not row[2].is_area and row[0] >= floor]
         if closer:
             best_i = max(closer, key=lambda i: (scored[i][0], -i))
+    top = scored[best_i]
+    if top[1].field == "title" and not top[2].is_area and top[2].admin1 and normalise(top[2].admin1) == normalise(
+        top[2].name
+    ):
+        # "ambush in Katsina" over a text that places it "near Faskari", in Katsina State: a headline's state
+        # capital that shares its state's name stands for the state; the town of that state the text names wins.
+        inside = [
+            i
+            for i, row in enumerate(scored)
+            if row[1].field == "text" and not row[2].is_area and row[2].id != top[2].id
+            and row[2].admin1 == top[2].admin1 and row[0] >= 1.5
+        ]
+        named_again = any(row[1].field == "text" and row[2].id == top[2].id for row in scored)  # "camp d'Agadez"
+        if inside and not named_again:
+            best_i = max(inside, key=lambda i: (scored[i][0], -i))
     best = scored[best_i]
     score, m, p, precision, point, why = best
     if score < 0.5 and "dateline" in why and all("dateline" in row[5] or "hashtag" in row[5] for row in scored):

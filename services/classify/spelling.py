@@ -46,17 +46,19 @@ _LATIN_FRAME = re.compile(
 def skeleton(name: str) -> str:
     """The consonants a name is written with, in any script, after a mark for how it begins: `_` a vowel
     (Abala, أبالا), `w` ou/w (Ouallam, ولام), `y` (Yola, يولا); so Akinima and Kanamma stay apart."""
+    # A doubled Latin letter is one consonant (Tillabéri); one repeated across a vowel is two (Karimama, not Karma),
+    # as Arabic writes it (تيننكو, Ténenkou: the short vowel between is not written).
     if _ARABIC_LETTER.search(name):
         word = name.strip()
         head = "_" if word[:1] in "اأإآع" else "w" if word[:1] == "و" else "y" if word[:1] == "ي" else ""
         s = "".join(ch for ch in word.translate(_ARABIC) if "a" <= ch <= "z")
     else:
-        s = re.sub(r"[^a-z]", "", unidecode(name).lower())
+        s = re.sub(r"(.)\1+", r"\1", re.sub(r"[^a-z]", "", unidecode(name).lower()))
         head = "w" if s.startswith(("ou", "w")) else "y" if s.startswith("y") else "_" if s[:1] in "aeiou" else ""
         for old, new in _LATIN:
             s = s.replace(old, new)
         s = re.sub(r"[aeiouyhw]", "", s)
-    return head + re.sub(r"(.)\1+", r"\1", s)
+    return head + s
 
 
 def skeleton_index(gazetteer: Gazetteer) -> dict[str, tuple[Place, ...]]:
