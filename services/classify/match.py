@@ -124,6 +124,7 @@ def sentence_bounds(text: str, pos: int) -> tuple[int, int]:
 # pronoun endings after it ("كمينا", "عناصرها"): a hit may sit inside such a word, never inside any other.
 # (not ك "like": it makes كمينا, an ambush, into ك + مينا, Minna)
 _AR_PREFIXES = {"و", "ب", "ل", "ف", "ال", "وال", "بال", "لل", "فال", "وب", "ول", "وف", "فب", "ولل"}
+_AR_VERB_PREFIXES = {"ي", "ت", "ن", "وي", "وت", "فت", "في", "سي", "ست", "وسي"}
 _AR_SUFFIXES = {"ا", "ه", "ها", "هم", "هما", "ات", "ين", "ون", "ي", "يا", "ان", "وا", "نا"}
 
 
@@ -131,13 +132,18 @@ def _is_arabic(ch: str) -> bool:
     return "\u0600" <= ch <= "\u06ff"
 
 
-def _arabic_clitic(folded: str, start: int) -> bool:
+def _arabic_clitic(folded: str, start: int, length: int = 0, payload: list | None = None) -> bool:
+    """Is what sticks to the front of an Arabic alias a clitic (و, ب, ال…)? Or, before an attack verb of four
+    letters or more, the prefix of its present tense (يهاجمون "they attack", تستهدف, سيقتحمون)."""
     if not _is_arabic(folded[start]):
         return False
     i = start
     while i > 0 and folded[i - 1].isalnum():
         i -= 1
-    return folded[i:start] in _AR_PREFIXES
+    prefix = folded[i:start]
+    if prefix in _AR_PREFIXES:
+        return True
+    return prefix in _AR_VERB_PREFIXES and length >= 4 and any(p[0] == "tactic" for p in payload or ())
 
 
 def _arabic_suffix(folded: str, end: int) -> bool:
@@ -187,7 +193,7 @@ class Matcher:
         found: list[tuple[int, int, list]] = []
         for end, (length, payload) in self._auto.iter(folded):
             start = end - length + 1
-            if start > 0 and folded[start - 1].isalnum() and not _arabic_clitic(folded, start):
+            if start > 0 and folded[start - 1].isalnum() and not _arabic_clitic(folded, start, length, payload):
                 continue
             if end + 1 < len(folded) and folded[end + 1].isalnum() and not _arabic_suffix(folded, end):
                 continue
