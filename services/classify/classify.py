@@ -166,7 +166,10 @@ _BACKGROUND = re.compile(
 )
 # "22 soldiers were killed by assailants": an armed attack even when no attack word says so.
 _ASSAILANTS = re.compile(
-    r"\b(?:assaillants|assailants|attackers|gunmen|hommes armés|individus armés|armed men|jihadistes|jihadists)\b", re.I
+    r"\b(?:assaillants|assailants|attackers|gunmen|hommes armés|individus armés|armed men|jihadistes|jihadists|"
+    r"insurgents|militants|terrorists|terroristes|bandits|'yan bindiga|’yan bindiga|'yan ta'adda|maharan|"
+    r"boko haram|iswap|jnim|eigs)\b|مسلحون|مسلحين|المهاجمين|المسلحين",
+    re.I,
 )
 # Clash words that say only that there was fighting; an assault that names its target says more.
 _GENERIC_FIGHT = {
@@ -414,8 +417,10 @@ def classify_post(
     explicit = {h.value for h in actor_hits if h.kind == "actor" and h.value}
     armed = any(h.kind == "army" or h.value in STATE or h.value in MILITIA for h in actor_hits)
     tactics = _tactics(tactic_hits, fields, toll.killed, armed_victims=armed)
-    if not tactics and armed and toll.killed:
-        # "22 militaires ont été tués par des assaillants": an attack, though no attack word says so
+    group = any(h.kind == "actor" and h.value and h.value not in STATE and h.value != "IS_GENERIC" for h in actor_hits)
+    if not tactics and (armed or group) and toll.killed:
+        # "22 militaires ont été tués par des assaillants", "Boko Haram sun kashe masunta 12": a stated toll with
+        # its killers is an attack, though no attack word says so
         for field, body in fields.items():
             if m := _ASSAILANTS.search(body):
                 tactics["armed_assault"] = [Hit("tactic", "armed_assault", field, m.start(), m.end(), m.group(0))]
