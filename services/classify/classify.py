@@ -165,6 +165,14 @@ _BACKGROUND = re.compile(
     re.I,
 )
 # "22 soldiers were killed by assailants": an armed attack even when no attack word says so.
+_VEHICLE_BOMB = re.compile(
+    r"\b(?:car|truck|vehicle|pick-?up|tanker|motorbike|motorcycle|voiture|véhicule|camion|moto|mota)\w*\s+"
+    r"(?:\w+\s+){0,2}?(?:packed|laden|loaded|filled|rigged|stuffed|bourrée?s?|chargée?s?|piégée?s?|remplie?s?)\s+"
+    r"(?:with\s+|d['’]\s*|de\s+)?(?:explosi|bombs?\b)"
+    r"|\bexplosives?-(?:laden|packed|filled|rigged)\s+(?:car|truck|vehicle|pick-?up|tanker)"
+    r"|(?:سيارة|عربة|شاحنة|آلية)\s+(?:محملة|مملوءة|مليئة|محشوة)\s+بال?متفجرات",
+    re.I,
+)
 _ASSAILANTS = re.compile(
     r"\b(?:assaillants|assailants|attackers|gunmen|hommes armés|individus armés|armed men|jihadistes|jihadists|"
     r"insurgents|militants|terrorists|terroristes|bandits|'yan bindiga|’yan bindiga|'yan ta'adda|maharan|"
@@ -240,6 +248,10 @@ def _tactics(
                 found.setdefault("armed_assault", []).append(
                     Hit("tactic", "armed_assault", field, m.start(), m.end(), m.group(0))
                 )
+    # "drove a car packed with explosives into…": a vehicle bomb, however the sentence is cut into cues
+    for field, body in fields.items():
+        if m := _VEHICLE_BOMB.search(body):
+            found.setdefault("vbied", []).append(Hit("tactic", "vbied", field, m.start(), m.end(), m.group(0)))
     # A bomb word that does not say how is an IED only when nothing more specific (car bomb, air strike) says how.
     if "ied" in found and found.keys() & {"vbied", "drone_strike", "indirect_fire"}:
         specific = [h for h in found["ied"] if fold_alias(h.text) not in _GENERIC_BOMB]
