@@ -433,10 +433,15 @@ def classify_post(
     if not tactics and (armed or group) and toll.killed:
         # "22 militaires ont été tués par des assaillants", "Boko Haram sun kashe masunta 12": a stated toll with
         # its killers is an attack, though no attack word says so
+        killers = [h for h in actor_hits if h.kind == "actor" and h.value and h.value not in STATE]
         for field, body in fields.items():
             if m := _ASSAILANTS.search(body):
                 tactics["armed_assault"] = [Hit("tactic", "armed_assault", field, m.start(), m.end(), m.group(0))]
                 break
+        else:
+            if killers:  # "Lakurawa sun shigo garin Kebbe, sun kashe mutum 4": the group named is the killer
+                k = killers[0]
+                tactics["armed_assault"] = [Hit("tactic", "armed_assault", k.field, k.start, k.end, k.text)]
 
     nonevent = sum(
         2 if h.field == "title" else 1
