@@ -121,24 +121,29 @@ def _post(row: dict) -> PostMessage:
     )
 
 
-def _rows(input_path: str | Path) -> Iterator[dict]:
+def _lines(input_path: str | Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of every non-blank line."""
     with Path(input_path).open(encoding="utf-8") as src:
         for n, line in enumerate(src, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{input_path}:{n}: not JSON: {exc.msg}") from exc
-            if not isinstance(row, dict) or "id" not in row:
-                raise ValueError(f"{input_path}:{n}: no id")
-            yield row
+            if line.strip():
+                yield n, line
 
 
-def _chunks(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:
-    chunk: list[dict] = []
-    for row in rows:
-        chunk.append(row)
+def _row(input_path: str | Path, n: int, line: str) -> dict:
+    """One input line as a row; a line that is not a JSON object with an id raises ValueError naming it."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{input_path}:{n}: not JSON: {exc.msg}") from exc
+    if not isinstance(row, dict) or "id" not in row:
+        raise ValueError(f"{input_path}:{n}: no id")
+    return row
+
+
+def _chunks(lines: Iterator[tuple[int, str]], size: int) -> Iterator[list[tuple[int, str]]]:
+    chunk: list[tuple[int, str]] = []
+    for item in lines:
+        chunk.append(item)
         if len(chunk) == size:
             yield chunk
             chunk = []
@@ -149,10 +154,11 @@ def _chunks(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:
 _WORKER: dict = {}
 
 
-def _predict_chunk(rows: list[dict]) -> list[str]:
-    """A pool worker's job: prediction lines for a chunk of rows (the gazetteer came with the fork)."""
-    gaz, now = _WORKER["gazetteer"], _WORKER["now"]
-    return [_predict(row, gaz, now)[0] for row in rows]
+def _predict_chunk(lines: list[tuple[int, str]]) -> list[str]:
+    """A pool worker's job: prediction lines for a chunk of input lines, parsed here so that the parent only
+    reads and writes (the gazetteer came with the fork)."""
+    gaz, now, path = _WORKER["gazetteer"], _WORKER["now"], _WORKER["path"]
+    return [_predict(_row(path, n, line), gaz, now)[0] for n, line in lines]
 
 
 def _predict(row: dict, gaz: Gazetteer, now: datetime, explain: bool = False) -> tuple[str, list[EventMessage]]:
@@ -181,10 +187,10 @@ def classify_file(
     now = datetime.now(UTC)
     written = 0
     workers = workers if workers is not None else (os.cpu_count() or 1)
-    rows = _rows(input_path)
+    lines = _lines(input_path)
     with Path(output_path).open("w", encoding="utf-8") as dst:
         if explain or workers < 2 or "fork" not in mp.get_all_start_methods():
-            for row in rows:
+            for row in (_row(input_path, n, line) for n, line in lines):
                 line, events = _predict(row, gaz, now, explain)
                 dst.write(line + "\n")
                 if explain:
@@ -194,9 +200,9 @@ def classify_file(
             return written
         # Build the matchers before forking, so every worker inherits them instead of building its own.
         warm_up(gaz, now)
-        _WORKER.update(gazetteer=gaz, now=now)
+        _WORKER.update(gazetteer=gaz, now=now, path=str(input_path))
         with mp.get_context("fork").Pool(workers) as pool:
-            for lines in pool.imap(_predict_chunk, _chunks(rows, 250)):
-                dst.write("".join(line + "\n" for line in lines))
-                written += len(lines)
+            for predicted in pool.imap(_predict_chunk, _chunks(lines, 100)):
+                dst.write("".join(line + "\n" for line in predicted))
+                written += len(predicted)
     return written

@@ -214,9 +214,21 @@ def _numbers(text: str, field: str) -> list[tuple[int, tuple[str, int, int, str]
 _ANY_NUMBER = re.compile(rf"\b(?:{_NUM})\b")
 
 
+# Every pattern above needs one of these words (a death verb, a toll word, or a verb _BEFORE counts after): a
+# clause without any, most of a post, is skipped before it is folded.
+_TRIGGER = re.compile(
+    r"kill|dead|died|perish|lost|mort|tu[eéèê]|tuant|p[eéè]ri|mutu|rasa|kashe|x[eé]cut|perdu|toll|bilan|fait|faisant|"
+    r"alourd|left|binne|"
+    r"pass|number of|loss|في|فى|قتل|مصرع",
+    re.I,
+)
+
+
 def _clause_numbers(clause: str) -> list[tuple[int, int, int]]:
-    folded, index = squash(clause)
     found: list[tuple[int, int, int]] = []
+    if not _TRIGGER.search(clause):
+        return found
+    folded, index = squash(clause)
     if not _ANY_NUMBER.search(folded):
         return found  # no count in the clause: none of the patterns below can match
     for rx in (_AFTER, _BEFORE, _HAUSA, _TOLL_TO):
