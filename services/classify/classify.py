@@ -165,6 +165,16 @@ _BACKGROUND = re.compile(
     re.I,
 )
 # "22 soldiers were killed by assailants": an armed attack even when no attack word says so.
+_STRONG_ASSASSINATION = {"assassinated", "assassination", "assassinat", "assassiné", "اغتيال"}
+_NOTABLE = re.compile(
+    r"\b(?:mayor|maire|député|deputy|chief|chef|imam|emir|district head|village head|dagaci|hakimi|sarkin|official|"
+    r"councillor|conseiller|préfet|prefect|governor|gouverneur|commissioner|commander|commandant|leader|dirigeant|"
+    r"président|president|judge|juge|priest|prêtre|pasteur|pastor|catéchiste|journalists?|journalistes?|"
+    r"géologue|geologist|engineer|ingénieur|politician|notable|marabout|cadi|traditional ruler|monarch|"
+    r"ressortissant|expatri\w+|humanitaire|aid worker|the head of|le responsable)\b"
+    r"|المدعو|قائد|زعيم|إمام|الشيخ|مسؤول",
+    re.I,
+)
 _VEHICLE_BOMB = re.compile(
     r"\b(?:car|truck|vehicle|pick-?up|tanker|motorbike|motorcycle|voiture|véhicule|camion|moto|mota)\w*\s+"
     r"(?:\w+\s+){0,2}?(?:packed|laden|loaded|filled|rigged|stuffed|bourrée?s?|chargée?s?|piégée?s?|remplie?s?)\s+"
@@ -291,6 +301,18 @@ def _tactics(
             # "executed three men" is an execution; "executed about 300 men" a massacre
             found.setdefault("execution", []).extend(strong)
             del found["massacre"]
+    # "shot dead", "abattu", "found dead" are an assassination only of someone of note ("the mayor of Boni", "le chef
+    # de village"); the driver shot dead in a kidnapping is not one. "assassinated", اغتيال always are.
+    if "assassination" in found:
+        found["assassination"] = [
+            h
+            for h in found["assassination"]
+            if h.text.lower() in _STRONG_ASSASSINATION
+            or _NOTABLE.search(fields[h.field][max(0, h.start - 150) : h.end + 150])
+            or _NOTABLE.search(fields["title"])
+        ]
+        if not found["assassination"]:
+            del found["assassination"]
     # French "siège" is mostly a headquarters ("le siège de l'EUTM"); a siege only "sous siège", "lever le siège".
     if "blockade" in found:
         found["blockade"] = [
