@@ -352,9 +352,11 @@ def _drifted(
         common = is_common_word(key) and not _AR_SETTLEMENT_BEFORE.search(body[max(0, start - 12) : start])
         if key in _STOP or key in COUNTRIES or bones in _STOP_BONES or common:
             continue
-        if any(p.country in where for p in gazetteer.find(name)):
-            continue  # the automaton knows this spelling (أبالا is also Pala, Chad: not known *here*)
-        places = spelling.lookup(name, gazetteer, where if len(bones.lstrip("_wy")) >= 3 else set(countries))
+        # a spelling the gazetteer knows up to accents and transliteration (بوغندي for Bogandé's بوغاندي), in the
+        # countries in play (أبالا is also Pala, Chad: not known *here*); else one of the same consonants
+        places = tuple(p for p in gazetteer.find(name) if p.country in where) or spelling.lookup(
+            name, gazetteer, where if len(bones.lstrip("_wy")) >= 3 else set(countries)
+        )
         if places:
             out.append(Mention(name, field, start, end, places))
             covered.update(range(start, end))
@@ -552,7 +554,7 @@ def resolve_place(
             i
             for i, row in enumerate(scored)
             if row[1].field == "text" and not row[2].is_area and row[2].id != top[2].id
-            and row[2].admin1 == top[2].admin1 and row[0] >= 1.5
+            and row[2].admin1 == top[2].admin1 and (row[0] >= 1.5 or "district seat" in row[5])
         ]
         named_again = any(row[1].field == "text" and row[2].id == top[2].id for row in scored)  # "camp d'Agadez"
         if inside and not named_again:
@@ -562,7 +564,12 @@ def resolve_place(
     if score < 0.5 and "dateline" in why and all("dateline" in row[5] or "hashtag" in row[5] for row in scored):
         # "Diffa : …": the place the report is filed from is the place when the post names no other
         score, precision, why = 0.5, max(precision, 2), [*why, "nothing else named"]
-    if unresolved is not None and "district seat" not in why and _contains(p, unresolved, precision):
+    # "kauyen Mifa da ke karamar hukumar Chibok" under "… a Chibok": the seat of the unknown village's district,
+    # however the headline names it, stands in for it at precision 3 (the village stays unresolved for officers)
+    seat = any(row[2].id == p.id and "district seat" in row[5] for row in scored)
+    if unresolved is not None and seat and "district seat" not in why:
+        precision, why = 3, [*why, f"seat of the district of {unresolved.name}"]
+    if unresolved is not None and "district seat" not in why and not seat and _contains(p, unresolved, precision):
         return Resolution(
             None,
             reason=f"unresolved: {unresolved.name} is in no gazetteer; {p.name} only contains it",

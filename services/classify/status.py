@@ -23,6 +23,9 @@ from shared.messages import ReportStatus as ReportStatusCode
 
 CURRENT = ("reported", "claimed")
 STATUSES = get_args(ReportStatusCode)  # the codes the EventMessage contract allows
+# Headline cues that frame a whole story, and the status they give it ("X denies role in…" does not: the attack
+# happened, the group disowns it).
+_HEADLINE_FRAMES = {"threat": "hypothetical", "rumour": "rumoured", "history": "historical"}
 # When no attack word of the lede is current, the strongest other reading wins.
 _PRIORITY = ("denied", "rumoured", "hypothetical", "historical")
 
@@ -130,6 +133,12 @@ def report_status(
         lede.append(Hit("tactic", "toll", field, start, stop, text))
     readings = [(h, *_hit_status(h, fields[h.field], cues, published)) for h in lede]
     current = [h for h, code, _ in readings if code == "reported"]
+    # A headline that threatens, rumours or recalls ("القاعدة تهدد بنين وتوغو") and names no attack of
+    # its own frames a text that states no toll: its attack words are what is threatened, rumoured or recalled.
+    framing = next((c for c in cues if c.field == "title" and c.value in _HEADLINE_FRAMES), None)
+    if current and framing and toll_span is None and not any(h.field == "title" for h in attack_hits):
+        code = _HEADLINE_FRAMES[framing.value]
+        return ReportStatus(code, (framing,), f"{code}: the headline's \"{framing.text}\" frames the story")
     if current:
         claim = next((c for c in cues if c.value == "claim"), None)
         return ReportStatus("reported", (current[0],), f"reported as having happened: \"{current[0].text}\"", claim)
