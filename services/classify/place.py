@@ -148,6 +148,7 @@ class Mention:
     start: int
     end: int
     places: tuple[Place, ...]
+    guessed: bool = False  # matched by its consonants only (spelling.py), not by a spelling the gazetteer has
 
 
 @dataclass(frozen=True)
@@ -354,11 +355,10 @@ def _drifted(
             continue
         # a spelling the gazetteer knows up to accents and transliteration (بوغندي for Bogandé's بوغاندي), in the
         # countries in play (أبالا is also Pala, Chad: not known *here*); else one of the same consonants
-        places = tuple(p for p in gazetteer.find(name) if p.country in where) or spelling.lookup(
-            name, gazetteer, where if len(bones.lstrip("_wy")) >= 3 else set(countries)
-        )
+        known = tuple(p for p in gazetteer.find(name) if p.country in where)
+        places = known or spelling.lookup(name, gazetteer, where if len(bones.lstrip("_wy")) >= 3 else set(countries))
         if places:
-            out.append(Mention(name, field, start, end, places))
+            out.append(Mention(name, field, start, end, places, guessed=not known))
             covered.update(range(start, end))
     return out
 
@@ -536,6 +536,12 @@ def resolve_place(
                 score += 1.0
                 why.append(f"near {p.name}")
         scored.append((score, m, p, precision, point, why))
+    # "le village de Bassam, commune de Tougan": a name matched by its consonants alone (Boussouma) is a guess; far
+    # from the district the post names, it is a wrong one
+    seats = [row[2] for row in scored if "district seat" in row[5]]
+    for i, row in enumerate(scored):
+        if row[1].guessed and seats and all(km_between((s.lat, s.lon), (row[2].lat, row[2].lon)) > 60 for s in seats):
+            scored[i] = (row[0] - 3.0, *row[1:5], [*row[5], "spelling guess far from the district named"])
     best_i = max(range(len(scored)), key=lambda i: (scored[i][0], -i))
     if scored[best_i][2].is_area:
         # A region named in the headline does not beat a town the text places the attack at ("near Mafa, in
