@@ -34,6 +34,7 @@ SUPPLEMENT = Path(__file__).with_name("gazetteer_supplement.csv")
 _CACHE_FORMAT = 2
 
 
+@functools.lru_cache(maxsize=65536)
 def normalise(name: str) -> str:
     """One key for every spelling: accents, case, spaces, hyphens and apostrophes do not count."""
     return re.sub(r"[^a-z0-9]", "", unidecode(name).casefold()) or name.casefold()

@@ -421,18 +421,20 @@ def resolve_place(
     choice: dict[tuple[Place, ...], Place] = {}
     for m in mentions:
         if m.places not in choice:
+            # anchors that are not candidates of this name themselves (compared by id: a set, not a tuple scan)
+            ids = {p.id for p in m.places}
+            others = [a for a in anchors if a.id not in ids] if len(m.places) > 1 else []
+            called = normalise(m.name)
 
-            def cand_score(p: Place, m: Mention = m) -> float:
+            def cand_score(p: Place) -> float:
                 s = 2.0 * (p.country in countries) + (1.5 if p.id.startswith("wf:") and not p.is_area else 0.0)
                 s += math.log10(p.population + 10) / 3 + (0.5 if p.country in ("ML", "NE", "BF", "NG") else 0.0)
                 # a name that is a town and its region is the town, unless its context says region (below)
                 s += 0.0 if p.is_area else 0.4
                 # a place called so beats one that has the name only as an alternate ("Kebbi" the state,
                 # not Kebbe the town whose GeoNames alternates include "Kebbi")
-                s += 0.6 if normalise(p.name) == normalise(m.name) else 0.0
-                if len(m.places) > 1 and any(
-                    a not in m.places and km_between((a.lat, a.lon), (p.lat, p.lon)) < 300 for a in anchors
-                ):
+                s += 0.6 if normalise(p.name) == called else 0.0
+                if any(km_between((a.lat, a.lon), (p.lat, p.lon)) < 300 for a in others):
                     s += 1.5
                 return s
 
@@ -474,7 +476,10 @@ def resolve_place(
         if _ATTACKED_AFTER.match(right):
             score += 1.0
             why.append("attacked")
-        rel = _REL.search(left[-60:]) or _REL_AR.search(left[-60:])
+        window = left[-60:]  # an offset names its unit: skip both patterns (the costliest here) when it does not
+        rel = (_REL.search(window) if "km" in window or "kilom" in window else None) or (
+            _REL_AR.search(window) if "كم" in window or "كلم" in window or "كيلو" in window else None
+        )
         near = _NEAR.search(left[-30:])
         # "منطقة X" is "the X area": the region when X is one (بمنطقة دوسو), else a locality (منطقة شيناغودار)
         region_word = _AR_AREA_BEFORE.search(tail) and any(c.kind in ("region", "province") for c in m.places)
