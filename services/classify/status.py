@@ -31,7 +31,7 @@ _PRIORITY = ("denied", "rumoured", "hypothetical", "historical")
 
 # "no attack", "aucune attaque", "babu wani hari", "لم يقع هجوم": the attack word itself is negated.
 _NEGATION = re.compile(
-    r"(?:\bno|\bnot|\bnever|\baucune?|\bpas d'|\bpas de|\bjamais|\bni|\bbabu wani|\bba a kai|لا|لم يقع|لم يحدث)"
+    r"(?:\b(?:no|not|never|aucune?|pas d'|pas de|jamais|ni|babu wani|ba a kai)|لا|لم يقع|لم يحدث)"
     r"\W*$",
     re.I,
 )
