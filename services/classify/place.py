@@ -428,7 +428,7 @@ def resolve_place(
             others = [a for a in anchors if a.id not in ids] if len(m.places) > 1 else []
             called = normalise(m.name)
 
-            def cand_score(p: Place) -> float:
+            def cand_score(p: Place, called: str = called, others: list[Place] = others) -> float:
                 s = 2.0 * (p.country in countries) + (1.5 if p.id.startswith("wf:") and not p.is_area else 0.0)
                 s += math.log10(p.population + 10) / 3 + (0.5 if p.country in ("ML", "NE", "BF", "NG") else 0.0)
                 # a name that is a town and its region is the town, unless its context says region (below)

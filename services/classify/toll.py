@@ -5,6 +5,7 @@ an analyst would rather see no toll than the wrong one.
 """
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 
 from services.classify.match import squash
@@ -200,15 +201,27 @@ def _numbers(text: str, field: str) -> list[tuple[int, tuple[str, int, int, str]
     # "74 people, among them 46 soldiers, were killed": the part between commas is blanked (same length, so the
     # offsets hold) and the count meets its verb in one clause.
     original, text = text, _PART.sub(lambda m: " " * len(m.group(0)), text)
+    # Every pattern needs a death or toll word: one pass finds them, and only clauses holding one are read.
+    lowered = text.lower()  # a case-folded copy is searched 7x faster than with re.I; rare letters change length
+    triggers = [m.start() for m in (_TRIGGER if len(lowered) == len(text) else _TRIGGER_I).finditer(
+        lowered if len(lowered) == len(text) else text
+    )]
+    if not triggers:
+        return found
     start = 0
-    for sep in [*re.finditer(r"[,;:!?()]|\.(?!\d)", text), None]:
+    for sep in [*_SEPARATOR.finditer(text), None]:
         end = sep.start() if sep else len(text)
-        found += [
-            (value, (field, start + a, start + b, original[start + a : start + b]))
-            for value, a, b in _clause_numbers(text[start:end])
-        ]
+        k = bisect_left(triggers, start)
+        if k < len(triggers) and triggers[k] < end:
+            found += [
+                (value, (field, start + a, start + b, original[start + a : start + b]))
+                for value, a, b in _clause_numbers(text[start:end])
+            ]
         start = sep.end() if sep else len(text)
     return found
+
+
+_SEPARATOR = re.compile(r"[,;:!?()]|\.(?!\d)")
 
 
 _ANY_NUMBER = re.compile(rf"\b(?:{_NUM})\b")
@@ -216,18 +229,16 @@ _ANY_NUMBER = re.compile(rf"\b(?:{_NUM})\b")
 
 # Every pattern above needs one of these words (a death verb, a toll word, or a verb _BEFORE counts after): a
 # clause without any, most of a post, is skipped before it is folded.
+# (searched in the lowercased text, in one pass over it).
 _TRIGGER = re.compile(
     r"kill|dead|died|perish|lost|mort|tu[eéèê]|tuant|p[eéè]ri|mutu|rasa|kashe|x[eé]cut|perdu|toll|bilan|fait|faisant|"
-    r"alourd|left|binne|"
-    r"pass|number of|loss|في|فى|قتل|مصرع",
-    re.I,
+    r"alourd|left|binne|pass|number of|loss|في|فى|قتل|مصرع"
 )
+_TRIGGER_I = re.compile(_TRIGGER.pattern, re.I)
 
 
 def _clause_numbers(clause: str) -> list[tuple[int, int, int]]:
     found: list[tuple[int, int, int]] = []
-    if not _TRIGGER.search(clause):
-        return found
     folded, index = squash(clause)
     if not _ANY_NUMBER.search(folded):
         return found  # no count in the clause: none of the patterns below can match
