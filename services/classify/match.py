@@ -8,6 +8,7 @@ Cost grows with the text, not with the number of names.
 
 import re
 import unicodedata
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -88,6 +89,26 @@ def fold_alias(alias: str) -> str:
 _SPACE_RUN = re.compile(r"^ +| {2,}")
 
 
+class _SquashedIndex(Sequence[int]):
+    """For each character of a squashed text, its index in the original: kept as the runs of kept characters
+    (built in the number of space runs, not of characters) and looked up by bisection, since a post's hits ask
+    for a handful of positions."""
+
+    def __init__(self, starts: list[int], bases: list[int], base: Sequence[int], length: int) -> None:
+        self._starts, self._bases, self._base, self._len = starts, bases, base, length
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, i):  # type: ignore[override]  # positions only: no caller slices it
+        if i < 0:
+            i += self._len
+        if not 0 <= i < self._len:
+            raise IndexError(i)
+        k = bisect_right(self._starts, i) - 1
+        return self._base[self._bases[k] + i - self._starts[k]]
+
+
 @lru_cache(maxsize=64)
 def squash(text: str) -> tuple[str, Sequence[int]]:
     """Folded text with runs of spaces collapsed, so "al - Qaeda" and "al-Qaeda" fold alike."""
@@ -96,16 +117,21 @@ def squash(text: str) -> tuple[str, Sequence[int]]:
         return folded, index
     # keep a character unless it is a space after a space (or at the start)
     parts: list[str] = []
-    kept: list[int] = []
-    pos = 0
+    starts: list[int] = []  # where each kept run starts in the squashed text
+    bases: list[int] = []  # and in the folded one
+    pos = out = 0
     for m in _SPACE_RUN.finditer(folded):
         keep_to = m.start() + (1 if m.start() else 0)
+        starts.append(out)
+        bases.append(pos)
         parts.append(folded[pos:keep_to])
-        kept.extend(index[pos:keep_to])
+        out += keep_to - pos
         pos = m.end()
+    starts.append(out)
+    bases.append(pos)
     parts.append(folded[pos:])
-    kept.extend(index[pos:])
-    return "".join(parts), tuple(kept)
+    out += len(folded) - pos
+    return "".join(parts), _SquashedIndex(starts, bases, index, out)
 
 
 # A "sentence" is looked for at most this far either side: a post with no full stop costs the same per hit.
