@@ -116,8 +116,8 @@ _SPECIFIC = {
     "clash",
     "extortion",
 }
-_STRONG_MASSACRE = {"massacre", "massacred", "tuerie", "yanka", "executed", "exécuté", "exécutés"}
-_EXECUTED = {"executed", "exécuté", "exécutés"}
+_STRONG_MASSACRE = {"massacre", "massacred", "tuerie", "yanka", "executed", "exécuté", "exécutés", "أعدم", "أعدموا"}
+_EXECUTED = {"executed", "exécuté", "exécutés", "أعدم", "أعدموا"}
 _GENERIC_BOMB = {fold_alias(word) for word in GENERIC_BOMB}
 # "people killed" are civilians only when the post names no soldiers or militias among the dead or the fighters.
 _PEOPLE = {"people", "persons", "personnes", "mutane", "شخصا", "اشخاص"}

@@ -280,6 +280,15 @@ def is_common_word(name: str) -> bool:
     return max(zipf_frequency(word, "en"), zipf_frequency(word, "fr")) >= COMMON_ZIPF
 
 
+def _word_around(body: str, start: int, end: int) -> str:
+    """The whole word a hit sits in: an Arabic name may carry clitics the matcher allowed (ب, ال, ـا)."""
+    while start > 0 and body[start - 1].isalnum():
+        start -= 1
+    while end < len(body) and body[end].isalnum():
+        end += 1
+    return body[start:end]
+
+
 def _place_context(body: str, start: int, place_countries: set[str], countries: dict[str, int]) -> bool:
     """A name reads as a place: a place preposition before it, its country named in the post, or a capital
     letter that is not merely the sentence's (or a Title Case headline's) first."""
@@ -324,6 +333,10 @@ def _find_mentions(
             places = tuple(
                 p for p in gazetteer.find(hit.value or hit.text) if p.country in countries or p.country in SAHEL
             )
+            if places and _word_around(body, hit.start, hit.end) != hit.text and is_common_word(
+                fold_alias(_word_around(body, hit.start, hit.end))
+            ):
+                continue  # Kano in كانوا ("they were"): the whole word, clitics and all, is an everyday one
             if (
                 places
                 and is_common_word(fold_alias(hit.text))
