@@ -160,9 +160,10 @@ class _Place:
 
 @pytest.mark.parametrize("which", sorted(BLIND))
 def test_the_blind_held_out_sets_score_88_and_no_language_below_80(which: str) -> None:
-    """Written by sessions that had not read the classifier (first runs 77.1, 85.6, 83.5, 81.9, 82.2 and 83.6), in
-    mix of a feed day: ordinary reports, denials, anniversaries, roundups, Arabic claims, Hausa, datelines. Scored on
-    what `watchfloor classify` writes (a roundup's line carries every attack's actors and tactics)."""
+    """Written by sessions that had not read the classifier (first runs 77.1, 85.6, 83.5, 81.9, 82.2 and
+    83.6), in the mix of a feed day: ordinary reports, denials, anniversaries, roundups, Arabic claims, Hausa,
+    datelines. Scored on what `watchfloor classify` writes (a roundup's line carries every attack's actors and
+    tactics)."""
     rows = _rows(BLIND[which])
     earlier = set(ROWS) | set(ROWS2) | set(ROWS3) | {r["id"] for n, f in BLIND.items() if n != which for r in _rows(f)}
     assert len(rows) >= 60 and not {r["id"] for r in rows} & earlier
