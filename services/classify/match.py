@@ -238,9 +238,12 @@ class Matcher:
         for start, end, payload in found:
             if start <= taken_until:
                 continue
+            wanted = payload if kinds is None else [p for p in payload if p[0] in kinds]
+            if not wanted:
+                continue  # most candidates are of another kind: no need to map them back to the text
             o_start, o_end = index[start], index[end] + 1
             original = text[o_start:o_end]
-            usable = [p for p in payload if (kinds is None or p[0] in kinds) and original.startswith(p[3])]
+            usable = [p for p in wanted if original.startswith(p[3])]
             if not usable:
                 continue
             taken_until = end
