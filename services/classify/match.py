@@ -208,6 +208,7 @@ class Matcher:
         self._auto.make_automaton()
         self.size = len(table)
         self._recent: dict[str, tuple[list[tuple[int, int, list]], Sequence[int]]] = {}
+        self._scans: dict[tuple[str, str, tuple[str, ...] | None], list[Hit]] = {}
 
     def _candidates(self, text: str) -> tuple[list[tuple[int, int, list]], Sequence[int]]:
         """Every alias on word boundaries in `text`, sorted leftmost-longest, with the fold index. One pass of
@@ -231,6 +232,18 @@ class Matcher:
         return found, index
 
     def scan(self, text: str, field: str, kinds: tuple[str, ...] | None = None) -> list[Hit]:
+        """Hits of the given kinds, leftmost-longest. The passes of one post (labels, status, roundups) ask for the
+        same scans: the last few are kept (Hits are frozen; the list is a copy)."""
+        key = (text, field, kinds)
+        done = self._scans.get(key)
+        if done is None:
+            done = self._scan(text, field, kinds)
+            if len(self._scans) >= 16:
+                self._scans.clear()
+            self._scans[key] = done
+        return list(done)
+
+    def _scan(self, text: str, field: str, kinds: tuple[str, ...] | None) -> list[Hit]:
         found, index = self._candidates(text)
         # Leftmost-longest per call: a longer alias ("Chadian soldiers") hides the shorter one inside it ("soldiers").
         hits: list[Hit] = []
