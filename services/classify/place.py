@@ -135,6 +135,9 @@ _SETTLEMENT = re.compile(
     rf"|\b{_NAME}\s+(?:village|community|hamlet)\b"
     rf"|(?:قرية|بلدة|قريه|بلده)\s+([^\s،,.؛]+)"
 )
+# Every frame above holds one of these words: when a post has none, the frames (costly at each capital) are skipped.
+_SETTLEMENT_WORD = re.compile(r"village|town|hamlet|locality|community|settlement|localité|hameau|bourgade|kauye|garin|"
+                              r"ƙauye|قرية|بلدة|قريه|بلده")
 # What ties an unknown settlement to a known place after it: "Kandagou in the Tillabéri region", "dans la
 # commune de Tessit", "a karamar hukumar X"; not "near X" or "20 km from X" (those locate it themselves).
 _CONTAINER = re.compile(
@@ -384,7 +387,7 @@ def find_unresolved(title: str, text: str, gazetteer: Gazetteer, mentions: list[
     for field, body in (("title", title), ("text", text)):
         here = [k for k in mentions if k.field == field]  # in text order
         starts = [k.start for k in here]
-        for m in _SETTLEMENT.finditer(body):
+        for m in _SETTLEMENT.finditer(body) if _SETTLEMENT_WORD.search(body) else ():
             group = next(i for i in range(1, (m.lastindex or 0) + 1) if m.group(i))
             name = m.group(group).strip("'’-")
             start, end = m.start(group), m.start(group) + len(name)
