@@ -283,6 +283,15 @@ def is_common_word(name: str) -> bool:
     return max(zipf_frequency(word, "en"), zipf_frequency(word, "fr")) >= COMMON_ZIPF
 
 
+def _folded_slice(body: str, start: int, end: int) -> str:
+    """fold(body[start:end]), cut from the fold of the whole body (folded once per post) when folding keeps one
+    character for one, as it does for most posts."""
+    folded, index = fold(body)
+    if isinstance(index, range):
+        return folded[start:end]
+    return fold(body[start:end])[0]
+
+
 def _word_around(body: str, start: int, end: int) -> str:
     """The whole word a hit sits in: an Arabic name may carry clitics the matcher allowed (ب, ال, ـا)."""
     while start > 0 and body[start - 1].isalnum():
@@ -462,8 +471,8 @@ def resolve_place(
     scored: list[tuple[float, Mention, Place, int, tuple[float, float] | None, list[str]]] = []
     for i, (m, p) in enumerate(chosen):
         body = title if m.field == "title" else text
-        left = " ".join(fold(body[max(0, m.start - 70) : m.start])[0].split())
-        right = " ".join(fold(body[m.end : m.end + 40])[0].split())
+        left = " ".join(_folded_slice(body, max(0, m.start - 70), m.start).split())
+        right = " ".join(_folded_slice(body, m.end, m.end + 40).split())
         why: list[str] = []
         score, precision, point = 1.0, 1, None
         if m.field == "title":
