@@ -76,6 +76,8 @@ _GENERIC_ATTACK = _PASSIVE_ATTACK | {
     "attack",
     "gunmen attacked",
     "opened fire",
+    "استهدف",
+    "استهدفت",
 }
 _TARGET_NOUN = re.compile(
     r"^\W*(?:(?:\w+\W+){0,2}?[A-Z][a-zé]+|(?:\w+\W+){0,5}?(camp|base|post|poste|position|positions|barracks|caserne|garrison|"
@@ -98,7 +100,9 @@ _DETERMINER = re.compile(
 )
 # Storming a school, a home or a consulate to take people away is a kidnapping, not an assault on a position.
 _SCHOOL = re.compile(
-    r"school|college|hostel|école|lycée|collège|makaranta|consulate|consulat|\bhomes?\b|\bhouse\b|domicile", re.I
+    r"school|college|hostel|école|lycée|collège|makaranta|kwalejin|consulate|consulat|\bhomes?\b|\bhouse\b|domicile|"
+    r"mosque|mosquée|masallaci|church|église|\bkauyen|\bƙauyen|\bvillage\b|\bfarms?\b|\bfields\b|\bchamps\b",
+    re.I,
 )
 _EXECUTION_OF = re.compile(r"\bexecuted (?:[A-Z][a-z]+ [A-Z]|the (?:hostage|aid worker|midwife|captive))")
 _SPECIFIC = {
@@ -167,7 +171,10 @@ _SOLDIERS = re.compile(r"\b(?:soldiers|troops|fighters|militiamen|soldats|milita
 # A tactic named after "a year after the", "depuis le", "since the" is a past event recalled in passing.
 _PAST_EVENT = re.compile(
     r"(?:\b(?:an|ans|mois|semaines?|years?|months?|weeks?)\s+(?:après|after|since)|\bdepuis|\bsince)\s+"
-    r"(?:the|le|la|l'|l’)\s*$",
+    r"(?:the|le|la|l'|l’)\s*$"
+    # "en représailles à une attaque jihadiste": the attack avenged is another one
+    r"|\b(?:en représailles à|en représailles aux|in retaliation for|in reprisal for|in revenge for|to avenge)\s+"
+    r"(?:une|un|des|the|a|an|l'|l’|le|la|an earlier|a recent)?\s*(?:\w+\s+)?$",
     re.I,
 )
 # A non-event word in a clause of time ("after the UN pullout", "après le retrait des soldats") is background.
@@ -390,6 +397,7 @@ def _tactics(
         if (
             "armed_assault" in found
             and "kidnapping" in found
+            and (killed is None or killed < 5)  # a church stormed and 24 killed is an assault as well
             and all(_SCHOOL.search(fields[h.field][h.end : h.end + 80]) for h in found["armed_assault"])
         ):
             del found["armed_assault"]
