@@ -78,6 +78,8 @@ _GENERIC_ATTACK = _PASSIVE_ATTACK | {
     "opened fire",
     "استهدف",
     "استهدفت",
+    "seized",  # a town or a base, not "seized three tonnes of gold"
+    "seize",
 }
 _TARGET_NOUN = re.compile(
     r"^\W*(?:(?:\w+\W+){0,2}?[A-Z][a-zé]+|(?:\w+\W+){0,5}?(camp|base|post|poste|position|positions|barracks|caserne|garrison|"
@@ -199,6 +201,7 @@ _VEHICLE_BOMB = re.compile(
     r"(?:\w+\s+){0,2}?(?:packed|laden|loaded|filled|rigged|stuffed|bourrée?s?|chargée?s?|piégée?s?|remplie?s?)\s+"
     r"(?:with\s+|d['’]\s*|de\s+)?(?:explosi|bombs?\b)"
     r"|\bexplosives?-(?:laden|packed|filled|rigged)\s+(?:car|truck|vehicle|pick-?up|tanker)"
+    r"|\b(?:car|truck|vehicle)[- ]bomb(?:ers?|ings?|s)\b"
     r"|(?:سيارة|عربة|شاحنة|آلية)\s+(?:محملة|مملوءة|مليئة|محشوة)\s+بال?متفجرات",
     re.I,
 )
