@@ -26,6 +26,7 @@ _ARABIC = str.maketrans({
     "گ": "g", "ل": "l", "م": "m", "ن": "n",
 })
 _ARABIC_LETTER = re.compile(r"[\u0600-\u06ff]")
+_LATIN_LETTER = re.compile(r"[A-Za-zÀ-ÿ]")
 
 # Where a post says the next word is a place. Arabic: a settlement noun (with its clitic preposition) or قرب;
 # Latin: a settlement noun, a place preposition, or the post's opening dateline.
@@ -87,7 +88,9 @@ def framed_names(body: str) -> list[tuple[int, int, str]]:
     """(start, end, name) of every name the post puts in a place frame: a pair of words first, then the first
     word alone ("مدينة سيغو وسط": "سيغو وسط", then "سيغو")."""
     found = []
-    for rx in (_AR_FRAME, _LATIN_FRAME):
+    arabic = _ARABIC_LETTER.search(body) is not None
+    latin = not arabic or _LATIN_LETTER.search(body) is not None
+    for rx in (_AR_FRAME,) * arabic + (_LATIN_FRAME,) * latin:  # a frame in a script the post does not use: skip
         for m in rx.finditer(body):
             group = next(i for i in range(1, (m.lastindex or 0) + 1) if m.group(i))
             name, start = m.group(group), m.start(group)
