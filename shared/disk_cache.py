@@ -6,6 +6,7 @@ code change builds a new file instead of loading a stale one. Writes go to a tem
 so two processes starting at once never read half a file; an unreadable file is logged and rebuilt.
 """
 
+import gc
 import hashlib
 import logging
 import os
@@ -54,11 +55,16 @@ def versions(*packages: str) -> str:
 def cached_pickle(path: Path, build: Callable[[], T]) -> T:
     """The value pickled at `path`, or `build()`'s, written there for the next process."""
     if path.exists():
+        enabled = gc.isenabled()
+        gc.disable()  # the collector would walk the half-built graph again and again: loading takes half as long
         try:
             with path.open("rb") as fh:
                 return pickle.load(fh)
         except Exception as exc:  # a truncated or foreign file: any unpickling error means rebuild
             logger.warning("cache unreadable path=%s reason=%r; rebuilding", path, str(exc))
+        finally:
+            if enabled:
+                gc.enable()
     value = build()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

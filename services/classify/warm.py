@@ -7,6 +7,7 @@ supplement, the lexicon files and the code that builds the indexes), so any chan
 """
 
 import functools
+import gc
 import sys
 from pathlib import Path
 
@@ -40,4 +41,8 @@ def classify_gazetteer(cache_dir: Path | None = None) -> Gazetteer:
         spelling.skeleton_index(gazetteer)
         return gazetteer
 
-    return disk_cache.cached_pickle(directory / f"classify-{_key()}.pickle", build)
+    gazetteer = disk_cache.cached_pickle(directory / f"classify-{_key()}.pickle", build)
+    # It lives as long as the process: keep the collector from walking its million objects at every full pass
+    # (and, after a fork, from touching pages the workers share).
+    gc.freeze()
+    return gazetteer
