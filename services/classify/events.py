@@ -53,7 +53,9 @@ def classify_events(
         for h in matcher.scan(body, field, ("actor", "army"))
         if h.kind == "actor"
     ]
-    parts = split_attacks(text, attack_hits, find_mentions(title, text, gaz, blocked))
+    mentions = find_mentions(title, text, gaz, blocked)
+    # a second attack needs a second place in the text: most posts name one, and need no splitting
+    parts = split_attacks(text, attack_hits, mentions) if sum(m.field == "text" for m in mentions) > 1 else []
     if not parts:
         return [main]
     # The main event is the first attack: the headline and the text up to the second one.
