@@ -126,7 +126,7 @@ _STRONG_MASSACRE = {"massacre", "massacred", "tuerie", "yanka", "executed", "ex�
 _EXECUTED = {"executed", "exécuté", "exécutés", "أعدم", "أعدموا"}
 _GENERIC_BOMB = {fold_alias(word) for word in GENERIC_BOMB}
 # "people killed" are civilians only when the post names no soldiers or militias among the dead or the fighters.
-_PEOPLE = {"people", "persons", "personnes", "mutane", "شخصا", "اشخاص"}
+_PEOPLE = {"people", "persons", "personnes", "mutane", "mutum", "شخصا", "اشخاص"}
 # Civilians are a massacre's victims only in a sentence that kills them ("50 civilians missing" is not).
 _KILL_WORD = re.compile(
     r"kill|dead|died|death|massacr|slaughter|shot|tu[ée]e?s?\b|morts?\b|péri|abattu|exécut|execut|kashe|mutu|rasa "
@@ -443,6 +443,22 @@ def _tactics(
     return found
 
 
+def _clash_or_assault(tactics: dict[str, list[Hit]], codes: set[str]) -> None:
+    """The taxonomy's clash is fighting between two armed groups (ISSP against JNIM, ISWAP against JAS): an attack
+    by one group on another ("أغار جنود الخلافة على تجمع لخوارج شيكاو") is a clash, not a ground assault. Decided on
+    the actors taking part, once they are known; fighting with an army stays as its words tell it (dev d064)."""
+    state_side = any(c in STATE or c == "BF_VDP" for c in codes)
+    groups = {PARENT.get(c, c) for c in codes if c not in STATE and c != "BF_VDP"}
+    if (
+        "armed_assault" in tactics
+        and "clash" not in tactics
+        and not state_side
+        and len(groups) >= 2
+        and not tactics.keys() & {"massacre", "kidnapping", "extortion", "execution", "assassination"}
+    ):
+        tactics["clash"] = tactics.pop("armed_assault")
+
+
 def classified_part(text: str, limit: int) -> str:
     """The first `limit` characters of `text`, cut back to a word boundary: what a post reports comes first
     (headline, lede), and a bound here bounds every later pass. Offsets into it are offsets into `text`."""
@@ -551,6 +567,7 @@ def classify_post(
         elif h.value:
             resolved.append(h)
     roles, perpetrator = assign_roles(resolved, cue_hits, fields, set(tactics) if is_event else set())
+    _clash_or_assault(tactics, {r.code for r in roles if r.role not in ("denied", "mentioned")})
     if is_event and status is not None and perpetrator and perpetrator not in STATE:
         status = status.claimed_by(perpetrator)
 
