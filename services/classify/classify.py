@@ -80,12 +80,19 @@ _GENERIC_ATTACK = _PASSIVE_ATTACK | {
     "استهدفت",
     "seized",  # a town or a base, not "seized three tonnes of gold"
     "seize",
+    "kai hari",  # Hausa's "attacked": what it hit says whether it was an assault
+    "sun kai hari",
+    "kai farmaki",
+    "sun kai farmaki",
+    "bude wuta",  # Hausa's "opened fire"
+    "sun bude wuta",
 }
 _TARGET_NOUN = re.compile(
     r"^\W*(?:(?:\w+\W+){0,2}?[A-Z][a-zé]+|(?:\w+\W+){0,5}?(camp|base|post|poste|position|positions|barracks|caserne|garrison|"
     r"checkpoint|army|military|troops|soldiers|town|ville|commissariats?|gendarmerie|detachment|détachement|school|"
     r"hotel|hôtel|prison|church|église|mosque|mosquée|market|marché|police|embassy|ambassade|headquarters|"
-    r"état-major|معسكر|ثكنة|ثكنات|قاعدة|موقع|مركز|سجن|كنيسة|مسجد|سوق)s?\b)"
+    r"état-major|معسكر|ثكنة|ثكنات|قاعدة|موقع|مركز|سجن|كنيسة|مسجد|سوق|sansanin|barikin|garin|kauyen|ƙauyen|"
+    r"ofishin|kasuwar|masallaci|makarantar|sojoji|jami'an)s?\b)"
 )
 # The target named before a passive attack word, in its clause: "le poste de Boni a été attaqué".
 _TARGET_BEFORE = re.compile(
@@ -428,7 +435,10 @@ def _tactics(
         "clash" in found
         and "armed_assault" in found
         and all(fold_alias(h.text) in _GENERIC_FIGHT for h in found["clash"])
-        and any(h.text.lower() not in _GENERIC_ATTACK for h in found["armed_assault"])
+        and any(
+            h.text.lower() not in _GENERIC_ATTACK or _military_target(fields[h.field][h.end : h.end + 60])
+            for h in found["armed_assault"]
+        )
     ):
         del found["clash"]  # "overran the town after hours of fighting" is an assault, not a clash of two groups
     if "suicide_attack" in found and "vbied" not in found:
@@ -441,6 +451,13 @@ def _tactics(
     ):
         del found["drone_strike"]
     return found
+
+
+def _military_target(after: str) -> bool:
+    """Does a generic attack word name a military target after it ("sun kai hari sansanin sojoji", "attacked the
+    army camp")? A town is not one: "attacked Talataye and battled JNIM" is an assault and a clash."""
+    t = _TARGET_NOUN.match(after)
+    return bool(t and t.group(1) and t.group(1).lower() not in ("town", "ville", "garin", "kauyen", "ƙauyen"))
 
 
 def _clash_or_assault(tactics: dict[str, list[Hit]], codes: set[str]) -> None:
