@@ -90,7 +90,8 @@ _GENERIC_ATTACK = _PASSIVE_ATTACK | {
 _TARGET_NOUN = re.compile(
     r"^\W*(?:(?:\w+\W+){0,2}?[A-Z][a-zé]+|(?:\w+\W+){0,5}?(camp|base|post|poste|position|positions|barracks|caserne|garrison|"
     r"checkpoint|army|military|troops|soldiers|town|ville|commissariats?|gendarmerie|detachment|détachement|school|"
-    r"hotel|hôtel|prison|church|église|mosque|mosquée|market|marché|police|embassy|ambassade|headquarters|"
+    r"hotel|hôtel|prison|jail|custodial centre|detention centre|maison d'arrêt|church|église|mosque|mosquée|market|"
+    r"marché|police|embassy|ambassade|headquarters|"
     r"état-major|معسكر|ثكنة|ثكنات|قاعدة|موقع|مركز|سجن|كنيسة|مسجد|سوق|sansanin|barikin|garin|kauyen|ƙauyen|"
     r"ofishin|kasuwar|masallaci|makarantar|sojoji|jami'an)s?\b)"
 )
@@ -129,7 +130,10 @@ _SPECIFIC = {
     "clash",
     "extortion",
 }
-_STRONG_MASSACRE = {"massacre", "massacred", "tuerie", "yanka", "executed", "exécuté", "exécutés", "أعدم", "أعدموا"}
+_STRONG_MASSACRE = {
+    "massacre", "massacred", "tuerie", "yanka", "executed", "exécuté", "exécutés", "أعدم", "أعدموا",
+    "exécutions sommaires", "summary executions", "extrajudicial executions", "fosse commune", "mass grave",
+}
 _EXECUTED = {"executed", "exécuté", "exécutés", "أعدم", "أعدموا"}
 _GENERIC_BOMB = {fold_alias(word) for word in GENERIC_BOMB}
 # "people killed" are civilians only when the post names no soldiers or militias among the dead or the fighters.
