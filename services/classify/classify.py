@@ -197,7 +197,10 @@ _BACKGROUND = re.compile(
     re.I,
 )
 # "22 soldiers were killed by assailants": an armed attack even when no attack word says so.
-_STRONG_ASSASSINATION = {"assassinated", "assassination", "assassinat", "assassiné", "اغتيال"}
+_STRONG_ASSASSINATION = {
+    "assassinated", "assassination", "assassinat", "assassiné", "اغتيال",
+    "kashe hakimin", "kashe dagacin", "kashe sarkin",
+}
 _NOTABLE = re.compile(
     r"\b(?:mayor|maire|député|deputy|chief|chef|imam|emir|district head|village head|dagaci|hakimi|sarkin|official|"
     r"councillor|conseiller|préfet|prefect|governor|gouverneur|commissioner|commander|commandant|leader|dirigeant|"

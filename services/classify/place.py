@@ -446,6 +446,8 @@ def resolve_place(
     # Distinct anchors and one choice per distinct name: a long post repeats its few places many times.
     anchors = list({m.places[0].id: m.places[0] for m in mentions if len({p.country for p in m.places}) == 1}.values())
     choice: dict[tuple[Place, ...], Place] = {}
+    # the regions the post names ("a jihar Sokoto", "région de Tahoua"): a town of one of them is the likelier homonym
+    regions = {c.name for m in mentions for c in m.places if c.kind in ("region", "province")}
     for m in mentions:
         if m.places not in choice:
             # anchors that are not candidates of this name themselves (compared by id: a set, not a tuple scan)
@@ -453,7 +455,11 @@ def resolve_place(
             others = [a for a in anchors if a.id not in ids] if len(m.places) > 1 else []
             called = normalise(m.name)
 
-            def cand_score(p: Place, called: str = called, others: list[Place] = others) -> float:
+            several = len(m.places) > 1 and not any(c.is_area for c in m.places)  # homonym towns, not a state
+
+            def cand_score(
+                p: Place, called: str = called, others: list[Place] = others, several: bool = several
+            ) -> float:
                 s = 2.0 * (p.country in countries) + (1.5 if p.id.startswith("wf:") and not p.is_area else 0.0)
                 s += math.log10(p.population + 10) / 3 + (0.5 if p.country in ("ML", "NE", "BF", "NG") else 0.0)
                 # a name that is a town and its region is the town, unless its context says region (below)
@@ -463,6 +469,8 @@ def resolve_place(
                 s += 0.6 if normalise(p.name) == called else 0.0
                 if any(km_between((a.lat, a.lon), (p.lat, p.lon)) < 300 for a in others):
                     s += 1.5
+                if several and not p.is_area and p.admin1 in regions:
+                    s += 1.2  # Illela in "karamar hukumar Illela a jihar Sokoto" is Sokoto's, not Tahoua's Illéla
                 return s
 
             choice[m.places] = max(m.places, key=cand_score)
