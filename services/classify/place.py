@@ -345,9 +345,8 @@ def _find_mentions(
             places = tuple(
                 p for p in gazetteer.find(hit.value or hit.text) if p.country in countries or p.country in SAHEL
             )
-            if places and _word_around(body, hit.start, hit.end) != hit.text and is_common_word(
-                fold_alias(_word_around(body, hit.start, hit.end))
-            ):
+            word = _word_around(body, hit.start, hit.end) if places else hit.text
+            if word != hit.text and is_common_word(fold_alias(word)):
                 continue  # Kano in كانوا ("they were"): the whole word, clitics and all, is an everyday one
             if (
                 places
