@@ -22,9 +22,20 @@ from shared.gazetteer import Gazetteer, Place, normalise
 
 
 def _place_words() -> tuple[dict[str, str], frozenset[str]]:
-    """Country names and demonyms (-> ISO code), and stop words, from lexicon/places.csv."""
+    """Country names and demonyms (-> ISO code), and stop words, from lexicon/places.csv. Names are folded as the
+    post is (التشادية is matched as التشاديه); an Arabic demonym written with the article (البنيني) is also
+    matched without it and in its feminine and plural forms (بنينيين, البنينية), except Mali's, whose forms are
+    everyday words (المالية, "financial")."""
     rows = lexicon_rows("places.csv")
-    countries = {r["name"]: r["value"] for r in rows if r["kind"] == "country"}
+    countries: dict[str, str] = {}
+    for r in (r for r in rows if r["kind"] == "country"):
+        name = fold_alias(r["name"])
+        countries[name] = r["value"]
+        if r["lang"] == "ar" and name.startswith("ال") and name.endswith("ي") and r["value"] != "ML":
+            stem = name[2:]
+            for form in (stem, stem + "ه", stem + "ين", stem + "ون"):
+                countries.setdefault(form, r["value"])
+                countries.setdefault("ال" + form, r["value"])
     return countries, frozenset(r["name"] for r in rows if r["kind"] == "stop")
 
 

@@ -54,3 +54,19 @@ def test_a_district_seat_stands_in_for_its_unknown_village_and_the_village_is_ke
                      "sun kashe mutane 12.", "ha")
     assert event.place is not None and event.place.precision == 3
     assert event.unresolved_place is not None and event.unresolved_place.name == "Dankurmi"
+
+
+def test_arabic_demonyms_count_in_any_form_and_datelines_yield() -> None:
+    """"جنود بنينيين" (Beninese soldiers, no article, plural) names Benin, so Malanville is found and the Cotonou
+    dateline is not the place; a demonym ending in ة is matched as the post is folded."""
+    from services.classify.place import context_countries
+
+    text = (
+        "كوتونو - قُتل ثمانية جنود بنينيين في هجوم استهدف نقطة عسكرية قرب مدينة مالانفيل شمالي البلاد على الحدود "
+        "مع النيجر. وتبنت جماعة نصرة الإسلام والمسلمين الهجوم."
+    )
+    assert "BJ" in context_countries("", text)
+    assert "TD" in context_countries("", "قتل جنود من القوات التشادية")
+    assert "ML" not in context_countries("", "أعلنت وزارة المالية في نيامي")  # "financial", not Malian
+    event = classify("", text, "ar")
+    assert event.place is not None and event.place.name == "Malanville"
