@@ -7,10 +7,13 @@ Built in `main()` or a test and passed down; never a module-level instance.
 import os
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from shared.urlguard import UrlPolicy
 
 
 class CommonSettings(BaseSettings):
@@ -31,8 +34,18 @@ class CommonSettings(BaseSettings):
     )
     max_deliveries: int = Field(5, ge=1, description="a message failing this many times is parked")
     claim_idle_ms: int = Field(30_000, ge=10, description="pending this long, a message is reclaimed")
+    max_body_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="HTTP request bodies over this get 413 before they are read"
+    )
+    replay_window_seconds: float = Field(
+        3600.0, gt=0, description="when Redis comes back empty, what each stage published this far back is sent again"
+    )
     trim_interval_seconds: float = Field(
         60.0, gt=0, description="how often streams are trimmed of entries every consumer group has acked"
+    )
+    allow_private_urls: str = Field(
+        "", description="feeds and webhooks may reach non-public addresses: 1 for all, or a comma-separated "
+        "list of CIDRs (e.g. 10.20.0.0/16); empty: only public addresses (SSRF guard)"
     )
 
     @field_validator("database_url")
@@ -45,6 +58,21 @@ class CommonSettings(BaseSettings):
         if value.startswith("sqlite:///"):
             return "sqlite+aiosqlite:///" + value.split(":///", 1)[1]
         return value
+
+    @field_validator("allow_private_urls")
+    @classmethod
+    def _url_policy(cls, value: str) -> str:
+        from shared.urlguard import UrlPolicy  # here, not at the top: it imports httpx, which `--help` need not
+
+        UrlPolicy.parse(value)  # a bad CIDR fails startup, naming the variable
+        return value.strip()
+
+    @property
+    def url_policy(self) -> "UrlPolicy":
+        """The SSRF guard's policy (shared/urlguard.py) from WATCHFLOOR_ALLOW_PRIVATE_URLS."""
+        from shared.urlguard import UrlPolicy
+
+        return UrlPolicy.parse(self.allow_private_urls)
 
     @property
     def db_url(self) -> str:

@@ -5,6 +5,7 @@ WATCHFLOOR_TEST_REDIS_URL and WATCHFLOOR_TEST_POSTGRES_URL.
 """
 
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -14,6 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.db import make_engine, make_sessionmaker, migrate
 from tests.servers import FeedServer, WebhookReceiver
+
+# Every test server listens on 127.0.0.1, which the SSRF guard refuses by default; set before any settings
+# are built, and inherited by the `watchfloor up` subprocesses. Tests of the guard itself override it.
+os.environ.setdefault("WATCHFLOOR_ALLOW_PRIVATE_URLS", "127.0.0.1/32")
+# `watchfloor up` processes started by tests record themselves here, not in the user's ~/.local/state, so a
+# CLI command in a test never attaches to a system the developer is running.
+os.environ.setdefault("WATCHFLOOR_STATE_DIR", tempfile.mkdtemp(prefix="watchfloor-test-state-"))
 
 REDIS_URL = os.environ.get("WATCHFLOOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_URL = os.environ.get("WATCHFLOOR_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")

@@ -1,14 +1,18 @@
 """Fetching a feed over HTTP: the only httpx user in ingest.
 
 One conditional GET (If-None-Match / If-Modified-Since) with a whole-fetch timeout, a redirect limit and a
-body cap. Every way it can go wrong becomes one `FeedFetchError` whose `reason` is shown to ops as-is:
+body cap. Redirects are followed here, hop by hop, so each target is checked by the SSRF guard before it is
+requested; the client's transport checks the resolved address again at connect (shared/urlguard.py).
+Every way it can go wrong becomes one `FeedFetchError` whose `reason` is shown to ops as-is:
 
     FeedFetchError(url, reason, retryable, retry_after)
       retryable=True    timeouts, connection errors, HTTP 5xx, 408, 429 (Retry-After honoured on 429/503)
-      retryable=False   HTTP 4xx, too many redirects, body over the cap, not an http(s) URL
+      retryable=False   HTTP 4xx, too many redirects, body over the cap, not an http(s) URL,
+                        an address the SSRF guard refuses ("redirect to http://127.0.0.2/ refused: …")
 """
 
 import asyncio
+import contextlib
 import errno
 import time
 from dataclasses import dataclass
@@ -21,6 +25,7 @@ import httpx
 from services.ingest.settings import IngestSettings
 from shared.errors import ReasonError
 from shared.retry_after import retry_after_seconds
+from shared.urlguard import GuardedTransport, UrlPolicy, UrlRefused, check_address, check_url_syntax, literal_ip, shown
 
 
 class FeedFetchError(ReasonError):
@@ -53,10 +58,11 @@ HttpClient = httpx.AsyncClient
 
 
 def make_client(settings: IngestSettings) -> HttpClient:
-    """One client per poller: connection reuse across polls of the same host."""
+    """One client per poller: connection reuse across polls of the same host. Redirects are followed by
+    `fetch_feed`, hop by hop; every connection goes through the SSRF guard."""
     return httpx.AsyncClient(
-        follow_redirects=True,
-        max_redirects=settings.max_redirects,
+        transport=GuardedTransport(settings.url_policy),
+        follow_redirects=False,
         timeout=httpx.Timeout(settings.fetch_timeout_seconds),
         headers={
             "User-Agent": settings.user_agent,
@@ -115,9 +121,39 @@ def _connect_reason(exc: httpx.TransportError) -> str:
     return f"could not connect: {text}"
 
 
+def _check_hop(url: str, policy: UrlPolicy) -> None:
+    """The URL-level guard for one hop: http(s), and a literal IP host must be allowed (a name is checked
+    where it is resolved, at connect)."""
+    host, _port = check_url_syntax(url)
+    ip = literal_ip(host)
+    if ip is not None:
+        check_address(ip, policy)
+
+
+async def _send_following(client: httpx.AsyncClient, url: str, headers: dict[str, str],
+                          settings: IngestSettings) -> httpx.Response:
+    """The streamed response at the end of the redirects, each hop checked by the guard before it is sent.
+    The caller closes it."""
+    request = client.build_request("GET", url, headers=headers)
+    policy = settings.url_policy
+    for hop in range(settings.max_redirects + 1):
+        target = str(request.url)
+        try:
+            _check_hop(target, policy)
+            response = await client.send(request, stream=True)
+        except UrlRefused as exc:
+            where = f"redirect to {shown(target)} " if hop else ""
+            raise FeedFetchError(url, f"{where}{exc.reason}", retryable=False) from exc
+        if response.next_request is None:
+            return response
+        await response.aclose()
+        request = response.next_request
+    raise FeedFetchError(url, f"more than {settings.max_redirects} redirects", retryable=False)
+
+
 async def _get(client: httpx.AsyncClient, url: str, headers: dict[str, str], settings: IngestSettings,
                started: float) -> FetchResult:
-    async with client.stream("GET", url, headers=headers) as response:
+    async with contextlib.aclosing(await _send_following(client, url, headers, settings)) as response:
         if response.status_code == 304:
             return FetchResult(
                 url=str(response.url), status=304, body=None, headers=dict(response.headers),
