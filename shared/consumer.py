@@ -1,23 +1,30 @@
 """The one consumer pattern every stage uses (DESIGN §2; ../shared/notes/faststream-redis.md).
 
-    XREADGROUP ──▶ validate ──invalid──▶ park in wf:dlq:<stage>, XACK
+    XREADGROUP ──▶ decode (bounded) ──any error──▶ park in wf:dlq:<stage>, XACK
                       │
                       ▼
                    handle ──ok──▶ XACK          (only after the handler's effects are committed)
                       │
-                      └─raises─▶ leave pending ──(claim_idle_ms)──▶ XAUTOCLAIM by the reclaimer
+                      ├─ database/Redis down ─▶ leave pending, the outage logged once (not the message's fault)
+                      └─ any other error ─▶ leave pending ──(claim_idle_ms)──▶ XAUTOCLAIM by the reclaimer
                                    └─ delivered max_deliveries times ──▶ park with the error, XACK
 
 FastStream's default policy strands a failed message in the pending list and Redis has no nack,
 so every subscriber here is MANUAL-ack and a second, reclaiming subscriber brings stuck entries back.
-This module and the services' `app.py` are the only FastStream users.
+FastStream stops a subscriber for good when its group vanishes (NOGROUP: Redis flushed or back without its
+data); `GroupWatch` recreates the group and restarts it. This module and the services' `app.py` are the only
+FastStream users.
 """
 
+import asyncio
 import json
 import logging
+import sys
 import time
+import weakref
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from faststream import AckPolicy
 from faststream.redis import RedisBroker, RedisStreamMessage, StreamSub
@@ -25,12 +32,28 @@ from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from shared import deadletter, streams
+from shared import deadletter, outage, streams
 from shared.messages import to_wire
 from shared.settings import CommonSettings
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+"""A stream payload longer than this is parked unread. Twice the default HTTP body limit, so any post
+`POST /ingest` accepts fits, with room for JSON escapes."""
+MAX_JSON_DEPTH = 32
+"""Deeper JSON is parked: no message of ours nests more than a few levels."""
+GROUP_CHECK_SECONDS = 2.0
+"""How often `GroupWatch` looks for lost consumer groups and stopped subscribers."""
+
+
+class PoisonError(ValueError):
+    """A payload no retry can fix (not JSON, too big, too deep, not the model): parked at once."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def validation_reason(model: type[BaseModel], exc: ValidationError) -> str:
@@ -39,16 +62,68 @@ def validation_reason(model: type[BaseModel], exc: ValidationError) -> str:
     return f"invalid {model.__name__}: {where}: {first.get('msg')}"
 
 
-def decode(model: type[M], raw: bytes) -> M:
-    """Parses one stream payload; raises ValueError with a reason a person can act on."""
+def _depth_over(value: Any, limit: int) -> bool:
+    """True if `value` nests deeper than `limit`: an explicit stack, so any depth costs no recursion."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def decode(model: type[M], raw: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES,
+           max_depth: int = MAX_JSON_DEPTH) -> M:
+    """Parses one stream payload; raises PoisonError with a reason a person can act on. Bounded: the size is
+    checked before parsing, and a nesting too deep for the parser's recursion is caught, never propagated."""
+    if len(raw) > max_bytes:
+        raise PoisonError(f"payload too large: {len(raw)} bytes, limit {max_bytes}")
     try:
         body = json.loads(raw)
+    except RecursionError as exc:
+        raise PoisonError(f"nested too deep: more than the JSON parser's {sys.getrecursionlimit()} levels") from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"not JSON: {exc}") from exc
+        raise PoisonError(f"not JSON: {outage.describe(exc, 200).split(': ', 1)[1]}") from exc
+    if _depth_over(body, max_depth):
+        raise PoisonError(f"nested too deep: more than {max_depth} levels")
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        raise ValueError(validation_reason(model, exc)) from exc
+        raise PoisonError(validation_reason(model, exc)) from exc
+
+
+@dataclass
+class Consumer:
+    """One stage's consumer in this process, as `/health` shows it."""
+
+    stage: str
+    stream: str
+    group: str
+    subscribers: list[Any] = field(default_factory=list)  # FastStream subscribers: the reader, the reclaimer
+    started_at: float | None = None  # time.time()
+    last_handled_at: float | None = None
+    handled: int = 0
+    parked: int = 0
+    last_error: str | None = None
+
+    def alive(self) -> bool:
+        """Every subscriber runs and has a live read task."""
+        return bool(self.subscribers) and all(
+            getattr(sub, "running", False) and any(not t.done() for t in getattr(sub, "tasks", ()))
+            for sub in self.subscribers
+        )
+
+
+_CONSUMERS: "weakref.WeakKeyDictionary[RedisBroker, dict[str, Consumer]]" = weakref.WeakKeyDictionary()
+
+
+def consumers(broker: RedisBroker) -> list[Consumer]:
+    """The stages this broker consumes, in stage order."""
+    return sorted(_CONSUMERS.get(broker, {}).values(), key=lambda c: c.stage)
 
 
 def subscribe(
@@ -60,61 +135,125 @@ def subscribe(
     settings: CommonSettings,
     redis: Redis,
     max_records: int = 50,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+    max_depth: int = MAX_JSON_DEPTH,
 ) -> None:
     """Registers the stage's consumer-group subscriber and its reclaimer on `broker`."""
     stream = streams.STREAM_FOR_STAGE[stage]
     group = streams.GROUP_FOR_STAGE[stage]
-    _GROUPS.setdefault(id(broker), set()).add((stream, group))
+    state = _CONSUMERS.setdefault(broker, {}).setdefault(stage, Consumer(stage, stream, group))
+    log_fields = {"stage": stage, "stream": stream}
+
+    async def park(msg: RedisStreamMessage, raw: bytes, entry_id: str, reason: str, deliveries: int) -> None:
+        await deadletter.park(redis, stage, raw, reason, origin_id=entry_id, deliveries=deliveries)
+        await msg.ack()
+        state.parked += 1
+        state.last_error = reason
 
     async def process(msg: RedisStreamMessage) -> None:
         started = time.perf_counter()
         raw = msg.body if isinstance(msg.body, bytes) else str(msg.body).encode()
-        ids = msg.raw_message.get("message_ids") or [b""]
-        entry_id = ids[0].decode() if isinstance(ids[0], bytes) else str(ids[0])
+        entry_id = _entry_id(msg)
         try:
-            item = decode(model, raw)
-        except ValueError as exc:
-            await deadletter.park(redis, stage, raw, str(exc), origin_id=entry_id)
-            await msg.ack()
+            item = decode(model, raw, max_bytes=max_bytes, max_depth=max_depth)
+        except Exception as exc:  # decoding is pure: what failed once fails every time, so park it now
+            reason = exc.reason if isinstance(exc, PoisonError) else f"undecodable: {outage.describe(exc)}"
+            await park(msg, raw, entry_id, reason, await msg.get_delivery_count())
             return
         try:
             await handle(item)
         except Exception as exc:
-            deliveries = await msg.get_delivery_count()
-            reason = f"{type(exc).__name__}: {exc}"
-            if deliveries >= settings.max_deliveries:
-                await deadletter.park(
-                    redis, stage, raw, f"failed {deliveries} times: {reason}",
-                    origin_id=entry_id, deliveries=deliveries,
-                )
-                await msg.ack()
-            else:
-                # Left pending on purpose: the reclaimer retries it after claim_idle_ms.
-                logger.warning(
-                    "retry stage=%s entry=%s attempt=%d reason=%r next_in=%.1fs",
-                    stage, entry_id, deliveries, reason, settings.claim_idle_ms / 1000,
-                )
+            await failed(msg, raw, entry_id, exc)
             return
         # Ack only after the handler's commit: a crash before this line means redelivery, never loss.
         await msg.ack()
+        state.handled += 1
+        state.last_handled_at = time.time()
+        for what in (outage.DATABASE, outage.REDIS):  # a handled message used both: they are back
+            outage.outage(what).ok()
         logger.debug("handled stage=%s entry=%s %.0fms", stage, entry_id, (time.perf_counter() - started) * 1000)
+
+    async def failed(msg: RedisStreamMessage, raw: bytes, entry_id: str, exc: Exception) -> None:
+        what = outage.unavailable(exc)
+        if what is not None:
+            # Not the message's fault: it waits in the pending list and is reclaimed after the outage.
+            outage.outage(what).failed(exc, where=f"consumer {stage}")
+            return
+        deliveries = await msg.get_delivery_count()
+        reason = outage.describe(exc)
+        state.last_error = reason
+        logger.debug("handler error stage=%s entry=%s", stage, entry_id, exc_info=exc)
+        if deliveries >= settings.max_deliveries:
+            await park(msg, raw, entry_id, f"failed {deliveries} times: {reason}", deliveries)
+            return
+        # Left pending on purpose: the reclaimer retries it after claim_idle_ms.
+        logger.warning(
+            "retry stage=%s entry=%s attempt=%d/%d reason=%r next_in=%.1fs",
+            stage, entry_id, deliveries, settings.max_deliveries, reason, settings.claim_idle_ms / 1000,
+            extra={**log_fields, "entry_id": entry_id, "attempt": deliveries, "reason": reason},
+        )
+
+    async def guarded(msg: RedisStreamMessage) -> None:
+        # Nothing may escape to FastStream: it would log nothing (its logger is off) and leave the entry pending.
+        try:
+            await process(msg)
+        except Exception as exc:  # parking or acking failed (Redis away): the reclaimer brings it back
+            what = outage.unavailable(exc)
+            if what is not None:
+                outage.outage(what).failed(exc, where=f"consumer {stage}")
+            else:
+                logger.error("consumer error stage=%s entry=%s reason=%r (left pending; retried after %.1fs)",
+                             stage, _entry_id(msg), outage.describe(exc), settings.claim_idle_ms / 1000,
+                             extra={**log_fields, "entry_id": _entry_id(msg), "reason": outage.describe(exc)})
 
     # Two distinct callables: FastStream keys a handler by its function, so one function registered
     # twice would leave one of the subscribers without a handler.
-    @broker.subscriber(
-        stream=StreamSub(stream, group=group, consumer=settings.consumer_name, max_records=max_records),
-        ack_policy=AckPolicy.MANUAL,
-    )
     async def on_new(msg: RedisStreamMessage) -> None:
-        await process(msg)
+        await guarded(msg)
 
-    @broker.subscriber(
+    async def on_reclaimed(msg: RedisStreamMessage) -> None:
+        await guarded(msg)
+
+    # `decoder=_raw_body`: FastStream would otherwise json-decode every body before the handler runs, where
+    # a 100,000-deep array raises RecursionError that no handler of ours can see.
+    reader = broker.subscriber(
+        stream=StreamSub(stream, group=group, consumer=settings.consumer_name, max_records=max_records),
+        ack_policy=AckPolicy.MANUAL, decoder=_raw_body, parser=_tolerant_parser,
+    )
+    reader(on_new)
+    reclaimer = broker.subscriber(
         stream=StreamSub(stream, group=group, consumer=f"{settings.consumer_name}-reclaim",
                          min_idle_time=settings.claim_idle_ms),
-        ack_policy=AckPolicy.MANUAL,
+        ack_policy=AckPolicy.MANUAL, decoder=_raw_body, parser=_tolerant_parser,
     )
-    async def on_reclaimed(msg: RedisStreamMessage) -> None:
-        await process(msg)
+    reclaimer(on_reclaimed)
+    state.subscribers += [reader, reclaimer]
+
+
+async def _raw_body(msg: Any) -> Any:
+    return msg.body
+
+
+def _bytes(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode("utf-8", "backslashreplace")
+
+
+async def _tolerant_parser(msg: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream turns an entry whose fields are not its own `__data__` into JSON, which raises on bytes that
+    are not UTF-8: inside FastStream, before any handler, so the entry would stay pending and be reclaimed
+    forever. Such an entry is handed on as one body made of its fields, for `decode` to refuse and park."""
+    try:
+        return await original(msg)
+    except Exception:
+        fields = msg.get("data") or {}
+        raw = b"&".join(_bytes(k) + b"=" + _bytes(v) for k, v in fields.items()) if isinstance(fields, dict) \
+            else _bytes(fields)
+        return await original({**msg, "data": {b"__data__": raw}})
+
+
+def _entry_id(msg: RedisStreamMessage) -> str:
+    ids = msg.raw_message.get("message_ids") or [b""]
+    return ids[0].decode() if isinstance(ids[0], bytes) else str(ids[0])
 
 
 async def publish(broker: RedisBroker, stream: str, message: BaseModel, settings: CommonSettings) -> None:
@@ -122,27 +261,121 @@ async def publish(broker: RedisBroker, stream: str, message: BaseModel, settings
     await broker.publish(to_wire(message), stream=stream)
 
 
-_GROUPS: dict[int, set[tuple[str, str]]] = {}
+async def create_group(redis: Redis, stream: str, group: str) -> bool:
+    """Creates `group` on `stream` at id 0 (the stream too if missing); False if it already existed.
+
+    At 0, not `$`: a group lost with its stream (a flush) meets a new stream whose every entry is unread,
+    and a group destroyed alone re-reads entries already handled, which idempotent handlers absorb. `$` could
+    skip what was published between the loss and now."""
+    try:
+        await redis.xgroup_create(stream, group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+        return False
+    return True
 
 
-async def start_broker(broker: RedisBroker, redis: Redis) -> None:
-    """Creates the consumer groups from the start of their streams, then starts the broker.
+async def group_info(redis: Redis, stream: str, group: str) -> dict[str, Any] | None:
+    """XINFO GROUPS' entry for `group` (pending, lag, last-delivered-id), or None if it does not exist."""
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError:  # no such stream: lost with its group
+        return None
+    for info in groups:
+        name = info.get("name")
+        if (name.decode() if isinstance(name, bytes) else name) == group:
+            return dict(info)
+    return None
+
+
+class GroupWatch:
+    """Keeps this process's consumers consuming: recreates a lost consumer group (logged at ERROR, once per
+    loss) and restarts a subscriber FastStream stopped (it stops for good on NOGROUP)."""
+
+    def __init__(self, broker: RedisBroker, redis: Redis, interval: float = GROUP_CHECK_SECONDS) -> None:
+        self._broker, self._redis, self._interval = broker, redis, interval
+        self._task: asyncio.Task[None] | None = None
+        self._errors = outage.LoopErrors("consumer group watch", logger, uses=(outage.REDIS,))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="consumer-group-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            if not getattr(self._broker, "running", True):
+                return
+            try:
+                await self.check()
+            except Exception as exc:  # Redis away: the next round tries again
+                self._errors.failed(exc)
+            else:
+                self._errors.ok()
+
+    async def check(self) -> list[str]:
+        """One round; returns the stages whose group had to be recreated."""
+        recreated = []
+        for consumer in consumers(self._broker):
+            if await group_info(self._redis, consumer.stream, consumer.group) is None:
+                if await create_group(self._redis, consumer.stream, consumer.group):
+                    recreated.append(consumer.stage)
+                    logger.error(
+                        "consumer group lost stream=%s group=%s; recreated from id 0 (Redis flushed or back "
+                        "without its data?); consuming again", consumer.stream, consumer.group,
+                        extra={"stage": consumer.stage, "stream": consumer.stream, "group": consumer.group},
+                    )
+            for sub in consumer.subscribers:
+                if not getattr(sub, "running", True) and getattr(self._broker, "running", True):
+                    await sub.start()
+                    logger.warning("consumer resumed stream=%s group=%s consumer=%s", consumer.stream,
+                                   consumer.group, sub.stream_sub.consumer,
+                                   extra={"stage": consumer.stage, "stream": consumer.stream})
+        return recreated
+
+
+_WATCHES: "weakref.WeakKeyDictionary[RedisBroker, GroupWatch]" = weakref.WeakKeyDictionary()
+
+
+async def start_broker(broker: RedisBroker, redis: Redis, *, watch_interval: float = GROUP_CHECK_SECONDS) -> None:
+    """Creates the consumer groups from the start of their streams, starts the broker, then watches the groups.
 
     FastStream would create a missing group at `$` (skipping what was published before the group
     existed), and given `last_id="0"` for an existing group it reads only its own pending list,
     forever. Creating groups at `0` here and letting FastStream read `>` avoids both.
     """
-    for stream, group in sorted(_GROUPS.get(id(broker), ())):
-        try:
-            await redis.xgroup_create(stream, group, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+    now = time.time()
+    for consumer in consumers(broker):
+        await create_group(redis, consumer.stream, consumer.group)
+        consumer.started_at = now
     await broker.start()
+    if consumers(broker):
+        await stop_watch(broker)
+        watch = _WATCHES[broker] = GroupWatch(broker, redis, watch_interval)
+        watch.start()
+
+
+async def stop_watch(broker: RedisBroker) -> None:
+    """Stops the group watch `start_broker` started (before the broker stops, or it would restart them)."""
+    watch = _WATCHES.pop(broker, None)
+    if watch is not None:
+        await watch.stop()
+
+
+class _Broker(RedisBroker):
+    """A RedisBroker that stops its group watch before its subscribers, so the watch never restarts them."""
+
+    async def stop(self, *args: Any, **kwargs: Any) -> None:
+        await stop_watch(self)
+        await super().stop(*args, **kwargs)
 
 
 def make_broker(url: str) -> RedisBroker:
     """A broker without FastStream's per-message log lines (they cost ~30 %); our handlers log instead."""
-    return RedisBroker(url, logger=None)
-
-
+    return _Broker(url, logger=None)

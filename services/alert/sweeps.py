@@ -26,6 +26,7 @@ from services.alert.silences import SilenceView, muted_by, silence_id
 from shared.db import session_scope
 from shared.messages import AlertMessage
 from shared.models import Alert
+from shared.outage import LoopErrors
 
 logger = logging.getLogger(__name__)
 
@@ -56,13 +57,16 @@ class Sweeper:
             self._task = None
 
     async def run(self) -> None:
+        errors = LoopErrors("sweeper", logger)  # an outage logged when it starts and ends, not every sweep
         while not self._stopping.is_set():
             try:
                 await self.sweep(datetime.now(UTC))
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("sweep failed; trying again in %.0fs", self.settings.sweep_interval_seconds)
+            except Exception as exc:
+                errors.failed(exc)
+            else:
+                errors.ok()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.settings.sweep_interval_seconds)
 

@@ -26,6 +26,7 @@ from services.ingest.schedule import BackoffPolicy, PollOutcome, next_poll
 from services.ingest.settings import IngestSettings
 from shared.db import session_scope
 from shared.models import Source
+from shared.outage import LoopErrors, outage, unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,6 @@ class Poller:
         self._client: HttpClient | None = None
         self._inflight: dict[str, asyncio.Task[PollReport]] = {}
         self._loop_task: asyncio.Task[None] | None = None
-        self._tick_error: str | None = None
         self._warned: dict[str, str] = {}
         self._per_host: dict[str, asyncio.Semaphore] = {}
         self._tick_lock = asyncio.Lock()
@@ -112,17 +112,14 @@ class Poller:
     # -- the loop ---------------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        errors = LoopErrors("poller", logger)  # the database down, say: keep ticking, log start and end once
         while True:
             try:
                 await self.tick()
-                if self._tick_error is not None:
-                    logger.info("poller recovered")
-                self._tick_error = None
-            except Exception as exc:  # the database is down, say: keep ticking, log it once
-                reason = f"{type(exc).__name__}: {exc}"
-                if reason != self._tick_error:
-                    logger.warning("poll tick failed reason=%r (retrying every tick)", reason)
-                self._tick_error = reason
+            except Exception as exc:
+                errors.failed(exc)
+            else:
+                errors.ok()
             await asyncio.sleep(self._settings.poll_tick_seconds)
 
     @property
@@ -196,7 +193,10 @@ class Poller:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a store failure: the lease expires and the source is polled again
-            logger.exception("poll crashed source=%s reason=%r", source.id, f"{type(exc).__name__}: {exc}")
+            if (what := unavailable(exc)) is not None:
+                outage(what).failed(exc, where=f"poll {source.id}")
+            else:
+                logger.exception("poll crashed source=%s reason=%r", source.id, f"{type(exc).__name__}: {exc}")
             return PollReport(source_id=source.id, error=f"{type(exc).__name__}: {exc}")
 
     async def _poll(self, source: Source) -> PollReport:

@@ -135,3 +135,148 @@ async def test_a_message_failing_every_time_is_parked_after_max_deliveries_then_
 
     await _run(redis_url, redis, handle, then)
     assert await deadletter.list_parked(redis, streams.CLASSIFY) == []
+
+
+async def _run_with(redis_url: str, redis: Redis, handle, then, **options) -> None:
+    broker = make_broker(redis_url)
+    subscribe(broker, stage=streams.CLASSIFY, model=PostMessage, handle=handle, settings=_settings(), redis=redis,
+              **{k: v for k, v in options.items() if k in ("max_bytes", "max_depth")})
+    async with broker:
+        await start_broker(broker, redis, watch_interval=options.get("watch_interval", 2.0))
+        await then(broker)
+
+
+async def test_deep_nesting_and_oversize_are_parked_at_once_and_the_next_message_is_handled(
+    redis_url, redis, caplog
+) -> None:
+    handled: list[str] = []
+
+    async def handle(post: PostMessage) -> None:
+        handled.append(post.title)
+
+    deep = b"[" * 100_000 + b"]" * 100_000  # json.loads raises RecursionError on this
+    shallow_but_deep = json.dumps({"post_id": json.loads("[" * 40 + "1" + "]" * 40)}).encode()  # 41 levels
+    oversize = json.dumps({"title": "x" * 300_000}).encode()
+
+    async def then(broker) -> None:
+        for payload in (deep, shallow_but_deep, oversize):
+            await redis.xadd(streams.POSTS, {"__data__": payload})
+        await publish(broker, streams.POSTS, _post(4), _settings())
+        await _until(lambda: asyncio.sleep(0, result=handled == ["post 4"]))
+        await _until(lambda: _pending_is_zero(redis))
+
+    await _run_with(redis_url, redis, handle, then, max_bytes=250_000)
+    letters = await deadletter.list_parked(redis, streams.CLASSIFY)
+    assert [d.reason for d in letters] == [
+        "nested too deep: more than the JSON parser's 1000 levels",
+        "nested too deep: more than 32 levels",
+        f"payload too large: {len(oversize)} bytes, limit 250000",
+    ]
+    assert [d.payload for d in letters] == [deep, shallow_but_deep, oversize]  # parked whole: under 16 MiB
+    assert all(d.deliveries == 1 and not d.truncated for d in letters)
+    parked_logs = [r for r in caplog.records if r.getMessage().startswith("parked ")]
+    assert [(r.levelname, r.stream, r.reason) for r in parked_logs] == [
+        ("ERROR", streams.POSTS, d.reason) for d in letters
+    ]
+    assert {r.entry_id for r in parked_logs} == {d.origin_id for d in letters}
+
+
+async def test_an_entry_of_foreign_fields_that_are_not_utf8_is_parked_not_stranded(redis_url, redis) -> None:
+    """Found by bench/faults.py: FastStream raised on such an entry before any handler, every time."""
+    handled: list[str] = []
+
+    async def handle(post: PostMessage) -> None:
+        handled.append(post.title)
+
+    async def then(broker) -> None:
+        await redis.xadd(streams.POSTS, {"data": b"\xff\xfe not json"})
+        await redis.xadd(streams.POSTS, {b"\xff": b"\xfe", "x": "y"})
+        await publish(broker, streams.POSTS, _post(3), _settings())
+        await _until(lambda: asyncio.sleep(0, result=handled == ["post 3"]))
+        await _until(lambda: _pending_is_zero(redis))
+
+    await _run_with(redis_url, redis, handle, then)
+    letters = await deadletter.list_parked(redis, streams.CLASSIFY)
+    assert len(letters) == 2 and all(d.reason.startswith("not JSON") for d in letters)
+    assert letters[0].payload == b"data=\xff\xfe not json"
+
+
+async def test_a_handler_raising_type_error_is_retried_then_parked_with_its_reason(redis_url, redis, caplog) -> None:
+    calls = 0
+
+    async def handle(post: PostMessage) -> None:
+        nonlocal calls
+        calls += 1
+        raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")
+
+    async def then(broker) -> None:
+        await publish(broker, streams.POSTS, _post(5), _settings())
+        await _until(lambda: _parked_count_is(redis, 1))
+        await _until(lambda: _pending_is_zero(redis))
+
+    await _run_with(redis_url, redis, handle, then)
+    [letter] = await deadletter.list_parked(redis, streams.CLASSIFY)
+    assert letter.reason == "failed 3 times: TypeError: unsupported operand type(s) for +: 'int' and 'str'"
+    assert (letter.deliveries, calls) == (3, 3)
+    retries = [r for r in caplog.records if r.getMessage().startswith("retry stage=classify")]
+    assert [(r.levelname, r.attempt, r.entry_id) for r in retries] == [
+        ("WARNING", 1, letter.origin_id), ("WARNING", 2, letter.origin_id)
+    ]
+    assert not any(r.exc_info for r in caplog.records if r.levelno >= 30)  # reasons, not tracebacks
+
+
+async def _parked_count_is(redis: Redis, n: int) -> bool:
+    return len(await deadletter.list_parked(redis, streams.CLASSIFY)) == n
+
+
+async def test_a_payload_over_the_parking_limit_is_kept_truncated_with_a_note_and_not_replayed(redis) -> None:
+    huge = b"x" * (deadletter.MAX_PARKED_BYTES + 1)
+    await deadletter.park(redis, streams.CLASSIFY, huge, "payload too large: " + "y" * 10_000)
+    [letter] = await deadletter.list_parked(redis, streams.CLASSIFY)
+    assert letter.truncated and letter.payload == huge[: deadletter.KEPT_OF_OVERSIZE]
+    assert len(letter.reason) == deadletter.MAX_REASON_CHARS and letter.reason.startswith("payload too large: yyy")
+    assert await deadletter.replay(redis, streams.CLASSIFY) == 0
+    assert len(await deadletter.list_parked(redis, streams.CLASSIFY)) == 1
+
+
+async def test_a_flushed_redis_gets_its_group_back_and_a_later_message_is_handled(redis_url, redis, caplog) -> None:
+    handled: list[str] = []
+
+    async def handle(post: PostMessage) -> None:
+        handled.append(post.title)
+
+    async def then(broker) -> None:
+        await publish(broker, streams.POSTS, _post(6), _settings())
+        await _until(lambda: asyncio.sleep(0, result=handled == ["post 6"]))
+        await redis.flushdb()  # Redis back without its data: no stream, no group
+        await asyncio.sleep(0.5)  # long enough for FastStream to meet NOGROUP and stop its subscribers
+        await publish(broker, streams.POSTS, _post(7), _settings())
+        await _until(lambda: asyncio.sleep(0, result=handled == ["post 6", "post 7"]))
+        await _until(lambda: _pending_is_zero(redis))
+
+    await _run_with(redis_url, redis, handle, then, watch_interval=0.2)
+    lost = [r for r in caplog.records if "consumer group lost" in r.getMessage()]
+    assert [(r.levelname, r.stream, r.group) for r in lost] == [("ERROR", streams.POSTS, "classify")]
+
+
+async def test_a_database_outage_is_waited_out_not_parked_and_logged_once_each_way(redis_url, redis, caplog) -> None:
+    caplog.set_level("INFO")
+    calls: list[str] = []
+
+    async def handle(post: PostMessage) -> None:
+        calls.append(post.title)
+        if len(calls) <= 4:  # more tries than max_deliveries (3): an outage is not the message's fault
+            raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+
+    async def then(broker) -> None:
+        await publish(broker, streams.POSTS, _post(8), _settings())
+        await _until(lambda: asyncio.sleep(0, result=len(calls) == 5))
+        await _until(lambda: _pending_is_zero(redis))
+
+    await _run_with(redis_url, redis, handle, then)
+    assert await deadletter.list_parked(redis, streams.CLASSIFY) == []
+    messages = [r.getMessage() for r in caplog.records if r.name == "shared.outage"]
+    assert len(messages) == 2, messages
+    assert messages[0].startswith("database unavailable reason=\"ConnectionRefusedError: [Errno 111]")
+    assert messages[1].startswith("database back after ")
+    assert not [r for r in caplog.records if r.getMessage().startswith("retry ")]

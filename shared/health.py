@@ -1,0 +1,142 @@
+"""What `/health` (alive?) and `/health/ready` (doing its job?) say about this process.
+
+Liveness answers 200 while the process lives and shows each consumer: its stream and group, pending and lag
+(XINFO GROUPS), what this process handled and when. Readiness answers 503 when the process cannot do its
+job: the database or Redis unreachable, a consumer's task dead, its group missing, or a backlog that nothing
+has touched for `stuck_after` seconds.
+"""
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared import consumer as consumers_
+from shared import streams
+from shared.outage import describe
+
+if TYPE_CHECKING:  # the broker is only passed through: shared.consumer stays the one FastStream user here
+    from faststream.redis import RedisBroker
+
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+def stuck_after_seconds(claim_idle_ms: int) -> float:
+    """A backlog untouched this long means a stuck consumer: past the reclaim of a dead worker's entries."""
+    return max(60.0, 3 * claim_idle_ms / 1000)
+
+
+@dataclass(frozen=True)
+class ConsumerView:
+    """One consumer as seen now: this process's side and Redis's side of it."""
+
+    stage: str
+    stream: str
+    group: str
+    alive: bool
+    group_exists: bool | None  # None: Redis could not be asked
+    pending: int | None
+    lag: int | None
+    dlq: int | None
+    handled: int
+    parked: int
+    last_handled_at: float | None
+    started_at: float | None
+    last_error: str | None
+
+    def problem(self, now: float, stuck_after: float) -> str | None:
+        """Why this consumer is not doing its job, or None."""
+        if not self.alive:
+            return f"consumer {self.stage}: its read task is not running"
+        if self.group_exists is False:
+            return f"consumer {self.stage}: group {self.group} on {self.stream} is missing"
+        backlog = (self.pending or 0) + (self.lag or 0)
+        since = max(t for t in (self.last_handled_at, self.started_at, 0.0) if t is not None)
+        if backlog and since and now - since > stuck_after:
+            return (f"consumer {self.stage}: {backlog} entries waiting and nothing handled for "
+                    f"{now - since:.0f} s (limit {stuck_after:.0f} s)")
+        return None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage, "stream": self.stream, "group": self.group, "alive": self.alive,
+            "group_exists": self.group_exists, "pending": self.pending, "lag": self.lag, "parked_total": self.dlq,
+            "handled": self.handled, "parked": self.parked, "last_handled_at": _iso(self.last_handled_at),
+            "last_error": self.last_error,
+        }
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
+
+
+async def view_consumers(broker: "RedisBroker", redis: Redis) -> tuple[list[ConsumerView], str | None]:
+    """Every consumer of `broker`, with Redis's figures when Redis answers in time; and Redis's error if not."""
+    found = consumers_.consumers(broker)
+    infos: dict[str, tuple[dict[str, Any] | None, int]] = {}
+    redis_error = None
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            for c in found:
+                info = await consumers_.group_info(redis, c.stream, c.group)
+                infos[c.stage] = (info, int(await redis.xlen(streams.dlq_stream(c.stage))))
+    except Exception as exc:  # Redis away or slow: the view says so, the figures stay unknown
+        redis_error = describe(exc) if not isinstance(exc, TimeoutError) else "Redis did not answer in time"
+    views = []
+    for c in found:
+        known = c.stage in infos
+        info, dlq = infos[c.stage] if known else (None, None)
+        views.append(ConsumerView(
+            stage=c.stage, stream=c.stream, group=c.group, alive=c.alive(),
+            group_exists=(info is not None) if known else None,
+            pending=int(info["pending"]) if info else None,
+            lag=int(info["lag"]) if info and info.get("lag") is not None else None,
+            dlq=dlq, handled=c.handled, parked=c.parked, last_handled_at=c.last_handled_at,
+            started_at=c.started_at, last_error=c.last_error,
+        ))
+    return views, redis_error
+
+
+async def liveness(broker: "RedisBroker", redis: Redis) -> dict[str, Any]:
+    """200 while the process lives, whatever it says: only a dead process fails it."""
+    views, redis_error = await view_consumers(broker, redis)
+    out: dict[str, Any] = {"status": "ok", "consumers": [v.as_dict() for v in views]}
+    if redis_error:
+        out["redis"] = redis_error
+    return out
+
+
+async def readiness(
+    broker: "RedisBroker", redis: Redis, sessions: async_sessionmaker[AsyncSession], *, stuck_after: float,
+) -> tuple[bool, dict[str, Any]]:
+    """(ready, report): not ready when the database or Redis is unreachable or a consumer is stuck."""
+    problems: list[str] = []
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS), sessions() as session:
+            await session.execute(sa.text("SELECT 1"))
+        database = "ok"
+    except Exception as exc:
+        database = describe(exc) if not isinstance(exc, TimeoutError) else "the database did not answer in time"
+        problems.append(f"database unavailable: {database}")
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            await redis.ping()
+        redis_state = "ok"
+    except Exception as exc:
+        redis_state = describe(exc) if not isinstance(exc, TimeoutError) else "Redis did not answer in time"
+        problems.append(f"redis unavailable: {redis_state}")
+    views, _ = await view_consumers(broker, redis)
+    now = time.time()
+    problems += [p for v in views if (p := v.problem(now, stuck_after))]
+    return not problems, {
+        "status": "ready" if not problems else "not ready",
+        "problems": problems,
+        "database": database,
+        "redis": redis_state,
+        "consumers": [v.as_dict() for v in views],
+    }
