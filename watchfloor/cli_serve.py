@@ -8,7 +8,7 @@ import click
 
 from shared.db import make_engine, migrate
 from watchfloor.context import CliContext, checked, pass_ctx, run
-from watchfloor.runtime import SERVICE_NAMES, Serving, serve
+from watchfloor.runtime import RUNNABLE_NAMES, SERVICE_NAMES, Serving, serve
 
 DATA_DIR = click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -30,18 +30,22 @@ def up(obj: CliContext, port: int, host: str, data_dir: Path | None) -> None:
     """
     obj.with_data_dir(data_dir)
     try:
-        checked(lambda: asyncio.run(serve(Serving(SERVICE_NAMES, host, port, obj.overrides, migrate_first=True))))
+        checked(lambda: asyncio.run(serve(Serving(SERVICE_NAMES, host, port, obj.overrides, migrate_first=True,
+                                                    announce=True))))
     except KeyboardInterrupt:
         pass
 
 
 @click.command(name="run")
-@click.argument("service", type=click.Choice(SERVICE_NAMES))
+@click.argument("service", type=click.Choice(RUNNABLE_NAMES))
 @click.option("--port", default=8000, show_default=True)
 @click.option("--host", default="0.0.0.0", show_default=True)
 @pass_ctx
 def run_service(obj: CliContext, service: str, port: int, host: str) -> None:
-    """Run one service (its HTTP routes on HOST:PORT). The schema must be migrated already."""
+    """Run one service (its HTTP routes and /health on HOST:PORT). The schema must be migrated already.
+
+    `alert` is one alert worker: run as many as you like. `api` is the console and API alone, without
+    the alert pipeline: run it once, where the port is published."""
     try:
         checked(lambda: asyncio.run(serve(Serving((service,), host, port, obj.overrides, migrate_first=False))))
     except KeyboardInterrupt:

@@ -4,6 +4,9 @@
     clock (sweep_interval_seconds)  ─▶ Sweeper.sweep          ─▶ re-pages, ended silences, resolutions ─▶ wf:alerts
     wf:alerts (stage deliver) ─▶ Dispatcher.on_alert    ─▶ notifications (SQL) ─▶ Dispatcher loop ─▶ webhooks
     wf:alerts (XREAD $)       ─▶ GET /api/alerts/stream ─▶ console
+
+`AlertService` is one alert worker (start as many as you like: they share the consumer groups, and the
+pipeline takes a lock per place); `AlertApi` is the console and API alone.
 """
 
 import asyncio
@@ -79,7 +82,8 @@ class AlertService:
         subscribe(broker, stage=streams.ALERT, model=EventMessage, handle=on_event, settings=settings, redis=redis)
         subscribe(broker, stage=streams.DELIVER, model=AlertMessage, handle=on_alert, settings=settings,
                   redis=redis)
-        self.router = build_router(sessions, redis, decode_entry, self._stopping, settings.sse_heartbeat_seconds)
+        self.router = build_router(sessions, redis, decode_entry, self._stopping, settings.sse_heartbeat_seconds,
+                                   url_policy=settings.url_policy)
 
     async def start(self) -> None:
         """Loads the rules and starts the webhook sender and the sweeper. Call after `await broker.start()`."""
@@ -102,3 +106,22 @@ class AlertService:
         self._stopping.set()
         await self.sweeper.stop()
         await self.dispatcher.stop()
+
+
+class AlertApi:
+    """The console and the HTTP API alone (`watchfloor run api`): no stream consumer, no webhook sender, no
+    sweeper. In production it runs once, with the host port, beside any number of alert workers."""
+
+    def __init__(self, settings: AlertSettings, redis: Redis, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._stopping = asyncio.Event()
+        self.router = build_router(sessions, redis, decode_entry, self._stopping, settings.sse_heartbeat_seconds,
+                                   url_policy=settings.url_policy)
+
+    async def start(self) -> None:
+        self._stopping.clear()
+
+    def end_streams(self) -> None:
+        self._stopping.set()
+
+    async def stop(self) -> None:
+        self._stopping.set()

@@ -6,11 +6,14 @@ within `window` in time; otherwise it opens a new one.
 A report without a place joins only an incident without a place (nothing to measure a distance on).
 """
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from services.alert.evaluate import distance_km
+from services.alert.geofence import EARTH_RADIUS_KM
+from shared import ids
 from shared.messages import EventMessage
 from shared.taxonomy import ACTOR_PARENTS, MILITIA, STATE
 
@@ -96,6 +99,28 @@ def choose_incident(
     return best[2] if best else None
 
 
+@dataclass(frozen=True)
+class IncidentChange:
+    """What one report does to the incidents: `open` a new one, `join` an open one, or nothing new for a report
+    already assigned (`known`: a redelivery or a re-classification). `incident` has the report merged in."""
+
+    kind: Literal["open", "join", "known"]
+    incident: IncidentView
+
+
+def place_incident(event: EventMessage, known: IncidentView | None, candidates: list[IncidentView],
+                   policy: ClusterPolicy) -> IncidentChange:
+    """Which incident the report belongs to. `known` is the incident it was already assigned to, if any;
+    `candidates` the open incidents near it in time, read under the place lock (see `place_cells`), so that
+    two workers cannot both decide to open one for the same attack."""
+    if known is not None:
+        return IncidentChange("known", merge(known, event))
+    chosen = choose_incident(candidates, event, policy)
+    if chosen is None:
+        return IncidentChange("open", merge(open_incident(ids.incident_id(event.event_id), event), event))
+    return IncidentChange("join", merge(chosen, event))
+
+
 def open_incident(incident_id: str, event: EventMessage) -> IncidentView:
     """A new incident made of this one report."""
     at = event_time(event)
@@ -130,3 +155,47 @@ def merge(incident: IncidentView, event: EventMessage) -> IncidentView:
         place=place.model_dump(mode="json") if keep_place and place else incident.place,
         country=place.country if keep_place and place else incident.country,
     )
+
+
+# --- where two workers must take turns ------------------------------------------------------------------
+
+NO_PLACE_CELL = (-1, 0)
+"""Reports without a place join only incidents without a place: they all take turns on this one cell."""
+
+
+def _columns(row: int, height_deg: float, radius_km: float) -> int:
+    """How many columns row `row` is cut into: each at least `radius_km` wide even at the row's poleward edge."""
+    edge = max(abs(-90.0 + row * height_deg), abs(-90.0 + min(180.0, (row + 1) * height_deg)))
+    around_km = 2 * math.pi * EARTH_RADIUS_KM * math.cos(math.radians(min(90.0, edge)))
+    return max(1, math.floor(around_km / radius_km))
+
+
+def _row(lat: float, height_deg: float) -> int:
+    return min(math.floor((lat + 90.0) / height_deg), math.ceil(180.0 / height_deg) - 1)
+
+
+def place_cells(lat: float | None, lon: float | None, radius_km: float) -> list[tuple[int, int]]:
+    """The grid cells (row, column) that the disc of `radius_km` around a place touches, sorted.
+
+    Rows are `radius_km` tall; each row is cut into columns at least `radius_km` wide. A place within
+    `radius_km` of another lies in a cell of the other's list, and its own list holds its own cell: so two
+    reports close enough to join one incident always share a cell, and a lock per cell makes their workers
+    take turns, wherever a cell boundary falls (the antimeridian and the poles included).
+    """
+    if lat is None or lon is None:
+        return [NO_PLACE_CELL]
+    radius_km = max(radius_km, 0.1)
+    height = math.degrees(radius_km / EARTH_RADIUS_KM)
+    margin = 1e-9  # a neighbour exactly `radius_km` away stays inside, whatever the rounding
+    lo, hi = _row(max(-90.0, lat - height - margin), height), _row(min(90.0, lat + height + margin), height)
+    # The exact longitude reach of a spherical cap: asin(sin δ / cos φ); the whole circle when it holds a pole.
+    reach = math.sin(radius_km / EARTH_RADIUS_KM) / max(math.cos(math.radians(lat)), 1e-12)
+    half = math.degrees(math.asin(reach)) + margin if reach < 1 and abs(lat) + height < 90 else 180.0
+    cells = set()
+    for row in range(lo, hi + 1):
+        columns = _columns(row, height, radius_km)
+        width = 360.0 / columns
+        first, last = math.floor((lon - half + 180.0) / width), math.floor((lon + half + 180.0) / width)
+        span = range(columns) if last - first + 1 >= columns else range(first, last + 1)
+        cells |= {(row, col % columns) for col in span}
+    return sorted(cells)

@@ -15,7 +15,7 @@ of its incident, at the latest when the failed event is redelivered.
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -30,8 +30,8 @@ from services.alert.incidents import (
     IncidentView,
     choose_incident,
     event_time,
-    merge,
-    open_incident,
+    place_cells,
+    place_incident,
 )
 from services.alert.rules import RuleSpec
 from services.alert.severity import (
@@ -42,12 +42,11 @@ from services.alert.severity import (
     higher,
     incident_severity,
 )
-from services.alert.silences import muted_by
+from services.alert.silences import SilenceView, muted_by
 from services.alert.spatial import RuleIndex
 from shared import ids, streams
 from shared.db import session_scope
 from shared.messages import AlertMessage, EventMessage, PlaceLabel, Span
-from shared.models import Incident
 
 logger = logging.getLogger(__name__)
 
@@ -107,17 +106,14 @@ class Levels:
     severity_reasons: list[str]
 
 
-def incident_levels(row: Incident, incident: IncidentView, source_ids: list[str], policy: SeverityPolicy,
-                    official: frozenset[str]) -> Levels:
-    """The incident's corroboration and severity now, never below what they were (and kept on the row)."""
+def incident_levels(kept_severity: str | None, kept_corroboration: str | None, incident: IncidentView,
+                    source_ids: list[str], policy: SeverityPolicy, official: frozenset[str]) -> Levels:
+    """The incident's corroboration and severity now, never below what they were (`kept_*`, as stored)."""
     severity, reasons = incident_severity(incident.tactics, incident.killed, incident.place, policy)
-    kept = higher(row.severity, severity, LEVELS) or severity
+    kept = higher(kept_severity, severity, LEVELS) or severity
     if kept != severity:
         reasons = [*reasons, f"severity {kept} kept: it only rises"]
-    level = higher(row.corroboration, corroboration(source_ids, official), CORROBORATION) or "single_source"
-    if (row.severity, row.corroboration) != (kept, level):
-        row.version = (row.version or 1) + (row.severity is not None)
-    row.severity, row.corroboration = kept, level
+    level = higher(kept_corroboration, corroboration(source_ids, official), CORROBORATION) or "single_source"
     return Levels(level, kept, reasons)
 
 
@@ -172,6 +168,106 @@ def material_change(previous: AlertMessage, source_ids: list[str], killed: int |
     return "; ".join(why) or None
 
 
+@dataclass(frozen=True)
+class AlertContext:
+    """Everything the alert decision looks at, loaded under the place lock after the incident was decided."""
+
+    event: EventMessage
+    incident: IncidentView
+    levels: Levels
+    event_ids: list[str]
+    source_ids: list[str]
+    rules: dict[str, RuleSpec]
+    """Every enabled rule, by id."""
+    matched: dict[str, Match]
+    """The rules the event matches (filters and area), by id."""
+    alerts: dict[str, AlertMessage]
+    """The incident's alerts by rule id: their latest version, with the state (acknowledged…) as stored."""
+    conditions: dict[str, tuple[bool, str]] = field(default_factory=dict)
+    """Each rule of `conditions_to_count`: its condition over time, met or not, and why."""
+    silences: list[SilenceView] = field(default_factory=list)
+    max_event_age: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class AlertVersion:
+    """One alert version to store and publish: `message.muted_by` says whether subscribers are paged."""
+
+    rule: RuleSpec
+    message: AlertMessage
+    why: str
+
+
+@dataclass(frozen=True)
+class AlertDecision:
+    versions: list[AlertVersion]
+    skipped: list[tuple[str, str]]
+    """(rule id, why not) for rules that matched but open no alert: worth a log line."""
+
+
+def _opens(context: AlertContext, rule_id: str, now: datetime) -> str | None:
+    """Why a matching rule without an alert on this incident opens none yet (None: it may open one)."""
+    at = event_time(context.event)
+    if context.max_event_age is not None and now - at > context.max_event_age:
+        return f"too old to alert: published {at.isoformat(timespec='minutes')}, max age {context.max_event_age}"
+    return None
+
+
+def conditions_to_count(context: AlertContext, now: datetime) -> list[RuleSpec]:
+    """The rules whose condition over time must be counted in the event log before deciding: those that
+    would open a new alert on this incident."""
+    return [context.rules[rid] for rid in sorted(context.matched)
+            if rid in context.rules and rid not in context.alerts and context.rules[rid].condition is not None
+            and _opens(context, rid, now) is None]
+
+
+def decide_alerts(context: AlertContext, now: datetime) -> AlertDecision:
+    """The alert versions one report makes (pure). A new alert per matching rule (if its condition over time
+    is met); an update of an alert still in its rule's window when something material rose; each version
+    muted by inhibition (another rule alerting on the incident inhibits it) or by a silence, or not at all."""
+    incident, alerts = context.incident, context.alerts
+    drafts: list[tuple[RuleSpec, AlertMessage, str]] = []
+    skipped: list[tuple[str, str]] = []
+    for rule_id in sorted(set(context.matched) | set(alerts)):
+        rule = context.rules.get(rule_id)
+        if rule is None:
+            continue  # disabled or removed since it fired: its alert is left as it is
+        previous = alerts.get(rule_id)
+        match = context.matched.get(rule_id)
+        if previous is None:
+            assert match is not None
+            if (why_not := _opens(context, rule_id, now)) is not None:
+                skipped.append((rule_id, why_not))
+                continue
+            if rule.condition is not None:
+                met, reason = context.conditions[rule_id]
+                if not met:
+                    skipped.append((rule_id, f"condition not met: {reason}"))
+                    continue
+                match = Match(match.rule_id, [*match.reasons, reason], match.distance_km)
+            why = "new"
+        else:
+            if previous.state == "resolved" or now - previous.fired_at > rule.window_delta:
+                continue  # the rule's window: after it, reports no longer update this alert
+            why = material_change(previous, context.source_ids, incident.killed, context.levels,
+                                  incident.place) or ""
+            if not why:
+                continue
+        message = alert_message(rule, incident, context.event, match, previous, context.event_ids,
+                                context.source_ids, now, context.levels, change=None if previous is None else why)
+        drafts.append((rule, message, why))
+    # Inhibition over every rule alerting on the incident, decided while its place is locked: the order in
+    # which reports arrive cannot let an inhibited alert through.
+    alerting = {rid for rid, a in alerts.items() if a.state != "resolved"} | {m.rule_id for _, m, _ in drafts}
+    versions = []
+    for rule, message, why in drafts:
+        inhibitors = sorted(rid for rid in alerting if rid != rule.id and rid in context.rules
+                            and rule.id in (context.rules[rid].inhibits or ()))
+        muted = f"inhibited by rule {inhibitors[0]}" if inhibitors else muted_by(context.silences, message, now)
+        versions.append(AlertVersion(rule, message.model_copy(update={"muted_by": muted}), why))
+    return AlertDecision(versions, skipped)
+
+
 # A denial may come a day after the attack it denies ("the army on Monday dismissed Sunday's reports").
 DISPUTE_WINDOW = timedelta(hours=48)
 
@@ -186,6 +282,15 @@ class AlertPipeline:
         self.severity = severity or SeverityPolicy()
         self.official_sources = frozenset(official_sources)
         self.max_event_age = max_event_age
+
+    async def _lock_place(self, session: AsyncSession, event: EventMessage) -> None:
+        """First in the transaction: waits for any worker deciding about a place near this one. Two reports
+        that may join one incident are at most twice its radius apart (each within the radius of its centre),
+        so the lock covers that disc: neither a second "open" nor a lost merge. READ COMMITTED (PostgreSQL's
+        default) matters: what is read after the lock includes what the previous holder committed."""
+        place = event.place
+        await store.lock_places(session, place_cells(place.lat if place else None, place.lon if place else None,
+                                                     2 * self.policy.radius_km))
 
     async def _condition(self, session: AsyncSession, rule: RuleSpec, event: EventMessage,
                          incident_id: str) -> tuple[bool, str]:
@@ -203,7 +308,10 @@ class AlertPipeline:
 
     async def on_event(self, event: EventMessage) -> list[AlertMessage]:
         """Assigns the event to an incident, evaluates the candidate rules, creates or updates alerts, and
-        publishes the new versions after the commit. Returns what was published."""
+        publishes the new versions after the commit. Returns what was published.
+
+        Load, decide (pure: `place_incident`, `incident_levels`, `decide_alerts`), apply: all in one
+        transaction that first locks the event's place, so that N workers make one incident per attack."""
         if not event.is_event:
             if event.status == "denied" and event.tactics:
                 return await self.on_denial(event)
@@ -212,83 +320,64 @@ class AlertPipeline:
             return []
         started = time.perf_counter()
         now = datetime.now(UTC)
-        out: list[AlertMessage] = []
         async with session_scope(self.sessions) as session:
+            await self._lock_place(session, event)
             index = await self.rulebook.current(session)
-            incident = await store.incident_of_event(session, event.event_id)
-            known = incident is not None
-            if incident is None:
-                candidates = await store.candidate_incidents(session, event_time(event), self.policy.window)
-                incident = choose_incident(candidates, event, self.policy) or open_incident(
-                    ids.incident_id(event.event_id), event)
-            incident = merge(incident, event)
+
+            known = await store.incident_of_event(session, event.event_id)
+            candidates = [] if known else await store.candidate_incidents(session, event_time(event),
+                                                                          self.policy.window)
+            change = place_incident(event, known, candidates, self.policy)
+            incident = change.incident
             row = await store.save_incident(session, incident)
-            if not known:
-                # False only if another worker recorded this report meanwhile: then it is a redelivery.
-                known = not await store.add_report(session, incident.id, event.event_id, event.source_id)
+            # False only if this report was recorded meanwhile (a re-classification elsewhere): a redelivery.
+            added = change.kind != "known" and await store.add_report(session, incident.id, event.event_id,
+                                                                      event.source_id)
             event_ids, source_ids = await store.incident_reports(session, incident.id)
-            levels = incident_levels(row, incident, source_ids, self.severity, self.official_sources)
-            alerts = await store.alerts_of_incident(session, incident.id)
-            published = await self.outbox.published_versions([a.id for a in alerts.values()])
-            unsent = [AlertMessage.model_validate(a.payload) for a in alerts.values()
+            levels = incident_levels(row.severity, row.corroboration, incident, source_ids, self.severity,
+                                     self.official_sources)
+            if (row.severity, row.corroboration) != (levels.severity, levels.corroboration):
+                row.version = (row.version or 1) + (row.severity is not None)
+            row.severity, row.corroboration = levels.severity, levels.corroboration
+
+            rows = await store.alerts_of_incident(session, incident.id)
+            published = await self.outbox.published_versions([a.id for a in rows.values()])
+            unsent = [AlertMessage.model_validate(a.payload) for a in rows.values()
                       if a.version > published.get(a.id, 0)]
-            matched = {rule.id: (rule, match) for rule, match in index.matching(event, now)}
-            by_id = {rule.id: rule for rule in index.rules}
-            drafts: list[tuple[RuleSpec, AlertMessage, str]] = []
-            for rule_id in sorted(set(matched) | set(alerts)):
-                rule = by_id.get(rule_id)
-                if rule is None:
-                    continue  # disabled or removed since it fired: its alert is left as it is
-                alert_row = alerts.get(rule_id)
-                match = matched[rule_id][1] if rule_id in matched else None
-                previous: AlertMessage | None = None
-                if alert_row is None:
-                    if match is None:
-                        continue
-                    if self.max_event_age is not None and now - event_time(event) > self.max_event_age:
-                        logger.info("too old to alert rule=%s event=%s published=%s max_age=%s",
-                                    rule.id, event.event_id[:8], event_time(event).isoformat(timespec="minutes"),
-                                    self.max_event_age)
-                        continue
-                    if rule.condition is not None:
-                        met, reason = await self._condition(session, rule, event, incident.id)
-                        if not met:
-                            logger.info("condition not met rule=%s event=%s incident=%s reason=\"%s\"",
-                                        rule.id, event.event_id[:8], incident.id[:8], reason)
-                            continue
-                        match = Match(match.rule_id, [*match.reasons, reason], match.distance_km)
-                    why = "new"
-                else:
-                    if alert_row.state == "resolved" or now - alert_row.fired_at > rule.window_delta:
-                        continue  # the rule's window: after it, reports no longer update this alert
-                    previous = AlertMessage.model_validate(alert_row.payload).model_copy(
-                        update={"state": alert_row.state})
-                    why = material_change(previous, source_ids, incident.killed, levels, incident.place) or ""
-                    if not why:
-                        continue
-                message = alert_message(rule, incident, event, match, previous, event_ids, source_ids, now,
-                                        levels, change=None if previous is None else why)
-                drafts.append((rule, message, why))
-            silences = await store.active_silences(session, now) if drafts else []
-            alerting = {rid for rid, a in alerts.items() if a.state != "resolved"} | {m.rule_id for _, m, _ in drafts}
-            for rule, message, why in drafts:
-                inhibitors = sorted(rid for rid in alerting
-                                    if rid != rule.id and rid in by_id and rule.id in (by_id[rid].inhibits or ()))
-                muted = f"inhibited by rule {inhibitors[0]}" if inhibitors else muted_by(silences, message, now)
-                message = message.model_copy(update={"muted_by": muted})
+            context = AlertContext(
+                event=event, incident=incident, levels=levels, event_ids=event_ids, source_ids=source_ids,
+                rules={rule.id: rule for rule in index.rules},
+                matched={rule.id: match for rule, match in index.matching(event, now)},
+                alerts={rid: AlertMessage.model_validate(a.payload).model_copy(update={"state": a.state})
+                        for rid, a in rows.items()},
+                max_event_age=self.max_event_age,
+            )
+            if context.matched or context.alerts:
+                context = replace(
+                    context, silences=await store.active_silences(session, now),
+                    conditions={rule.id: await self._condition(session, rule, event, incident.id)
+                                for rule in conditions_to_count(context, now)},
+                )
+            decision = decide_alerts(context, now)
+
+            for rule_id, why_not in decision.skipped:
+                logger.info("no alert rule=%s event=%s incident=%s reason=\"%s\"", rule_id, event.event_id[:8],
+                            incident.id[:8], why_not)
+            for version in decision.versions:
+                message = version.message
                 await store.save_alert(
                     session, message.model_dump(mode="json", by_alias=True), alert_id=message.alert_id,
-                    rule_id=rule.id, incident_id=incident.id, severity=rule.severity, version=message.version,
-                    fired_at=message.fired_at, updated_at=now, muted_by=muted,
+                    rule_id=version.rule.id, incident_id=incident.id, severity=version.rule.severity,
+                    version=message.version, fired_at=message.fired_at, updated_at=now, muted_by=message.muted_by,
                 )
                 logger.info(
                     "alert %s rule=%s alert=%s incident=%s v=%d sources=%d %s/%s why=\"%s\"%s",
-                    message.kind, rule.id, message.alert_id[:8], incident.id[:8], message.version,
+                    message.kind, version.rule.id, message.alert_id[:8], incident.id[:8], message.version,
                     len(source_ids), levels.corroboration, levels.severity,
-                    why if message.version > 1 else "; ".join(message.matched),
-                    f" muted=\"{muted}\"" if muted else "",
+                    version.why if message.version > 1 else "; ".join(message.matched),
+                    f" muted=\"{message.muted_by}\"" if message.muted_by else "",
                 )
-                out.append(message)
+        out = [version.message for version in decision.versions]
         # Publish only after the commit. A version committed earlier but never published goes first;
         # one superseded by a version made just now is not sent (receivers want the latest).
         fresh = {m.alert_id for m in out}
@@ -301,7 +390,7 @@ class AlertPipeline:
             await self.outbox.publish(message)
         logger.info(
             "evaluated event=%s incident=%s %s reports=%d sources=%d rules=%d alerts=%d %.0fms",
-            event.event_id[:8], incident.id[:8], "known" if known else "added", len(event_ids),
+            event.event_id[:8], incident.id[:8], change.kind if added else "known", len(event_ids),
             len(source_ids), len(index.rules), len(out), (time.perf_counter() - started) * 1000,
         )
         return out

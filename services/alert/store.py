@@ -2,6 +2,7 @@
 subscriptions, notifications and delivery attempts, and the event log read back for conditions and dry runs.
 Callers own the transaction (`session_scope`). Domain errors carry a `reason` a person can act on."""
 
+import hashlib
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -131,6 +132,26 @@ async def candidate_incidents(session: AsyncSession, at: datetime, window: timed
         )
     )
     return [_view(r) for r in rows]
+
+
+def _cell_lock_key(cell: tuple[int, int]) -> int:
+    """A stable signed 64-bit key for PostgreSQL's advisory locks (a collision only makes two cells take turns)."""
+    digest = hashlib.sha256(f"watchfloor:incident-cell:{cell[0]}:{cell[1]}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def lock_places(session: AsyncSession, cells: list[tuple[int, int]]) -> None:
+    """Makes workers deciding about the same place take turns, until this transaction ends. Call it first in
+    the transaction, before anything is read: what is read after it cannot change before the commit.
+
+    PostgreSQL: a transaction-scoped advisory lock per cell, taken in ascending key order (two workers
+    locking overlapping cells cannot deadlock). SQLite has one writer: BEGIN IMMEDIATE takes the write lock
+    at once (a deferred transaction would read first, and two processes could both decide to open)."""
+    if session.get_bind().dialect.name == "postgresql":
+        for key in sorted({_cell_lock_key(c) for c in cells}):
+            await session.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+    else:
+        await session.execute(sa.text("BEGIN IMMEDIATE"))
 
 
 async def lock_incident(session: AsyncSession, incident_id: str) -> Incident | None:
@@ -294,28 +315,37 @@ async def set_subscription_filters(
     return row
 
 
-async def list_subscriptions(session: AsyncSession) -> list[Subscription]:
-    return list((await session.scalars(sa.select(Subscription).order_by(Subscription.id))).all())
+async def list_subscriptions(session: AsyncSession, include_removed: bool = False) -> list[Subscription]:
+    """Subscriptions by id; removed ones (kept for the delivery history) only with `include_removed`."""
+    stmt = sa.select(Subscription).order_by(Subscription.id)
+    if not include_removed:
+        stmt = stmt.where(Subscription.removed_at.is_(None))
+    return list((await session.scalars(stmt)).all())
 
 
 async def disable_subscription(session: AsyncSession, subscription_id: int, reason: str, actor: str) -> None:
+    """Stops deliveries (audited); what fires meanwhile is recorded as missed and offered on enable."""
     row = await session.get(Subscription, subscription_id)
     if row is None:
         return
+    if row.enabled or row.disabled_at is None:
+        row.disabled_at = utcnow()
     row.enabled, row.disabled_reason = False, reason
     session.add(AuditEntry(actor=actor, action="subscription.disabled", target_kind="subscription",
                            target_id=str(subscription_id), detail={"reason": reason}))
 
 
 async def subscriptions_for(session: AsyncSession, rule_id: str, severity: str,
-                            incident_severity: str | None = None) -> list[Subscription]:
+                            incident_severity: str | None = None, *, include_disabled: bool = False
+                            ) -> list[Subscription]:
     """Enabled subscriptions an alert of `rule_id` goes to: the rule's `notify` list (if any), the
-    subscription's own rule filter and minimum severity (the rule's, or the incident's I–III)."""
+    subscription's own rule filter and minimum severity (the rule's, or the incident's I–III). With
+    `include_disabled`, disabled ones too (what they miss is recorded); never removed ones."""
     rule = await session.get(Rule, rule_id)
     notify = (rule.spec or {}).get("notify") if rule else None
     out = []
     for sub in await list_subscriptions(session):
-        if not sub.enabled or (notify is not None and sub.id not in notify):
+        if (not sub.enabled and not include_disabled) or (notify is not None and sub.id not in notify):
             continue
         if sub.rule_ids is not None and rule_id not in sub.rule_ids:
             continue
@@ -329,11 +359,13 @@ async def subscriptions_for(session: AsyncSession, rule_id: str, severity: str,
 
 
 async def add_notification(session: AsyncSession, *, subscription_id: int, alert_id: str, version: int,
-                           message_id: str, body: str, due: datetime) -> bool:
-    """Owes one alert version to one subscriber; False if already owed (a redelivered AlertMessage)."""
+                           message_id: str, body: str, due: datetime, state: str = "pending") -> bool:
+    """Owes one alert version to one subscriber; False if already owed (a redelivered AlertMessage).
+    `state="missed"`: the subscription is disabled; it is sent only if replayed."""
     stmt = _insert(session, Notification).values(
         subscription_id=subscription_id, alert_id=alert_id, alert_version=version, message_id=message_id,
-        body=body, state="pending", attempts=0, next_attempt_at=due, created_at=utcnow(),
+        body=body, state=state, attempts=0, next_attempt_at=due if state == "pending" else None,
+        created_at=utcnow(),
     ).on_conflict_do_nothing(index_elements=["subscription_id", "alert_id", "alert_version"])
     return bool((await session.execute(stmt)).rowcount)
 
@@ -393,25 +425,6 @@ async def get_subscription(session: AsyncSession, subscription_id: int) -> Subsc
     return await session.get(Subscription, subscription_id)
 
 
-async def record_attempt(
-    session: AsyncSession, notification_id: int, *, attempt: int, attempted_at: datetime, outcome: str,
-    status_code: int | None, latency_ms: float | None, error: str | None, state: str,
-    next_attempt_at: datetime | None,
-) -> None:
-    """One `deliveries` row for the attempt, and the notification's new state."""
-    row = await session.get(Notification, notification_id)
-    if row is None:
-        return
-    session.add(DeliveryAttempt(
-        notification_id=notification_id, subscription_id=row.subscription_id, alert_id=row.alert_id,
-        attempt=attempt, attempted_at=attempted_at, outcome=outcome, status_code=status_code,
-        latency_ms=latency_ms, error=error,
-    ))
-    row.attempts, row.state, row.next_attempt_at, row.last_error = attempt, state, next_attempt_at, error
-    if state == "delivered":
-        row.delivered_at = attempted_at
-
-
 async def list_notifications(session: AsyncSession, state: str | None = None, limit: int = 100
                              ) -> list[Notification]:
     """Newest first; `state="failed"` lists what is kept for replay."""
@@ -426,7 +439,7 @@ async def requeue_notification(session: AsyncSession, notification_id: int, acto
     row = await session.get(Notification, notification_id)
     if row is None or row.state == "delivered":
         return False
-    row.state, row.next_attempt_at = "pending", utcnow()
+    row.state, row.next_attempt_at, row.replay_base = "pending", utcnow(), row.attempts
     session.add(AuditEntry(actor=actor, action="notification.replayed", target_kind="notification",
                            target_id=str(notification_id), detail={"alert_id": row.alert_id}))
     return True
