@@ -80,6 +80,8 @@ class Source(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     posts_seen: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Soft delete: a removed source is never polled and not listed, but its posts stay in the log.
+    removed_at: Mapped[datetime | None]
 
 
 class Post(Base):
@@ -228,6 +230,12 @@ class Subscription(Base):
     rule_ids: Mapped[list[Any] | None] = mapped_column(JSON)
     quiet_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"start": "22:00", "end": "06:00", "tz": ...}
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None]
+    # Secret rotation: until `previous_secret_until`, payloads carry a signature with each secret.
+    previous_secret: Mapped[str | None] = mapped_column(String(200))
+    previous_secret_until: Mapped[datetime | None]
+    # Soft delete: a removed subscription gets nothing more; its notifications and attempts stay auditable.
+    removed_at: Mapped[datetime | None]
 
 
 class Notification(Base):
@@ -242,8 +250,11 @@ class Notification(Base):
     alert_version: Mapped[int] = mapped_column(Integer)
     message_id: Mapped[str] = mapped_column(String(100))
     body: Mapped[str] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending | delivered | failed
+    # pending | delivered | failed | missed (fired while the subscription was disabled) | superseded | cancelled
+    state: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # `attempts` when last replayed: a replay starts the retry schedule afresh, attempt numbers keep counting
+    replay_base: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -261,7 +272,8 @@ class DeliveryAttempt(Base):
     alert_id: Mapped[str] = mapped_column(String(64), index=True)
     attempt: Mapped[int] = mapped_column(Integer)
     attempted_at: Mapped[datetime]
-    outcome: Mapped[str] = mapped_column(String(20))  # delivered | retry | gave_up
+    # sending (written before the request) -> delivered | retry | gave_up; interrupted: the sender died mid-send
+    outcome: Mapped[str] = mapped_column(String(20))
     status_code: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)

@@ -36,7 +36,7 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class _Server:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[Request] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -80,7 +80,7 @@ class _Server:
             def do_POST(self) -> None:
                 outer.on_request(self, self._record())
 
-        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", port), Handler)  # a given port: a receiver back where it was
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -130,10 +130,10 @@ class FeedServer(_Server):
 class WebhookReceiver(_Server):
     """Records every POST; answers with the scripted statuses in order, then `default_status`."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.script: list[int] = []
         self.default_status = 200
-        super().__init__()
+        super().__init__(port)
 
     def on_request(self, handler: Any, req: Request) -> None:
         status = self.script.pop(0) if self.script else self.default_status

@@ -3,9 +3,11 @@
     watchfloor up [--port N] [--data-dir DIR]      the whole system in one process (embedded defaults)
     watchfloor run ingest|classify|alert           one service (what each container runs)
     watchfloor migrate                             bring the event log schema to the latest version
-    watchfloor source add|list                     feeds to poll
+    watchfloor source add|list|edit|disable|enable|remove      feeds to poll (removed: posts stay)
     watchfloor rule add|list|dry-run               alert rules (YAML); what a rule would have fired
-    watchfloor subscription add|list               webhook endpoints
+    watchfloor subscription add|list|edit|disable|enable|remove|rotate-secret
+                                                   webhook endpoints; enable offers what fired meanwhile
+    watchfloor delivery list|replay [--failed]     webhook deliveries; replay with the original webhook-id
     watchfloor alerts [--follow] [--json]          what fired
     watchfloor ack ALERT_ID [--note]               acknowledge: stops re-pages, not updates
     watchfloor silence add|list|expire             mute alerts with a reason (audited)
@@ -49,6 +51,8 @@ COMMANDS: dict[str, _Lazy] = {
     "source": _Lazy("watchfloor.cli_sources", "source", "Feeds to poll."),
     "rule": _Lazy("watchfloor.cli_alerting", "rule", "Alert rules (YAML)."),
     "subscription": _Lazy("watchfloor.cli_alerting", "subscription", "Webhook endpoints (Standard Webhooks)."),
+    "delivery": _Lazy("watchfloor.cli_deliveries", "delivery",
+                      "Webhook deliveries: what is owed, what failed; replay with the original webhook-id."),
     "alerts": _Lazy("watchfloor.cli_alerting", "alerts", "The latest alerts; with --follow, new ones as they happen."),
     "ack": _Lazy("watchfloor.cli_noise", "ack", "Acknowledge an alert: stops re-pages, not updates."),
     "silence": _Lazy("watchfloor.cli_noise", "silence", "Silences: mute matching alerts for a while (audited)."),

@@ -68,12 +68,18 @@ def subscription() -> None:
 @pass_ctx
 def subscription_add(obj: CliContext, url: str, secret: str | None, name: str | None, min_severity: str | None,
                      quiet_hours: str | None) -> None:
-    """Add a webhook endpoint; every alert is POSTed to it, signed with the secret."""
+    """Add a webhook endpoint; every alert is POSTed to it, signed with the secret. A URL that is not
+    http(s), or whose host is a loopback, private, link-local or metadata address, is refused unless
+    WATCHFLOOR_ALLOW_PRIVATE_URLS allows it."""
+    from shared.urlguard import check_url
+
     quiet = checked(lambda: _quiet_hours(quiet_hours))
+    policy = obj.settings.url_policy
 
     async def body() -> tuple[int, str]:
+        checked_url = await check_url(url, policy)  # before the database: nothing stored if refused
         async with obj.session() as session:
-            sub, used = await store.add_subscription(session, url, secret=secret, name=name,
+            sub, used = await store.add_subscription(session, checked_url, secret=secret, name=name,
                                                      min_severity=min_severity, quiet_hours=quiet)
             return sub.id, used
 
@@ -96,9 +102,11 @@ def _quiet_hours(text: str | None) -> dict[str, str] | None:
 
 
 @subscription.command(name="list")
+@click.option("--reveal", is_flag=True, help="Show URLs whole, with the credentials or query tokens in them.")
 @pass_ctx
-def subscription_list(obj: CliContext) -> None:
-    """Webhook endpoints (secrets not shown)."""
+def subscription_list(obj: CliContext, reveal: bool) -> None:
+    """Webhook endpoints (secrets not shown; credentials and query strings in URLs masked unless --reveal)."""
+    from services.alert.webhook import redact_url
 
     async def body() -> list:
         async with obj.session() as session:
@@ -106,7 +114,7 @@ def subscription_list(obj: CliContext) -> None:
 
     for s in run(body):
         state = "enabled" if s.enabled else f"DISABLED: {s.disabled_reason}"
-        click.echo(f"{s.id:<4} {state:<10} {s.url}")
+        click.echo(f"{s.id:<4} {state:<10} {s.url if reveal else redact_url(s.url)}")
 
 
 def _line(alert: dict) -> str:
@@ -164,3 +172,15 @@ def _register_dry_run() -> None:
 
 
 _register_dry_run()
+
+
+def _register_lifecycle() -> None:
+    """`watchfloor subscription disable|enable|edit|remove|rotate-secret` live with the delivery commands."""
+    from watchfloor import cli_deliveries as d
+
+    for command in (d.subscription_disable, d.subscription_enable, d.subscription_edit, d.subscription_remove,
+                    d.subscription_rotate_secret):
+        subscription.add_command(command)
+
+
+_register_lifecycle()

@@ -7,7 +7,7 @@ import click
 from services.ingest import store
 from services.ingest.api import SourceHealth
 from services.ingest.settings import IngestSettings
-from watchfloor.context import CliContext, pass_ctx, run
+from watchfloor.context import BY, CliContext, operator, pass_ctx, run
 
 
 @click.group()
@@ -22,12 +22,18 @@ def source() -> None:
               help="Seconds between polls (at least WATCHFLOOR_MIN_INTERVAL_SECONDS, default 10).")
 @pass_ctx
 def add(obj: CliContext, url: str, name: str | None, interval: int) -> None:
-    """Add a feed (RSS, Atom or JSON Feed); a running `up` polls it on its next tick."""
+    """Add a feed (RSS, Atom or JSON Feed); a running `up` polls it on its next tick. A URL that is not
+    http(s), or whose host is a loopback, private, link-local or metadata address, is refused unless
+    WATCHFLOOR_ALLOW_PRIVATE_URLS allows it."""
+    from shared.urlguard import check_url
+
+    settings = IngestSettings(**obj.overrides)
 
     async def body() -> str:
+        checked_url = await check_url(url, settings.url_policy)  # before the database: nothing stored if refused
         async with obj.session() as session:
-            src = await store.add_source(session, url, name=name, interval=interval,
-                                         min_interval=IngestSettings(**obj.overrides).min_interval_seconds)
+            src = await store.add_source(session, checked_url, name=name, interval=interval,
+                                         min_interval=settings.min_interval_seconds)
             return src.id
 
     source_id = run(body)
@@ -67,3 +73,75 @@ def list_(obj: CliContext, as_json: bool) -> None:
         last_ok = h.last_success_at.isoformat(timespec="seconds") if h.last_success_at else "-"
         click.echo(f"{h.id:<20} {h.kind:<5} {status}{failing}  every {h.interval_seconds}s  "
                    f"last ok {last_ok}  posts {h.posts_seen}  {h.url or ''}")
+
+
+@source.command(name="disable")
+@click.argument("source_id")
+@BY
+@pass_ctx
+def disable(obj: CliContext, source_id: str, by: str | None) -> None:
+    """Stop polling a source (its posts stay); a running `up` skips it from its next tick."""
+
+    async def body() -> None:
+        async with obj.session() as session:
+            await store.set_source_enabled(session, source_id, False, actor=by or operator(), now=datetime.now(UTC))
+
+    run(body)
+    click.echo(f"source {source_id} disabled: not polled until `watchfloor source enable {source_id}`")
+
+
+@source.command(name="enable")
+@click.argument("source_id")
+@BY
+@pass_ctx
+def enable(obj: CliContext, source_id: str, by: str | None) -> None:
+    """Poll a source again, on the next tick (a removed source is restored)."""
+
+    async def body() -> None:
+        async with obj.session() as session:
+            await store.set_source_enabled(session, source_id, True, actor=by or operator(), now=datetime.now(UTC))
+
+    run(body)
+    click.echo(f"source {source_id} enabled: polled on the next tick")
+
+
+@source.command(name="edit")
+@click.argument("source_id")
+@click.option("--url", default=None, help="The feed's new address (the source id, and so its posts, stay).")
+@click.option("--name", default=None)
+@click.option("--interval", default=None, type=click.IntRange(min=1), help="Seconds between polls.")
+@BY
+@pass_ctx
+def edit(obj: CliContext, source_id: str, url: str | None, name: str | None, interval: int | None,
+         by: str | None) -> None:
+    """Change a feed's URL, name or polling interval. A new URL passes the same address check as `add`."""
+    from shared.urlguard import check_url
+
+    settings = IngestSettings(**obj.overrides)
+
+    async def body() -> tuple[str | None, int]:
+        new_url = await check_url(url, settings.url_policy) if url is not None else None  # before the database
+        async with obj.session() as session:
+            src = await store.edit_source(session, source_id, actor=by or operator(), now=datetime.now(UTC),
+                                          url=new_url, name=name, interval=interval,
+                                          min_interval=settings.min_interval_seconds)
+            return src.url, src.interval_seconds
+
+    new_url, every = run(body)
+    click.echo(f"source {source_id} {new_url} every {every}s")
+
+
+@source.command(name="remove")
+@click.argument("source_id")
+@BY
+@pass_ctx
+def remove(obj: CliContext, source_id: str, by: str | None) -> None:
+    """Stop polling a source and hide it from the list; its posts, events and alerts stay in the log
+    (`watchfloor source enable ID` restores it)."""
+
+    async def body() -> None:
+        async with obj.session() as session:
+            await store.remove_source(session, source_id, actor=by or operator(), now=datetime.now(UTC))
+
+    run(body)
+    click.echo(f"source {source_id} removed; its posts stay in the log")

@@ -4,10 +4,14 @@
                              body serialised once and stored, so every retry sends the same bytes); none for a
                              muted version (silenced or inhibited); due at the end of the subscription's quiet
                              hours for severity I and II, where a newer version supersedes an older one held
-    run() loop ─▶ claim due rows ─▶ deliver ─▶ `deliveries` row for EVERY attempt
+                             a disabled subscription's is recorded `missed` (offered on enable, sent on replay)
+    run() loop ─▶ claim due rows (leased) ─▶ `deliveries` row `sending`, committed ─▶ POST ─▶ row completed
                      delivered │ retry: next = schedule[n] ± jitter (or Retry-After) │ gave_up / last attempt:
                                │                                                   │  failed, logged at ERROR,
                                ▼                                                   ▼  kept for replay
+The attempt is written before the request, so a sender killed mid-request leaves its trace; the lease outlives
+the request's whole deadline, so no other dispatcher sends the same notification while one is in flight.
+A replay (`watchfloor delivery replay`) puts failed or missed rows back to pending with their webhook-id.
 """
 
 import asyncio
@@ -19,14 +23,16 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alert import store, webhook
+from services.alert import store, store_deliveries, webhook
 from services.alert.paging import hold_until
 from services.alert.settings import AlertSettings
+from services.alert.store_subscriptions import signing_secrets
 from services.alert.webhook import DeliveryOutcome, Outcome
 from shared import ids
 from shared.db import session_scope
 from shared.messages import AlertMessage, to_wire
 from shared.models import Notification
+from shared.outage import LoopErrors
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +69,11 @@ class Dispatcher:
         self._task: asyncio.Task[None] | None = None
         self._client: webhook.Client | None = None
         self._stopping = False
-        # Leased for longer than one attempt can take, so a second dispatcher never sends it concurrently.
-        self.lease = timedelta(seconds=settings.webhook_timeout_seconds + 30)
+        # One attempt's whole deadline (httpx's timeout is per read, so a receiver dripping bytes could hold a
+        # request open for ever): the lease outlives it by a margin for the writes before and after, so a
+        # second dispatcher never sends a notification whose attempt is still live.
+        self.deadline_s = settings.webhook_timeout_seconds
+        self.lease = timedelta(seconds=self.deadline_s + 30)
 
     async def on_alert(self, alert: AlertMessage) -> int:
         """Records one notification per matching subscription (idempotent); wakes the sender at once.
@@ -76,10 +85,17 @@ class Dispatcher:
         body = webhook_body(alert)
         msg_id = ids.webhook_message_id(alert.alert_id, alert.version)
         now = datetime.now(UTC)
-        created = held = 0
+        created = held = missed = 0
         async with session_scope(self.sessions) as session:
             for sub in await store.subscriptions_for(session, alert.rule_id, alert.severity,
-                                                     alert.incident_severity):
+                                                     alert.incident_severity, include_disabled=True):
+                if not sub.enabled:  # owed once it is enabled again, if ops replay it
+                    missed += await store.add_notification(
+                        session, subscription_id=sub.id, alert_id=alert.alert_id, version=alert.version,
+                        message_id=msg_id, body=body, due=now, state="missed")
+                    await store_deliveries.supersede_missed(session, subscription_id=sub.id,
+                                                            alert_id=alert.alert_id, version=alert.version)
+                    continue
                 due = hold_until(sub.quiet_hours, alert.incident_severity, now)
                 held += due is not None
                 created += await store.add_notification(
@@ -90,13 +106,14 @@ class Dispatcher:
                                            version=alert.version, now=now)
         if created:
             self._wake.set()
-        logger.info("queued alert=%s v=%d kind=%s notifications=%d%s", alert.alert_id[:8], alert.version,
-                    alert.kind, created, f" held_for_quiet_hours={held}" if held else "")
+        logger.info("queued alert=%s v=%d kind=%s notifications=%d%s%s", alert.alert_id[:8], alert.version,
+                    alert.kind, created, f" held_for_quiet_hours={held}" if held else "",
+                    f" missed_by_disabled={missed}" if missed else "")
         return created
 
     async def start(self) -> None:
         self._stopping = False
-        self._client = webhook.client(self.settings.webhook_timeout_seconds)
+        self._client = webhook.client(self.settings.webhook_timeout_seconds, self.settings.url_policy)
         self._task = asyncio.create_task(self.run(), name="webhook-dispatcher")
 
     async def stop(self, grace_s: float = 5.0) -> None:
@@ -118,6 +135,7 @@ class Dispatcher:
     async def run(self) -> None:
         """Sends due notifications until stopped; sleeps until the next one is due, a new one is queued,
         or `dispatch_poll_seconds` passes (notifications queued by another process)."""
+        errors = LoopErrors("dispatcher", logger)  # an outage logged when it starts and ends, not every pass
         while not self._stopping:
             self._wake.clear()
             try:
@@ -126,9 +144,11 @@ class Dispatcher:
                     due = await store.next_due_at(session)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("dispatcher pass failed; retrying in %.1fs", self.settings.dispatch_poll_seconds)
+            except Exception as exc:
+                errors.failed(exc)
                 sent, due = 0, None
+            else:
+                errors.ok()
             if sent:
                 continue
             wait = self.settings.dispatch_poll_seconds
@@ -149,23 +169,37 @@ class Dispatcher:
 
     async def _attempt(self, note: Notification) -> None:
         assert self._client is not None, "Dispatcher.start() not called"
-        async with session_scope(self.sessions) as session:
-            sub = await store.get_subscription(session, note.subscription_id)
-        if sub is None:
-            return
-        attempt = note.attempts + 1
         attempted_at = datetime.now(UTC)
-        result = await webhook.deliver(self._client, sub.url, sub.secret, note.message_id, note.body)
-        state, next_at, delay = self._next_state(result, attempt)
+        async with session_scope(self.sessions) as session:  # committed before the request: a crash cannot hide it
+            sub = await store.get_subscription(session, note.subscription_id)
+            if sub is None or not sub.enabled:  # disabled since the claim: waits, pending, until enabled
+                return
+            begun = await store_deliveries.begin_attempt(session, note.id, attempted_at)
+        if begun is None:
+            return
+        delivery_id, attempt = begun
+        result = await self._send(sub.url, signing_secrets(sub, attempted_at), note)
+        state, next_at, delay = self._next_state(result, attempt - note.replay_base)
         async with session_scope(self.sessions) as session:
-            await store.record_attempt(
-                session, note.id, attempt=attempt, attempted_at=attempted_at, outcome=result.outcome.value,
-                status_code=result.status_code, latency_ms=round(result.latency_ms, 1), error=result.reason,
-                state=state, next_attempt_at=next_at,
+            await store_deliveries.finish_attempt(
+                session, delivery_id, outcome=result.outcome.value, status_code=result.status_code,
+                latency_ms=round(result.latency_ms, 1), error=result.reason, state=state, next_attempt_at=next_at,
             )
             if result.disable_subscription:
                 await store.disable_subscription(session, sub.id, result.reason or "disabled", actor="dispatcher")
         self._log(note, sub.id, attempt, result, state, delay)
+
+    async def _send(self, url: str, secrets: list[str], note: Notification) -> DeliveryOutcome:
+        """One POST within the attempt's whole deadline (see `lease`)."""
+        assert self._client is not None
+        started = asyncio.get_running_loop().time()
+        try:
+            async with asyncio.timeout(self.deadline_s):
+                return await webhook.deliver(self._client, url, secrets, note.message_id, note.body)
+        except TimeoutError:
+            elapsed = (asyncio.get_running_loop().time() - started) * 1000
+            return DeliveryOutcome(Outcome.RETRY, None, elapsed,
+                                   f"receiver did not finish answering within {self.deadline_s:g}s")
 
     def _next_state(self, result: DeliveryOutcome, attempt: int) -> tuple[str, datetime | None, float | None]:
         if result.outcome is Outcome.DELIVERED:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared import ids
 from shared.errors import ReasonError
 from shared.messages import PostMessage
-from shared.models import Post, Source
+from shared.models import AuditEntry, Post, Source
 
 SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MIN_INTERVAL_SECONDS = 10
@@ -69,14 +69,87 @@ async def make_due(session: AsyncSession, source_id: str, now: datetime) -> Sour
     """Asks for a poll now (after fixing a feed, say): a running poller takes it on its next tick, backoff
     or not. Raises `SourceError` if there is no such feed source."""
     source = await session.get(Source, source_id)
-    if source is None or source.kind != "feed":
+    if source is None or source.kind != "feed" or source.removed_at is not None:
         raise SourceError(f"no feed source {source_id!r}; `watchfloor source list` shows them")
+    if not source.enabled:
+        raise SourceError(f"source {source_id!r} is disabled; `watchfloor source enable {source_id}` polls it again")
     source.next_poll_at = now
     return source
 
 
-async def list_sources(session: AsyncSession) -> list[Source]:
-    return list((await session.execute(sa.select(Source).order_by(Source.id))).scalars())
+async def list_sources(session: AsyncSession, include_removed: bool = False) -> list[Source]:
+    """Sources by id; removed ones (their posts stay in the log) only with `include_removed`."""
+    query = sa.select(Source).order_by(Source.id)
+    if not include_removed:
+        query = query.where(Source.removed_at.is_(None))
+    return list((await session.execute(query)).scalars())
+
+
+async def _changeable(session: AsyncSession, source_id: str, *, removed_ok: bool = False) -> Source:
+    source = await session.get(Source, source_id, with_for_update=True)
+    if source is None:
+        raise SourceError(f"no source {source_id!r}; `watchfloor source list` shows them")
+    if source.removed_at is not None and not removed_ok:
+        raise SourceError(f"source {source_id!r} was removed; `watchfloor source enable {source_id}` restores it")
+    return source
+
+
+def _audit(session: AsyncSession, actor: str, action: str, source_id: str, detail: dict | None) -> None:
+    session.add(AuditEntry(actor=actor, action=action, target_kind="source", target_id=source_id, detail=detail))
+
+
+async def set_source_enabled(session: AsyncSession, source_id: str, enabled: bool, *, actor: str,
+                             now: datetime) -> Source:
+    """Disabled: never polled (pushes still land); enabled: polled on the next tick. Enabling a removed
+    source restores it. Audited."""
+    source = await _changeable(session, source_id, removed_ok=enabled)
+    restored = source.removed_at is not None
+    source.enabled, source.removed_at = enabled, None
+    if enabled:
+        source.next_poll_at = now
+    _audit(session, actor, "source.enabled" if enabled else "source.disabled", source_id,
+           {"restored": True} if restored else None)
+    return source
+
+
+async def edit_source(session: AsyncSession, source_id: str, *, actor: str, now: datetime, url: str | None = None,
+                      name: str | None = None, interval: int | None = None,
+                      min_interval: int = MIN_INTERVAL_SECONDS) -> Source:
+    """Changes a feed's URL, name or interval (its id stays, so its posts stay its own). A new URL forgets
+    the old validators and is polled on the next tick. Audited."""
+    source = await _changeable(session, source_id)
+    changed: dict[str, object] = {}
+    if url is not None and url.strip() != source.url:
+        url = url.strip()
+        parts = urlsplit(url)
+        if source.kind != "feed":
+            raise SourceError(f"source {source_id!r} is a push source: it has no URL to change")
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise SourceError(f"{url!r} is not an http(s) URL; give the feed's full address, e.g. https://host/rss")
+        taken = (await session.execute(sa.select(Source.id).where(Source.url == url))).scalar_one_or_none()
+        if taken is not None:
+            raise SourceError(f"{url} is already polled as source {taken!r}")
+        source.url, source.etag, source.last_modified, source.next_poll_at = url, None, None, now
+        changed["url"] = url
+    if name is not None:
+        source.name = changed["name"] = name
+    if interval is not None:
+        if interval < min_interval:
+            raise SourceError(f"interval {interval} s is too short; use at least {min_interval} s")
+        source.interval_seconds = changed["interval_seconds"] = interval
+    if not changed:
+        raise SourceError("nothing to change: give a new --url, --name or --interval")
+    _audit(session, actor, "source.edited", source_id, changed)
+    return source
+
+
+async def remove_source(session: AsyncSession, source_id: str, *, actor: str, now: datetime) -> Source:
+    """Soft delete: the source is no longer polled or listed, and its posts (and what was classified and
+    alerted from them) stay in the log. `set_source_enabled(..., True)` restores it. Audited."""
+    source = await _changeable(session, source_id)
+    source.enabled, source.removed_at = False, now
+    _audit(session, actor, "source.removed", source_id, {"url": source.url, "posts_seen": source.posts_seen})
+    return source
 
 
 def _due(now: datetime) -> sa.ColumnElement[bool]:
@@ -229,6 +302,16 @@ async def unqueued_posts(session: AsyncSession, older_than: datetime, limit: int
     rows = await session.execute(
         sa.select(Post).where(Post.queued_at.is_(None), Post.fetched_at <= older_than)
         .order_by(Post.fetched_at).limit(limit)
+    )
+    return [_message(p) for p in rows.scalars()]
+
+
+async def queued_posts_since(session: AsyncSession, since: datetime, after_id: str = "",
+                             limit: int = 500) -> list[PostMessage]:
+    """Posts published since `since`, by id after `after_id` (keyset pages): what to publish again when Redis
+    lost its streams."""
+    rows = await session.execute(
+        sa.select(Post).where(Post.queued_at >= since, Post.id > after_id).order_by(Post.id).limit(limit)
     )
     return [_message(p) for p in rows.scalars()]
 

@@ -1,0 +1,164 @@
+"""The SQL of what is owed to subscribers and every attempt to send it; callers own the transaction.
+
+    notification: pending ──▶ delivered
+                     │  ▲ replay (same webhook-id, retry schedule afresh)
+                     ▼  │
+                   failed          missed (fired while its subscription was disabled)
+                                   superseded, cancelled (subscription removed): never sent
+
+An attempt is a `deliveries` row written *before* the request (outcome `sending`) and completed after it, so
+a sender killed mid-request leaves a row; the next claimant marks it `interrupted`.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.models import AuditEntry, DeliveryAttempt, Notification, Subscription, utcnow
+
+REPLAYABLE = ("failed", "missed")
+INTERRUPTED = "no answer recorded: the sender stopped mid-request (crash or shutdown); sent again after its lease"
+
+
+async def begin_attempt(session: AsyncSession, notification_id: int, now: datetime) -> tuple[int, int] | None:
+    """Records the next attempt as `sending` and returns (delivery row id, attempt number); None if the
+    notification is gone. The caller commits before it sends. An earlier attempt still `sending` can only be
+    from a sender that died (this one holds the lease), so it becomes `interrupted`."""
+    row = await session.get(Notification, notification_id, with_for_update=True)
+    if row is None:
+        return None
+    await session.execute(
+        sa.update(DeliveryAttempt)
+        .where(DeliveryAttempt.notification_id == notification_id, DeliveryAttempt.outcome == "sending")
+        .values(outcome="interrupted", error=INTERRUPTED)
+        .execution_options(synchronize_session=False)
+    )
+    row.attempts += 1
+    attempt = DeliveryAttempt(notification_id=notification_id, subscription_id=row.subscription_id,
+                              alert_id=row.alert_id, attempt=row.attempts, attempted_at=now, outcome="sending")
+    session.add(attempt)
+    await session.flush()
+    return attempt.id, row.attempts
+
+
+async def finish_attempt(
+    session: AsyncSession, delivery_id: int, *, outcome: str, status_code: int | None, latency_ms: float | None,
+    error: str | None, state: str, next_attempt_at: datetime | None,
+) -> None:
+    """Completes the attempt's row with its outcome, and moves the notification to `state`."""
+    attempt = await session.get(DeliveryAttempt, delivery_id)
+    if attempt is None:
+        return
+    attempt.outcome, attempt.status_code, attempt.latency_ms, attempt.error = outcome, status_code, latency_ms, error
+    row = await session.get(Notification, attempt.notification_id)
+    if row is None:
+        return
+    row.state, row.next_attempt_at, row.last_error = state, next_attempt_at, error
+    if state == "delivered":
+        row.delivered_at = attempt.attempted_at
+
+
+async def supersede_missed(session: AsyncSession, *, subscription_id: int, alert_id: str, version: int) -> int:
+    """Older missed versions of an alert give way to `version`: a replay sends the latest, not a burst."""
+    result = await session.execute(
+        sa.update(Notification)
+        .where(Notification.subscription_id == subscription_id, Notification.alert_id == alert_id,
+               Notification.alert_version < version, Notification.state == "missed")
+        .values(state="superseded", last_error=f"superseded by version {version} while the subscription was disabled")
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+
+
+def _owed(*, replayable: bool, subscription_id: int | None, alert_id: str | None,
+          since: datetime | None) -> sa.Select[tuple[Notification]]:
+    stmt = sa.select(Notification)
+    if replayable:
+        stmt = stmt.where(Notification.state.in_(REPLAYABLE))
+    if subscription_id is not None:
+        stmt = stmt.where(Notification.subscription_id == subscription_id)
+    if alert_id is not None:
+        stmt = stmt.where(Notification.alert_id == alert_id)
+    if since is not None:
+        stmt = stmt.where(Notification.created_at >= since)
+    return stmt
+
+
+async def list_owed(session: AsyncSession, *, replayable: bool = False, subscription_id: int | None = None,
+                    alert_id: str | None = None, since: datetime | None = None, limit: int = 100
+                    ) -> list[Notification]:
+    """Notifications newest first; `replayable`: only what `replay` would send (failed or missed)."""
+    stmt = _owed(replayable=replayable, subscription_id=subscription_id, alert_id=alert_id, since=since)
+    return list((await session.scalars(stmt.order_by(Notification.id.desc()).limit(limit))).all())
+
+
+async def last_attempts(session: AsyncSession, notification_ids: list[int]) -> dict[int, DeliveryAttempt]:
+    """The latest attempt of each notification (for listings)."""
+    if not notification_ids:
+        return {}
+    latest = (sa.select(sa.func.max(DeliveryAttempt.id))
+              .where(DeliveryAttempt.notification_id.in_(notification_ids))
+              .group_by(DeliveryAttempt.notification_id))
+    rows = await session.scalars(sa.select(DeliveryAttempt).where(DeliveryAttempt.id.in_(latest)))
+    return {row.notification_id: row for row in rows}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def as_dict(note: Notification, last: DeliveryAttempt | None) -> dict[str, Any]:
+    """A notification as `delivery list --json` and `GET /api/deliveries` show it (no body, no secret)."""
+    return {
+        "id": note.id, "subscription_id": note.subscription_id, "alert_id": note.alert_id,
+        "alert_version": note.alert_version, "webhook_id": note.message_id, "state": note.state,
+        "attempts": note.attempts, "last_error": note.last_error, "created_at": _iso(note.created_at),
+        "next_attempt_at": _iso(note.next_attempt_at), "delivered_at": _iso(note.delivered_at),
+        "last_attempt": None if last is None else {
+            "attempt": last.attempt, "attempted_at": _iso(last.attempted_at), "outcome": last.outcome,
+            "status_code": last.status_code, "latency_ms": last.latency_ms, "error": last.error,
+        },
+    }
+
+
+@dataclass
+class Replay:
+    """What a replay did: how many notifications were queued, and those left out with why."""
+
+    queued: int = 0
+    skipped: dict[int, str] = field(default_factory=dict)  # subscription id -> reason
+    skipped_count: int = 0
+
+
+async def replay(session: AsyncSession, *, subscription_id: int | None = None, alert_id: str | None = None,
+                 since: datetime | None = None, actor: str, now: datetime | None = None) -> Replay:
+    """Queues failed and missed notifications again, now, with their own body and webhook-id (receivers
+    de-duplicate on it); the running dispatcher sends them. Those of a disabled or removed subscription are
+    left as they are and reported. Audited."""
+    now = now or utcnow()
+    stmt = _owed(replayable=True, subscription_id=subscription_id, alert_id=alert_id, since=since)
+    rows = (await session.execute(
+        stmt.add_columns(Subscription).join(Subscription, Subscription.id == Notification.subscription_id)
+        .order_by(Notification.id).with_for_update(of=Notification)
+    )).all()
+    out = Replay()
+    for note, sub in rows:
+        if sub.removed_at is not None:
+            out.skipped[sub.id] = f"subscription {sub.id} was removed"
+        elif not sub.enabled:
+            out.skipped[sub.id] = (f"subscription {sub.id} is disabled ({sub.disabled_reason}): "
+                                   f"`watchfloor subscription enable {sub.id}` first")
+        else:
+            note.state, note.next_attempt_at, note.replay_base = "pending", now, note.attempts
+            out.queued += 1
+            continue
+        out.skipped_count += 1
+    if out.queued:
+        session.add(AuditEntry(at=now, actor=actor, action="deliveries.replayed", target_kind="subscription",
+                               target_id=str(subscription_id) if subscription_id is not None else "*",
+                               detail={"queued": out.queued, "alert_id": alert_id,
+                                       "since": since.isoformat() if since else None}))
+    return out
