@@ -1,6 +1,7 @@
 """Who may do what on the API: bearer tokens with a role, checked on every route.
 
-    viewer   reads everything (alerts, incidents, rules, silences, the event log, the audit trail)
+    ingest   pushes posts to `POST /ingest` and nothing else (a bridge or scraper's token)
+    viewer   ingest + reads everything (alerts, incidents, rules, silences, the event log, the audit trail)
     officer  viewer + acknowledge alerts, create, preview and expire silences
     admin    officer + rules, subscriptions and API tokens
 
@@ -9,6 +10,11 @@ stored. No token -> 401; an unknown or revoked token -> 401; too low a role -> 4
 person can act on. Bootstrap: while the `api_tokens` table is empty, a request from the loopback interface
 acts as an anonymous admin, so a fresh `watchfloor up` works for a newcomer on their own machine; the first
 token created (`watchfloor token add NAME --role admin`) closes the API to everyone without one.
+
+Tokens travel only in the `Authorization` header, never in a URL (URLs end up in logs, proxies and browser
+history). The console's event stream, which EventSource opens without headers, presents a ticket instead: a
+random single-use string that `POST /api/alerts/stream/ticket` hands to a caller for 60 s, kept in this
+process's memory (the console and its API are one process).
 """
 
 import hashlib
@@ -16,6 +22,7 @@ import ipaddress
 import logging
 import re
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,19 +30,24 @@ from datetime import timedelta
 from fastapi import HTTPException, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alert import store_access
+from shared import store_access
 from shared.db import session_scope
 from shared.errors import ReasonError
 
 logger = logging.getLogger(__name__)
 
-ROLES = ("viewer", "officer", "admin")
-ROLE_LETTER = {"viewer": "v", "officer": "o", "admin": "a"}
+ROLES = ("ingest", "viewer", "officer", "admin")
+ROLE_LETTER = {"ingest": "i", "viewer": "v", "officer": "o", "admin": "a"}
 ANONYMOUS = "anonymous@loopback"
 TOKEN_PREFIX_LEN = 12
 LAST_USED_EVERY = timedelta(minutes=1)
 """`last_used_at` is written at most this often per token: a console polling every second must not turn
 every read into a write."""
+TICKET_TTL_S = 60.0
+MAX_TICKETS = 10_000
+"""Unredeemed tickets kept at most (oldest dropped first): the ticket table cannot grow without bound."""
+IN_URL = "tokens are accepted only in the `Authorization: Bearer <token>` header, never in the URL (URLs are " \
+         "logged); the console's event stream uses `?ticket=` from POST /api/alerts/stream/ticket"
 MISSING = "missing bearer token: create one with `watchfloor token add NAME --role viewer` and send it as " \
           "`Authorization: Bearer <token>` (the console asks for it)"
 
@@ -78,12 +90,12 @@ def digest(secret: str) -> str:
 
 def check_role(role: str) -> str:
     if role not in ROLES:
-        raise AccessError(f"unknown role {role!r}: choose viewer, officer or admin")
+        raise AccessError(f"unknown role {role!r}: choose ingest, viewer, officer or admin")
     return role
 
 
 def allows(role: str, needed: str) -> bool:
-    """True when `role` is at least `needed` (viewer < officer < admin)."""
+    """True when `role` is at least `needed` (ingest < viewer < officer < admin)."""
     return role in ROLES and ROLES.index(role) >= ROLES.index(needed)
 
 
@@ -102,20 +114,21 @@ def is_loopback(host: str | None) -> bool:
 
 
 def bearer(request: Request) -> str | None:
-    """The token from `Authorization: Bearer …`, or from `?token=` (EventSource cannot send headers)."""
+    """The token from `Authorization: Bearer …`; a token in the query string is refused (401), not read."""
+    if "token" in request.query_params or "access_token" in request.query_params:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, IN_URL, headers={"WWW-Authenticate": "Bearer"})
     header = request.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
-        return None
-    return request.query_params.get("token") or None
+    return None
 
 
 class RedactTokens(logging.Filter):
-    """Masks `token=…` in access-log lines: the console's event stream carries its token in the URL."""
+    """Masks `token=…` and `ticket=…` in access-log lines: a refused token in a URL is still a secret."""
 
-    PATTERN = re.compile(r"(token=)[^&\s]+")
+    PATTERN = re.compile(r"((?:access_)?token=|ticket=)[^&\s]+")
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
@@ -138,6 +151,26 @@ class Access:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
         self._warned_open = False
+        self._tickets: dict[str, tuple[Caller, float]] = {}
+
+    def issue_ticket(self, caller: Caller) -> str:
+        """A single-use ticket standing for `caller` for TICKET_TTL_S seconds (for EventSource)."""
+        now = time.monotonic()
+        for key in [k for k, (_, until) in self._tickets.items() if until <= now]:
+            del self._tickets[key]
+        while len(self._tickets) >= MAX_TICKETS:
+            del self._tickets[next(iter(self._tickets))]
+        ticket = secrets.token_urlsafe(24)
+        self._tickets[ticket] = (caller, now + TICKET_TTL_S)
+        return ticket
+
+    def redeem_ticket(self, ticket: str) -> Caller:
+        """The caller a ticket stands for; 401 if it is unknown, used or expired."""
+        caller, until = self._tickets.pop(ticket, (None, 0.0))
+        if caller is None or until <= time.monotonic():
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown, used or expired stream ticket: get a new "
+                                "one from POST /api/alerts/stream/ticket", headers={"WWW-Authenticate": "Bearer"})
+        return caller
 
     async def caller(self, request: Request) -> Caller:
         """The caller of this request, or HTTP 401 with the reason."""

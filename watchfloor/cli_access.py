@@ -1,11 +1,12 @@
-"""`watchfloor token add|list|revoke`: API tokens for the console and the HTTP API (roles viewer, officer, admin).
+"""`watchfloor token add|list|revoke`: API tokens for the console and the HTTP API (roles ingest, viewer,
+officer, admin).
 
 The CLI reaches the database directly, so it can always make a token, even when every token is revoked.
 """
 
 import click
 
-from services.alert import access, store_access
+from shared import access, store_access
 from watchfloor.context import CliContext, checked, pass_ctx, run
 
 OPERATOR = "cli"
@@ -19,8 +20,8 @@ def token() -> None:
 @token.command(name="add")
 @click.argument("name")
 @click.option("--role", type=click.Choice(access.ROLES), default="viewer", show_default=True,
-              help="viewer reads; officer also acknowledges and silences; admin also changes rules, "
-                   "subscriptions and tokens.")
+              help="ingest only pushes posts; viewer reads; officer also acknowledges and silences; admin also "
+                   "changes rules, subscriptions and tokens.")
 @pass_ctx
 def token_add(obj: CliContext, name: str, role: str) -> None:
     """Create a token for NAME (a person or a system: written to the audit table with everything it does).

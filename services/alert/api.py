@@ -8,6 +8,7 @@ itself holds no data and asks for a token.
                   /api/audit  /api/map/countries  /api/places  /api/places/unresolved
                                                                         POST /api/rules/dry-run (YAML)
     officer  POST /api/alerts/{id}/ack  /api/silences  /api/silences/preview      DELETE /api/silences/{id}
+             GET  /api/deliveries       POST /api/deliveries/replay   (services/alert/api_deliveries.py)
     admin    POST /api/rules (YAML)  /api/rules/{id}/enable|disable  /api/subscriptions  /api/tokens  /api/places
              GET  /api/tokens                                                       DELETE /api/tokens/{id}
 The full reference is docs/console.md.
@@ -28,13 +29,27 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alert import basemap, dryrun, eventlog, store, store_access, store_eventlog
-from services.alert.access import Access, AccessError, Caller, check_role, new_token, redact_access_log
+from services.alert import basemap, dryrun, eventlog, store, store_eventlog
+from services.alert.api_deliveries import build_deliveries_router
 from services.alert.eventlog import LogQuery, QueryError
 from services.alert.rules import RuleError, load_rule_text, parse_rule
-from shared import placebook, streams
+from services.alert.webhook import redact_url
+from shared import placebook, store_access, streams
+from shared.access import (
+    TICKET_TTL_S,
+    Access,
+    AccessError,
+    Caller,
+    allows,
+    check_role,
+    new_token,
+    redact_access_log,
+    refusal,
+)
 from shared.db import session_scope
 from shared.models import Alert, ApiToken, AuditEntry, OfficerPlace, utcnow
+from shared.settings import CommonSettings
+from shared.urlguard import UrlPolicy, UrlRefused, check_url
 
 logger = logging.getLogger(__name__)
 Decode = Callable[[bytes], bytes]
@@ -155,7 +170,7 @@ class PreviewRequest(BaseModel):
 
 class SubscriptionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: str = Field(pattern=r"^https?://", max_length=2000)
+    url: str = Field(max_length=2000, description="http(s); checked by the SSRF guard (shared/urlguard.py)")
     name: str | None = Field(None, max_length=200)
     secret: str | None = Field(None, pattern=r"^whsec_")
     rule_ids: list[str] | None = None
@@ -179,7 +194,7 @@ class PlaceRequest(BaseModel):
 class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200, description="the person or system: written to the audit")
-    role: Literal["viewer", "officer", "admin"]
+    role: Literal["ingest", "viewer", "officer", "admin"]
 
 
 class AlertStream:
@@ -239,8 +254,12 @@ def _log_query(kind: str, since: datetime | None, until: datetime | None, actor:
 
 
 def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decode: Decode,
-                 stopping: asyncio.Event, heartbeat_s: float = 15.0) -> APIRouter:
+                 stopping: asyncio.Event, heartbeat_s: float = 15.0, url_policy: UrlPolicy | None = None
+                 ) -> APIRouter:
+    """`url_policy`: which addresses a new subscription may point at (default: the environment's
+    WATCHFLOOR_ALLOW_PRIVATE_URLS)."""
     router = APIRouter()
+    url_policy = url_policy if url_policy is not None else CommonSettings().url_policy
     tail = AlertStream(redis, decode, stopping, heartbeat_s)
     access = Access(sessions)
     redact_access_log()
@@ -248,6 +267,8 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
 
     def can(role: str, action: str) -> Any:
         return Depends(access.require(role, action))
+
+    router.include_router(build_deliveries_router(sessions, access))
 
     @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def console() -> HTMLResponse:
@@ -270,10 +291,23 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
         rows = [r for r in rows if (state is None or r.state == state) and (rule is None or r.rule_id == rule)]
         return [_alert_json(row) for row in rows[:limit]]
 
+    @router.post("/api/alerts/stream/ticket")
+    async def stream_ticket(caller: Viewer) -> dict:
+        """A single-use ticket for the event stream, valid 60 s: EventSource cannot send the Authorization
+        header, and a token in a URL would be logged."""
+        return {"ticket": access.issue_ticket(caller), "expires_in": int(TICKET_TTL_S)}
+
+    async def stream_caller(request: Request, ticket: str | None = None) -> Caller:
+        caller = access.redeem_ticket(ticket) if ticket else await access.caller(request)
+        if not allows(caller.role, "viewer"):
+            raise HTTPException(403, refusal(caller.role, "viewer", "read"))
+        return caller
+
     @router.get("/api/alerts/stream")
-    async def alert_stream(request: Request, caller: Viewer) -> StreamingResponse:
-        """Server-sent events: every alert version put on wf:alerts from now on (`?token=` for EventSource).
-        Ends with `event: revoked` when the token is revoked meanwhile."""
+    async def alert_stream(request: Request, caller: Annotated[Caller, Depends(stream_caller)]) -> StreamingResponse:
+        """Server-sent events: every alert version put on wf:alerts from now on (`?ticket=` from
+        POST /api/alerts/stream/ticket, for EventSource). Ends with `event: revoked` when the token is revoked
+        meanwhile."""
         return StreamingResponse(
             tail.events(request, lambda: access.still_valid(caller)), media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
@@ -441,22 +475,27 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
             return {"id": row.id, "enabled": row.enabled}
 
     @router.get("/api/subscriptions")
-    async def subscriptions(_: Viewer) -> list[dict]:
-        """Webhook endpoints (secrets never shown)."""
+    async def subscriptions(caller: Viewer) -> list[dict]:
+        """Webhook endpoints (secrets never shown; credentials and query strings in URLs shown to admins only)."""
         async with sessions() as session:
             rows = await store.list_subscriptions(session)
-        return [{"id": s.id, "url": s.url, "name": s.name, "enabled": s.enabled,
+        whole = allows(caller.role, "admin")
+        return [{"id": s.id, "url": s.url if whole else redact_url(s.url), "name": s.name, "enabled": s.enabled,
                  "disabled_reason": s.disabled_reason, "min_severity": s.min_severity, "rule_ids": s.rule_ids,
                  "quiet_hours": s.quiet_hours, "created_at": _iso(s.created_at)} for s in rows]
 
     @router.post("/api/subscriptions", status_code=201)
     async def add_subscription(request: SubscriptionRequest,
                                caller: Annotated[Caller, can("admin", "change subscriptions")]) -> dict:
-        """A webhook endpoint; the signing secret is returned once."""
+        """A webhook endpoint; the signing secret is returned once. A URL the SSRF guard refuses is a 422."""
+        try:
+            url = await check_url(request.url, url_policy)
+        except UrlRefused as exc:
+            raise HTTPException(422, exc.reason) from exc
         try:
             async with session_scope(sessions) as session:
                 row, secret = await store.add_subscription(
-                    session, request.url, secret=request.secret, name=request.name, rule_ids=request.rule_ids,
+                    session, url, secret=request.secret, name=request.name, rule_ids=request.rule_ids,
                     min_severity=request.min_severity, actor=caller.name)
                 return {"id": row.id, "url": row.url, "name": row.name, "secret": secret}
         except ValueError as exc:

@@ -4,11 +4,10 @@ A pushed post goes the same way as a polled one: normalise, store once, publish 
 A repeated post (same source and guid, or url, or text) is answered `duplicate: true` and not published again.
 """
 
-import hmac
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, status
+from fastapi import APIRouter, Depends, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -17,6 +16,7 @@ from services.ingest.normalise import dedup_key, to_post
 from services.ingest.outbox import PostOutbox
 from services.ingest.parse import Entry, language
 from services.ingest.settings import IngestSettings
+from shared.access import Access
 from shared.db import session_scope
 from shared.models import Source
 
@@ -32,11 +32,26 @@ class PushedPost(BaseModel):
         examples=["telegram-wilayat-sahel"],
     )
     title: str = Field("", max_length=2000)
-    text: str = Field(min_length=1, max_length=1_000_000, description="plain text of the post")
+    text: str = Field(min_length=1, max_length=2_000_000, description="plain text of the post; classify reads "
+                      "the first WATCHFLOOR_CLASSIFY_MAX_CHARS characters, the whole is stored")
     url: str | None = Field(None, max_length=2000, description="http(s) link to the original")
     guid: str | None = Field(None, min_length=1, max_length=2000, description="the sender's own id for the post")
     published_at: AwareDatetime | None = Field(None, description="ISO 8601 with a UTC offset")
     lang: str | None = Field(None, max_length=35, description="BCP 47 language tag, e.g. fr or ar")
+
+    @field_validator("source", "title", "text", "url", "guid", "lang")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        """Text a database and a JSON encoder can carry: no lone surrogates (a JSON `\\ud800`), no NUL."""
+        if value is None:
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"not valid Unicode: a lone surrogate at character {exc.start}") from None
+        if "\x00" in value:
+            raise ValueError(f"contains a NUL character at character {value.index(chr(0))}")
+        return value
 
     @field_validator("url")
     @classmethod
@@ -99,18 +114,13 @@ class SourceHealth(BaseModel):
 def build_router(
     settings: IngestSettings, sessions: async_sessionmaker[AsyncSession], outbox: PostOutbox
 ) -> APIRouter:
+    """`POST /ingest` needs a token of role ingest or higher (`watchfloor token add NAME --role ingest`),
+    except in open mode: no token created yet and the caller on loopback."""
     router = APIRouter(tags=["ingest"])
+    access = Access(sessions)
 
-    async def authorised(authorization: Annotated[str | None, Header()] = None) -> None:
-        if settings.ingest_token is None:
-            return
-        expected = f"Bearer {settings.ingest_token.get_secret_value()}"
-        if not authorization or not hmac.compare_digest(authorization.encode(), expected.encode()):
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED, "POST /ingest needs `Authorization: Bearer <WATCHFLOOR_INGEST_TOKEN>`"
-            )
-
-    @router.post("/ingest", status_code=status.HTTP_202_ACCEPTED, dependencies=[Depends(authorised)])
+    @router.post("/ingest", status_code=status.HTTP_202_ACCEPTED,
+                 dependencies=[Depends(access.require("ingest", "push posts"))])
     async def ingest(post: PushedPost) -> Accepted:
         """Stores a pushed post and publishes it to wf:posts once; a repeat is acknowledged as a duplicate."""
         now = datetime.now(UTC)
@@ -131,9 +141,10 @@ def build_router(
             await outbox.publish([message], now)
         return Accepted(post_id=message.post_id, duplicate=not new)
 
-    @router.get("/api/sources")
+    @router.get("/api/sources", dependencies=[Depends(access.require("viewer", "read source health"))])
     async def sources() -> list[SourceHealth]:
-        """Every source with its health: status, failures, last error, last and next poll."""
+        """Every source with its health: status, failures, last error, last and next poll. Needs a viewer
+        token (or open mode): an error can quote what an internal address answered."""
         async with session_scope(sessions) as session:
             return [SourceHealth.of(s) for s in await store.list_sources(session)]
 

@@ -1,6 +1,6 @@
 """Ingest settings (`WATCHFLOOR_*`): how often to look for due feeds, and the limits one fetch must respect."""
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 from shared.settings import CommonSettings
 
@@ -21,6 +21,3 @@ class IngestSettings(CommonSettings):
         " longer than a whole fetch, so a poll still publishing is not overtaken"
     )
     user_agent: str = "watchfloor/0.1 (OSINT alerting; feed poller)"
-    ingest_token: SecretStr | None = Field(
-        None, description="if set, POST /ingest requires `Authorization: Bearer <token>`"
-    )

@@ -9,8 +9,8 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alert import access, store_access
 from services.classify import store as classify_store
+from shared import access, store_access
 from shared.db import session_scope
 from shared.messages import EventMessage
 from shared.models import Post, Source

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from fastapi import HTTPException
 from starlette.requests import Request
 
-from services.alert import access
+from shared import access
 from shared.models import ApiToken, AuditEntry
 from tests.alert.apiclient import base_url, bearer, make_token, publish_logged, server
 from tests.alert.conftest import Running, eventually
@@ -160,7 +160,8 @@ def test_tokens_name_their_role_and_only_their_hash_is_kept() -> None:
     assert made.digest == access.digest(made.secret) and made.secret not in made.digest
     assert access.new_token("officer").secret != made.secret
     assert access.allows("admin", "officer") and not access.allows("viewer", "officer")
-    with pytest.raises(access.AccessError, match="unknown role 'root': choose viewer, officer or admin"):
+    assert access.allows("viewer", "ingest") and not access.allows("ingest", "viewer")
+    with pytest.raises(access.AccessError, match="unknown role 'root': choose ingest, viewer, officer or admin"):
         access.new_token("root")
 
 

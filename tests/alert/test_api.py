@@ -10,7 +10,7 @@ import httpx
 import sqlalchemy as sa
 import uvicorn
 
-from services.alert import store_access
+from shared import store_access
 from shared.db import session_scope
 from shared.models import AuditEntry
 from tests.alert.apiclient import base_url, bearer, make_token, publish_logged, server
@@ -85,24 +85,32 @@ async def test_stream_sends_heartbeats_while_idle(running: Running, base_url: st
         assert ": heartbeat" in seen
 
 
-async def test_stream_takes_the_token_as_a_query_parameter(running: Running, base_url: str) -> None:
+async def test_stream_takes_a_single_use_ticket_never_a_token_in_the_url(running: Running, base_url: str) -> None:
     token = await make_token(running.sessions, "wall screen", "viewer")
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
         refused = await client.get("/api/alerts/stream")
         assert refused.status_code == 401 and "missing bearer token" in refused.json()["detail"]
-        async with client.stream("GET", "/api/alerts/stream", params={"token": token}) as response:
+        in_url = await client.get("/api/alerts/stream", params={"token": token})
+        assert in_url.status_code == 401 and "never in the URL" in in_url.json()["detail"]
+        assert (await client.get("/api/alerts", params={"token": token})).status_code == 401
+        ticket = (await client.post("/api/alerts/stream/ticket", headers=bearer(token))).json()["ticket"]
+        async with client.stream("GET", "/api/alerts/stream", params={"ticket": ticket}) as response:
             assert response.status_code == 200
             lines = response.aiter_lines()
             assert (await anext(lines)).startswith("retry:")
             await running.publish_event(vbied_niamey_en())
             fired = await asyncio.wait_for(_read_alert_event(lines), 5)
             assert fired["rule_id"] == "issp-niamey-50km"
+        again = await client.get("/api/alerts/stream", params={"ticket": ticket})
+        assert again.status_code == 401 and "used or expired" in again.json()["detail"]
 
 
 async def test_revoking_a_token_ends_its_open_stream(running: Running, base_url: str) -> None:
     token = await make_token(running.sessions, "wall screen", "viewer")
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        ticket = (await client.post("/api/alerts/stream/ticket", headers=bearer(token))).json()["ticket"]
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client, \
-            client.stream("GET", "/api/alerts/stream", params={"token": token}) as response:
+            client.stream("GET", "/api/alerts/stream", params={"ticket": ticket}) as response:
         lines = response.aiter_lines()
         await anext(lines)
         async with session_scope(running.sessions) as session:

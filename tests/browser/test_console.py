@@ -94,7 +94,8 @@ def test_an_officer_sees_an_alert_arrive_live_and_acknowledges_it(system: System
             page.wait_for_selector("#map path.country")               # outlines served locally, no tile server
             page.evaluate("window.__sameDocument = true")
 
-            pushed = httpx.post(system.base_url + "/ingest", json=REPORT, timeout=10)
+            pushed = httpx.post(system.base_url + "/ingest", json=REPORT, timeout=10,
+                                headers={"Authorization": f"Bearer {token}"})  # an officer token may push
             assert pushed.status_code == 202, pushed.text
             row = page.wait_for_selector(".alert", timeout=15_000)  # live over SSE
             assert page.evaluate("window.__sameDocument") is True      # ... without a reload
@@ -159,7 +160,8 @@ def test_an_admin_puts_an_unplaced_village_on_the_map_and_its_alert_fires(system
     rule.write_text(NIGER_RULE)
     system.cli("rule", "add", str(rule))
     token = token_add(system, "gis-lead", "admin")
-    pushed = httpx.post(system.base_url + "/ingest", json=UNPLACED, timeout=10)
+    pushed = httpx.post(system.base_url + "/ingest", json=UNPLACED, timeout=10,
+                        headers={"Authorization": f"Bearer {token}"})
     assert pushed.status_code == 202, pushed.text
     deadline = time.monotonic() + 20
     while "Kandagou" not in system.cli("place", "list", "--unresolved").stdout:

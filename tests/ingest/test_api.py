@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest import store
 from services.ingest.app import IngestService
+from shared import http_guards
 from shared.db import session_scope
 from shared.ids import post_id
 from shared.models import Post
@@ -25,9 +26,13 @@ PUSHED = {
 }
 
 
+LIMIT = 64 * 1024
+
+
 @pytest.fixture
 async def http(service: IngestService) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
+    http_guards.install(app, LIMIT)  # as watchfloor.runtime builds every app, with a small limit
     app.include_router(service.router)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest") as client:
         yield client
@@ -105,17 +110,69 @@ async def test_sources_listing_shows_health(
     assert listing["telegram-bridge"]["kind"] == "push" and listing["telegram-bridge"]["posts_seen"] == 1
 
 
-async def test_token_is_required_when_configured(service: IngestService, redis_url: str) -> None:
-    from pydantic import SecretStr
+async def test_push_needs_a_token_of_role_ingest_once_tokens_exist(
+    http: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], redis_url: str
+) -> None:
+    from shared import access, store_access
 
-    from services.ingest.api import build_router
-
-    app = FastAPI()
-    app.include_router(build_router(service.settings.model_copy(update={"ingest_token": SecretStr("s3cret")}),
-                                    service.poller._sessions, service.outbox))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest") as client:
-        refused = await client.post("/ingest", json=PUSHED)
-        accepted = await client.post("/ingest", json=PUSHED, headers={"Authorization": "Bearer s3cret"})
+    assert (await http.post("/ingest", json=PUSHED)).status_code == 202  # open mode: no token yet, loopback
+    tokens = {}
+    async with session_scope(sessions) as s:
+        for role in ("ingest", "viewer"):
+            new = access.new_token(role)
+            await store_access.create_token(s, name=f"bridge-{role}", role=role, digest=new.digest,
+                                            prefix=new.prefix, created_by="test")
+            tokens[role] = new.secret
+    other = {**PUSHED, "url": "https://t.me/s/example_channel/4243"}
+    refused = await http.post("/ingest", json=other)
     assert refused.status_code == 401 and "Authorization: Bearer" in refused.json()["detail"]
+    in_url = await http.post(f"/ingest?token={tokens['ingest']}", json=other)
+    assert in_url.status_code == 401 and "never in the URL" in in_url.json()["detail"]
+    assert tokens["ingest"].startswith("wf_i_")
+    accepted = await http.post("/ingest", json=other, headers={"Authorization": f"Bearer {tokens['ingest']}"})
     assert accepted.status_code == 202
-    assert len(await posts_on_stream(redis_url)) == 1
+    third = {**PUSHED, "url": "https://t.me/s/example_channel/4244"}
+    by_viewer = await http.post("/ingest", json=third, headers={"Authorization": f"Bearer {tokens['viewer']}"})
+    assert by_viewer.status_code == 202  # a higher role may push too
+    assert len(await posts_on_stream(redis_url)) == 3
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("text", r"attack at Gao \ud800 today", "unicode"), ("title", r"Gao\u0000", "nul character"),
+     ("guid", r"\udfff", "unicode")],  # JSON escapes, as a client sends them
+    ids=["surrogate in text", "NUL in title", "surrogate in guid"],
+)
+async def test_text_no_database_can_store_is_422_not_500(
+    http: httpx.AsyncClient, redis_url: str, field: str, value: str, message: str
+) -> None:
+    body = ('{"source": "sms-relay", "text": "Explosion entendue à Gao", "' + field + '": "' + value + '"}').encode()
+    response = await http.post("/ingest", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    problem = response.json()["detail"][0]
+    assert problem["field"] == field and message in problem["msg"].lower()
+    assert await posts_on_stream(redis_url) == []
+
+
+async def test_422_names_the_field_and_never_echoes_the_input(http: httpx.AsyncClient) -> None:
+    secret_looking = "x" * 40_000
+    response = await http.post("/ingest", json={**PUSHED, "lang": secret_looking})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "lang"
+    assert secret_looking[:100] not in response.text and len(response.content) < 1000
+
+
+async def test_body_over_the_limit_is_413_before_it_is_read(http: httpx.AsyncClient, redis_url: str) -> None:
+    big = {**PUSHED, "text": "a" * (LIMIT + 1)}
+    declared = await http.post("/ingest", json=big)
+    assert declared.status_code == 413 and "WATCHFLOOR_MAX_BODY_BYTES" in declared.json()["detail"]
+
+    async def chunks():  # no Content-Length: the limit counts what arrives and stops at the first chunk over
+        yield b'{"source": "sms-relay", "text": "'
+        for _ in range(100):
+            yield b"a" * 4096
+        yield b'"}'
+
+    streamed = await http.post("/ingest", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413
+    assert await posts_on_stream(redis_url) == []
