@@ -9,6 +9,7 @@ WATCHFLOOR = str(Path(sys.executable).with_name("watchfloor"))
 
 
 def test_run_on_an_unmigrated_database_says_to_migrate(tmp_path: Path) -> None:
+    (tmp_path / "empty.db").touch()
     env = {"WATCHFLOOR_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}", "WATCHFLOOR_DATA_DIR": str(tmp_path),
            "PATH": "/usr/bin:/bin"}
     done = subprocess.run([WATCHFLOOR, "run", "classify", "--port", "0"], env=env, capture_output=True, text=True,

@@ -25,6 +25,7 @@ T = TypeVar("T")
 @dataclass
 class CliContext:
     overrides: dict[str, Any] = field(default_factory=dict)
+    _noted: bool = False
 
     def with_data_dir(self, data_dir: Path | None) -> None:
         if data_dir is not None:
@@ -32,21 +33,49 @@ class CliContext:
 
     @property
     def settings(self) -> CommonSettings:
+        """The command line's settings; with no data dir or database chosen, those of the running `up`."""
         from shared.settings import CommonSettings
+        from watchfloor.locate import overrides_for_cli
 
-        return CommonSettings(**self.overrides)
+        chosen, note = overrides_for_cli(self.overrides)
+        if note and not self._noted:
+            self._noted = True
+            click.echo(note, err=True)
+        return CommonSettings(**chosen)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """One committed transaction against the configured database."""
-        from shared.db import make_engine, make_sessionmaker
+        """One committed transaction against the configured database, which must exist and be migrated
+        (a command never creates an empty database as a side effect)."""
+        import sqlalchemy as sa
 
-        engine = make_engine(self.settings.db_url)
+        from shared.db import make_engine, make_sessionmaker
+        from shared.errors import ReasonError
+        from watchfloor.locate import NO_SCHEMA, require_existing_database
+
+        url = self.settings.db_url
+        require_existing_database(url)
+        engine = make_engine(url)
         try:
+            async with engine.connect() as conn:
+                try:
+                    await conn.execute(sa.text("SELECT version_num FROM alembic_version"))
+                except sa.exc.ProgrammingError as exc:
+                    raise ReasonError(NO_SCHEMA.format(url=_masked(url))) from exc
+                except sa.exc.OperationalError as exc:
+                    if "no such table" not in str(exc):
+                        raise
+                    raise ReasonError(NO_SCHEMA.format(url=_masked(url))) from exc
             async with make_sessionmaker(engine)() as session, session.begin():
                 yield session
         finally:
             await engine.dispose()
+
+
+def _masked(url: str) -> str:
+    from shared.settings import CommonSettings
+
+    return str(CommonSettings(database_url=url).redacted()["db_url (in force)"])
 
 
 def run(coro_fn: Callable[[], Awaitable[T]]) -> T:

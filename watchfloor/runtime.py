@@ -17,21 +17,26 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 import uvicorn
 from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared import streams
+from shared import health as health_checks
+from shared import http_guards, outage, streams
 from shared.consumer import make_broker, start_broker
 from shared.db import make_engine, make_sessionmaker, migrate
 from shared.errors import ReasonError
 from shared.logs import configure_logging
 from shared.settings import CommonSettings
 from shared.trim import Trimmer
+from watchfloor import locate
 from watchfloor.embedded_redis import EmbeddedRedis
 
 logger = logging.getLogger(__name__)
 SERVICE_NAMES = ("ingest", "classify", "alert")
+RUNNABLE_NAMES = (*SERVICE_NAMES, "api")
+"""`watchfloor run` also runs `api`: the console and the API without the alert pipeline (alert workers scale)."""
 
 
 class Service(Protocol):
@@ -61,12 +66,18 @@ def build_service(
         from services.alert.settings import AlertSettings
 
         return AlertService(AlertSettings(**overrides), broker, redis, sessions)
-    raise ValueError(f"unknown service {name!r}: choose from {', '.join(SERVICE_NAMES)}")
+    if name == "api":
+        from services.alert.app import AlertApi
+        from services.alert.settings import AlertSettings
+
+        return AlertApi(AlertSettings(**overrides), redis, sessions)
+    raise ValueError(f"unknown service {name!r}: choose from {', '.join(RUNNABLE_NAMES)}")
 
 
 def consumed_stages(names: tuple[str, ...]) -> list[str]:
     """The stages whose input streams the named services consume (each process trims its own inputs)."""
-    by_service = {"ingest": [], "classify": [streams.CLASSIFY], "alert": [streams.ALERT, streams.DELIVER]}
+    by_service = {"ingest": [], "classify": [streams.CLASSIFY], "alert": [streams.ALERT, streams.DELIVER],
+                  "api": []}
     return [stage for name in names for stage in by_service[name]]
 
 
@@ -90,6 +101,8 @@ class Serving:
     port: int
     overrides: dict[str, Any]
     migrate_first: bool
+    announce: bool = False
+    """Record this process for CLI commands run beside it (watchfloor.locate); `up` does."""
 
 
 async def _schema_is_current(engine: Any) -> bool:
@@ -132,16 +145,24 @@ def build_app(
         await redis.aclose()
 
     app = FastAPI(title="watchfloor", version="0.1.0", lifespan=lifespan)
+    http_guards.install(app, common.max_body_bytes)
     for service in services:
         if service.router is not None:
             app.include_router(service.router)
 
+    outage.install_http(app)  # a database or Redis outage: 503 + Retry-After, logged once, not a 500 per request
+
     @app.get("/health", tags=["ops"])
-    async def health() -> dict[str, str]:
-        await redis.ping()
-        async with sessions() as session:
-            await session.execute(sa.text("SELECT 1"))
-        return {"status": "ok", "services": ",".join(names)}
+    async def health() -> dict[str, Any]:
+        """Liveness: 200 while the process lives, with each consumer's pending, lag and last handled time."""
+        return {**await health_checks.liveness(broker, redis), "services": ",".join(names)}
+
+    @app.get("/health/ready", tags=["ops"])
+    async def ready() -> JSONResponse:
+        """Readiness: 503 when the database or Redis is down or a consumer is stuck, with the reasons."""
+        ok, report = await health_checks.readiness(
+            broker, redis, sessions, stuck_after=health_checks.stuck_after_seconds(common.claim_idle_ms))
+        return JSONResponse({**report, "services": ",".join(names)}, status_code=200 if ok else 503)
 
     return app, services
 
@@ -170,17 +191,20 @@ async def serve(serving: Serving) -> None:
     configure_logging(common.log_format, common.log_level)
     embedded: EmbeddedRedis | None = None
     redis_url = common.redis_url
+    if not serving.migrate_first:
+        locate.require_existing_database(common.db_url)  # `run` must not create an empty SQLite file
     if redis_url is None:
         embedded = EmbeddedRedis(Path(common.data_dir))
         redis_url = embedded.start()
     engine = make_engine(common.db_url)
+    record: Path | None = None
     try:
         if serving.migrate_first:
             await migrate(engine)
         elif not await _schema_is_current(engine):
             raise ReasonError(f"the database at {common.db_url} has no schema: run `watchfloor migrate` first")
-        if "alert" in serving.names:
-            from services.alert import store_access
+        if {"alert", "api"} & set(serving.names):
+            from shared import store_access
 
             async with make_sessionmaker(engine)() as session:
                 notice = await store_access.bootstrap_notice(session)
@@ -191,6 +215,9 @@ async def serve(serving: Serving) -> None:
             app, host=serving.host, port=serving.port, log_config=None, timeout_graceful_shutdown=3,
         )
         logger.info("console on http://%s:%d  database=%s", serving.host, serving.port, common.db_url)
+        if serving.announce:
+            record = locate.record(data_dir=Path(common.data_dir), database_url=common.database_url,
+                                   redis_url=redis_url, console=f"http://{serving.host}:{serving.port}")
         server = _Server(config, services)
         try:
             await server.serve()
@@ -199,6 +226,8 @@ async def serve(serving: Serving) -> None:
                 f"the HTTP server could not start on {serving.host}:{serving.port} (is the port in use?)"
             ) from exc
     finally:
+        if record is not None:
+            record.unlink(missing_ok=True)
         await engine.dispose()
         if embedded is not None:
             embedded.stop()

