@@ -23,8 +23,10 @@ from services.classify.warm import classify_gazetteer
 from shared import placebook, streams
 from shared.consumer import publish, subscribe
 from shared.db import session_scope
+from shared.epoch import EpochWatch
 from shared.gazetteer import Gazetteer
 from shared.messages import PostMessage
+from shared.outage import LoopErrors
 
 # How far back a newly added place re-resolves posts that named it unresolved.
 RERESOLVE_WINDOW = timedelta(days=7)
@@ -46,6 +48,8 @@ class ClassifyService:
         self._places_version: tuple[int, int] | None = None
         self._place_keys: set[tuple[str, str]] = set()
         self._watcher: asyncio.Task | None = None
+        self.epoch = EpochWatch(redis, "classify", self.replay_since,
+                                timedelta(seconds=settings.replay_window_seconds))
         subscribe(
             broker, stage=streams.CLASSIFY, model=PostMessage, handle=self.on_post, settings=settings, redis=redis
         )
@@ -84,24 +88,25 @@ class ClassifyService:
         await self.refresh_places()
         warm_up(self.gazetteer, datetime.now(UTC))
         self._watcher = asyncio.create_task(self._watch_places())
+        self.epoch.start()
 
     async def stop(self) -> None:
+        await self.epoch.stop()
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
 
     async def _watch_places(self) -> None:
-        failing = False
+        errors = LoopErrors("officer places reload", logger)  # an outage: keep the gazetteer we have, say so once
         while True:
             await asyncio.sleep(self.settings.places_reload_seconds)
             try:
                 await self.refresh_places()
-                failing = False
-            except Exception as exc:  # a database outage: keep the gazetteer we have, say so once
-                if not failing:
-                    logger.warning("officer places not reloaded reason=%r; keeping the current gazetteer", str(exc))
-                failing = True
+            except Exception as exc:
+                errors.failed(exc)
+            else:
+                errors.ok()
 
     async def refresh_places(self) -> None:
         """Swaps in a gazetteer with the officers' places when they changed; classifies again the recent posts
@@ -134,6 +139,12 @@ class ClassifyService:
         async with self.sessions() as session:
             ids = await placebook.events_naming(session, keys, since=now - RERESOLVE_WINDOW)
             posts = await store.posts(session, ids)
+        await self.classify_again(posts, now)
+        logger.info("re-resolved posts=%d places=%s", len(posts), ",".join(sorted(keys)))
+
+    async def classify_again(self, posts: list[PostMessage], now: datetime) -> None:
+        """Classifies stored posts anew and publishes their events (same ids: the alert stage updates, never
+        doubles)."""
         for post in posts:
             events = classify_events(
                 post, now=now, gazetteer=self.gazetteer, max_chars=self.settings.classify_max_chars
@@ -143,4 +154,15 @@ class ClassifyService:
                     await store.upsert_event(session, event)
             for event in events:
                 await publish(self.broker, streams.EVENTS, event, self.settings)
-        logger.info("re-resolved posts=%d places=%s", len(posts), ",".join(sorted(keys)))
+
+    async def replay_since(self, since: datetime) -> int:
+        """Publishes again the events of every post classified since `since` (Redis lost them)."""
+        count, after = 0, ""
+        while True:
+            async with self.sessions() as session:
+                ids = await store.post_ids_classified_since(session, since, after)
+                posts = await store.posts(session, ids)
+            if not ids:
+                return count
+            await self.classify_again(posts, datetime.now(UTC))
+            count, after = count + len(posts), ids[-1]

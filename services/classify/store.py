@@ -1,5 +1,6 @@
 """The only SQL of the classify service: one `events` row per post, overwritten on re-classification."""
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -58,3 +59,14 @@ async def posts(session: AsyncSession, ids: list[str]) -> list[PostMessage]:
                     text=p.text or "", lang=p.lang, published_at=p.published_at, fetched_at=p.fetched_at)
         for p in rows
     ]
+
+
+async def post_ids_classified_since(session: AsyncSession, since: datetime, after_id: str = "",
+                                    limit: int = 500) -> list[str]:
+    """Ids of the posts classified since `since`, after `after_id` (keyset pages): what to publish again when
+    Redis lost its streams."""
+    rows = await session.scalars(
+        sa.select(Event.post_id).where(Event.classified_at >= since, Event.post_id > after_id)
+        .group_by(Event.post_id).order_by(Event.post_id).limit(limit)
+    )
+    return list(rows)

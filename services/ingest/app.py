@@ -1,6 +1,8 @@
 """Ingest wiring: no stream in; feeds polled and `POST /ingest` in, one `PostMessage` per new post out on
 `wf:posts`. The only FastStream user in ingest."""
 
+from datetime import timedelta
+
 import redis.asyncio
 from faststream.redis import RedisBroker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -11,6 +13,7 @@ from services.ingest.poller import Poller, PollReport
 from services.ingest.settings import IngestSettings
 from shared import streams
 from shared.consumer import publish
+from shared.epoch import EpochWatch
 from shared.messages import PostMessage
 
 
@@ -27,6 +30,8 @@ class IngestService:
         self.settings = settings
         self._broker = broker
         self.outbox = PostOutbox(sessions, self._publish_post)
+        self.epoch = EpochWatch(redis, "ingest", self.outbox.replay_since,
+                                timedelta(seconds=settings.replay_window_seconds))
         self.poller = Poller(settings, sessions, self.outbox)
         self.router = build_router(settings, sessions, self.outbox)
 
@@ -34,11 +39,13 @@ class IngestService:
         await publish(self._broker, streams.POSTS, post, self.settings)
 
     async def start(self) -> None:
-        """Starts the poll loop; call after `await broker.start()`."""
+        """Starts the poll loop and the watch for a Redis that lost its data; call after `await broker.start()`."""
         await self.poller.start()
+        self.epoch.start()
 
     async def stop(self) -> None:
         """Stops the poll loop and any poll in flight."""
+        await self.epoch.stop()
         await self.poller.stop()
 
     async def poll_once(self, source_id: str) -> PollReport:

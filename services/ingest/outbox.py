@@ -59,3 +59,15 @@ class PostOutbox:
         if count:
             logger.info("requeued stream=wf:posts posts=%d", count)
         return count
+
+    async def replay_since(self, since: datetime) -> int:
+        """Publishes again every post published since `since` (Redis lost them; classify ignores a repeat)."""
+        count, after = 0, ""
+        while True:
+            async with session_scope(self._sessions) as session:
+                page = await store.queued_posts_since(session, since, after)
+            if not page:
+                return count
+            for post in page:
+                await self._publish(post)
+            count, after = count + len(page), page[-1].post_id
