@@ -30,7 +30,7 @@ class BodyLimit:
 
     def _refusal(self) -> JSONResponse:
         return JSONResponse(
-            {"detail": f"request body over {_mib(self.max_bytes)}: split it, or raise WATCHFLOOR_MAX_BODY_BYTES"},
+            {"detail": f"request body over {_mib(self.max_bytes)}: split it, or raise WATCHFLOOR_MAX_REQUEST_BYTES"},
             status_code=413,
         )
 
@@ -84,7 +84,7 @@ async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": [_error(e) for e in exc.errors()[:20]]}, status_code=422)
 
 
-def install(app: FastAPI, max_body_bytes: int) -> None:
+def install(app: FastAPI, max_request_bytes: int) -> None:
     """Adds the body limit and the input-free 422 to `app`."""
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
     app.add_exception_handler(RequestValidationError, _invalid_request)

@@ -34,7 +34,7 @@ class CommonSettings(BaseSettings):
     )
     max_deliveries: int = Field(5, ge=1, description="a message failing this many times is parked")
     claim_idle_ms: int = Field(30_000, ge=10, description="pending this long, a message is reclaimed")
-    max_body_bytes: int = Field(
+    max_request_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="HTTP request bodies over this get 413 before they are read"
     )
     replay_window_seconds: float = Field(

@@ -145,7 +145,7 @@ def build_app(
         await redis.aclose()
 
     app = FastAPI(title="watchfloor", version="0.1.0", lifespan=lifespan)
-    http_guards.install(app, common.max_body_bytes)
+    http_guards.install(app, common.max_request_bytes)
     for service in services:
         if service.router is not None:
             app.include_router(service.router)

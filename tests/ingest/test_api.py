@@ -165,7 +165,7 @@ async def test_422_names_the_field_and_never_echoes_the_input(http: httpx.AsyncC
 async def test_body_over_the_limit_is_413_before_it_is_read(http: httpx.AsyncClient, redis_url: str) -> None:
     big = {**PUSHED, "text": "a" * (LIMIT + 1)}
     declared = await http.post("/ingest", json=big)
-    assert declared.status_code == 413 and "WATCHFLOOR_MAX_BODY_BYTES" in declared.json()["detail"]
+    assert declared.status_code == 413 and "WATCHFLOOR_MAX_REQUEST_BYTES" in declared.json()["detail"]
 
     async def chunks():  # no Content-Length: the limit counts what arrives and stops at the first chunk over
         yield b'{"source": "sms-relay", "text": "'
