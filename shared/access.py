@@ -7,9 +7,10 @@
 
 A token is `wf_<role letter>_<32 random url-safe characters>`, shown once when created; only its sha256 is
 stored. No token -> 401; an unknown or revoked token -> 401; too low a role -> 403, each with a reason a
-person can act on. Bootstrap: while the `api_tokens` table is empty, a request from the loopback interface
-acts as an anonymous admin, so a fresh `watchfloor up` works for a newcomer on their own machine; the first
-token created (`watchfloor token add NAME --role admin`) closes the API to everyone without one.
+person can act on. Bootstrap: until an admin token exists, a request without a token from the loopback
+interface acts as an anonymous admin, so a fresh `watchfloor up` works for a newcomer on their own machine; the
+first admin token (`watchfloor token add NAME --role admin`) closes the API to everyone without one. A bridge's
+ingest token or a wall screen's viewer token made first does not lock its admin out.
 
 Tokens travel only in the `Authorization` header, never in a URL (URLs end up in logs, proxies and browser
 history). The console's event stream, which EventSource opens without headers, presents a ticket instead: a
@@ -181,11 +182,11 @@ class Access:
         async with session_scope(self.sessions) as session:
             if token is None:
                 host = request.client.host if request.client else None
-                if is_loopback(host) and not await store_access.any_token(session):
+                if is_loopback(host) and not await store_access.any_admin_token(session):
                     if not self._warned_open:
                         self._warned_open = True
-                        logger.warning("API open: no API token exists yet, so requests from loopback act as "
-                                       "admin; create the first one with `watchfloor token add NAME --role admin`")
+                        logger.warning("API open: no admin token exists yet, so requests from loopback act as "
+                                       "admin; create one with `watchfloor token add NAME --role admin`")
                     return Caller(name=ANONYMOUS, role="admin")
                 raise HTTPException(status.HTTP_401_UNAUTHORIZED, MISSING, headers={"WWW-Authenticate": "Bearer"})
             row = await store_access.token_by_digest(session, digest(token))
@@ -206,7 +207,7 @@ class Access:
         exists): long-lived responses such as the event stream check it on every heartbeat."""
         async with self.sessions() as session:
             if caller.token_id is None:
-                return not await store_access.any_token(session)
+                return not await store_access.any_admin_token(session)
             row = await store_access.token_by_id(session, caller.token_id)
             return row is not None and row.revoked_at is None
 

@@ -8,10 +8,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.models import ApiToken, AuditEntry, utcnow
 
 
-async def any_token(session: AsyncSession) -> bool:
-    """True once a token has ever been created (revoked ones count: revoking every token does not reopen
-    the API; the CLI, which needs database access, can always create a new one)."""
-    return (await session.execute(sa.select(ApiToken.id).limit(1))).first() is not None
+async def any_admin_token(session: AsyncSession) -> bool:
+    """True once an admin token has ever been created: that ends open mode (revoked ones count: revoking every
+    token does not reopen the API; the CLI, which needs database access, can always create a new one). A
+    bridge's ingest token or a viewer's made first do not close the API to the admin who made them."""
+    stmt = sa.select(ApiToken.id).where(ApiToken.role == "admin").limit(1)
+    return (await session.execute(stmt)).first() is not None
 
 
 async def token_by_digest(session: AsyncSession, digest: str) -> ApiToken | None:
@@ -76,7 +78,8 @@ async def list_audit(session: AsyncSession, *, limit: int = 200, since: datetime
 
 async def bootstrap_notice(session: AsyncSession) -> str | None:
     """What `watchfloor up` prints at start while no token exists, else None."""
-    if await any_token(session):
+    if await any_admin_token(session):
         return None
-    return ("API open: no API token exists, so requests from 127.0.0.1 act as admin. Create the first admin "
-            "token with `watchfloor token add NAME --role admin`; from then on every request needs a token.")
+    return ("API open: no admin token exists, so requests from 127.0.0.1 without a token act as admin. Create "
+            "the first admin token with `watchfloor token add NAME --role admin`; from then on every request "
+            "needs a token.")

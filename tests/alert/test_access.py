@@ -27,6 +27,9 @@ async def _audit(running: Running) -> list[tuple[str, str, str]]:
 
 async def test_no_token_is_401_and_too_low_a_role_is_403_with_the_reason(running: Running, base_url: str) -> None:
     viewer = await make_token(running.sessions, "analyst", "viewer")
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        assert (await client.get("/api/alerts")).status_code == 200  # open mode lasts until an admin token exists
+    await make_token(running.sessions, "lead", "admin")
     officer = await make_token(running.sessions, "duty officer", "officer")
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
         missing = await client.get("/api/alerts")

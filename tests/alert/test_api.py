@@ -87,6 +87,7 @@ async def test_stream_sends_heartbeats_while_idle(running: Running, base_url: st
 
 async def test_stream_takes_a_single_use_ticket_never_a_token_in_the_url(running: Running, base_url: str) -> None:
     token = await make_token(running.sessions, "wall screen", "viewer")
+    await make_token(running.sessions, "lead", "admin")  # ends open mode
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
         refused = await client.get("/api/alerts/stream")
         assert refused.status_code == 401 and "missing bearer token" in refused.json()["detail"]

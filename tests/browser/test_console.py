@@ -78,6 +78,7 @@ def test_an_officer_sees_an_alert_arrive_live_and_acknowledges_it(system: System
     assert Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}: apt-get install chromium"
     system.start()
     system.cli("rule", "add", str(RULE))
+    token_add(system, "lead", "admin")  # ends open mode: the console asks for a token
     token = token_add(system, "duty-officer", "officer")
     assert token.startswith("wf_o_")
 

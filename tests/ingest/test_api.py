@@ -110,7 +110,7 @@ async def test_sources_listing_shows_health(
     assert listing["telegram-bridge"]["kind"] == "push" and listing["telegram-bridge"]["posts_seen"] == 1
 
 
-async def test_push_needs_a_token_of_role_ingest_once_tokens_exist(
+async def test_push_needs_a_token_of_role_ingest_once_an_admin_token_exists(
     http: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], redis_url: str
 ) -> None:
     from shared import access, store_access
@@ -118,7 +118,7 @@ async def test_push_needs_a_token_of_role_ingest_once_tokens_exist(
     assert (await http.post("/ingest", json=PUSHED)).status_code == 202  # open mode: no token yet, loopback
     tokens = {}
     async with session_scope(sessions) as s:
-        for role in ("ingest", "viewer"):
+        for role in ("ingest", "viewer", "admin"):  # the admin token ends open mode
             new = access.new_token(role)
             await store_access.create_token(s, name=f"bridge-{role}", role=role, digest=new.digest,
                                             prefix=new.prefix, created_by="test")

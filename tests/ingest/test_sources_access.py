@@ -31,7 +31,7 @@ async def _token(sessions: async_sessionmaker[AsyncSession], role: str) -> str:
     return made.secret
 
 
-async def test_source_health_needs_a_viewer_token_once_tokens_exist(
+async def test_source_health_needs_a_viewer_token_once_open_mode_ends(
     http: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     now = datetime.now(UTC)
@@ -42,6 +42,7 @@ async def test_source_health_needs_a_viewer_token_once_tokens_exist(
 
     viewer = await _token(sessions, "viewer")
     pusher = await _token(sessions, "ingest")
+    await _token(sessions, "admin")  # ends open mode
     anonymous = await http.get("/api/sources")
     assert anonymous.status_code == 401 and "db-admin" not in anonymous.text
     assert "watchfloor token add" in anonymous.json()["detail"]
