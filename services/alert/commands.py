@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alert import store_alerts, store_rules, store_subscriptions
+from services.alert import lifecycle, store_alerts, store_rules, store_subscriptions
 from services.alert.paging import check_min_severity, check_quiet_hours
 from services.alert.rules import RuleSpec, stored_rules
 from services.alert.signing import new_secret
@@ -81,11 +81,14 @@ async def preview_silence(session: AsyncSession, matchers: dict, now: datetime) 
     """The firing or acknowledged alerts a silence with these matchers would mute now."""
     view = SilenceView(id=0, matchers=check_matchers(matchers), reason="preview", created_by="preview",
                        starts_at=now, ends_at=now + timedelta(seconds=1))
-    return [row for row in await store_alerts.live_alerts(session)
+    return [row for row in await store_alerts.alerts_in(session, lifecycle.LIVE)
             if muted_by([view], AlertMessage.model_validate(row.payload), now)]
 
 
 async def acknowledge_alert(session: AsyncSession, alert_id: str, by: str, note: str | None) -> Alert:
     """firing -> acknowledged, with who, when and why (audited). Ack stops re-pages, not updates: later
     versions still go to subscribers, and the alert keeps its acknowledgement. Raises NotFoundError."""
-    return await store_alerts.acknowledge_alert(session, alert_id, by, note)
+    row = await store_alerts.get_alert(session, alert_id)
+    if row is None:
+        raise NotFoundError(f"no alert {alert_id}")
+    return await store_alerts.acknowledge_alert(session, row, lifecycle.acknowledge(row.state), by, note, utcnow())

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from services.alert.lifecycle import may_repage
 from shared.errors import ReasonError
 
 RULE_SEVERITIES = ("low", "medium", "high", "critical")
@@ -126,6 +127,6 @@ def routes(subscriptions: Iterable[S], notify: list[int] | None, rule_id: str, s
 def repage_due(*, state: str, muted_by: str | None, incident_severity: str | None, last_paged_at: datetime | None,
                fired_at: datetime, now: datetime, every: timedelta) -> bool:
     """Is it time to page this alert again?"""
-    if state != "firing" or muted_by or incident_severity != "III":
+    if not may_repage(state) or muted_by or incident_severity != "III":
         return False
     return now - (last_paged_at or fired_at) >= every

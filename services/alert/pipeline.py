@@ -33,6 +33,7 @@ from services.alert.incidents import (
     place_cells,
     place_incident,
 )
+from services.alert.lifecycle import LIVE, kind_of_report, next_version, pages_again, resolves, takes_updates
 from services.alert.rules import RuleSpec
 from services.alert.severity import (
     CORROBORATION,
@@ -129,7 +130,7 @@ def alert_message(
     return AlertMessage(
         alert_id=ids.alert_id(rule.id, incident.id),
         version=previous.version + 1 if previous else 1,
-        kind="updated" if previous else "fired",
+        kind=kind_of_report(previous),
         rule_id=rule.id, rule_name=rule.name, severity=rule.severity,
         state=previous.state if previous else "firing",
         incident_id=incident.id,
@@ -247,8 +248,8 @@ def decide_alerts(context: AlertContext, now: datetime) -> AlertDecision:
                 match = Match(match.rule_id, [*match.reasons, reason], match.distance_km)
             why = "new"
         else:
-            if previous.state == "resolved" or now - previous.fired_at > rule.window_delta:
-                continue  # the rule's window: after it, reports no longer update this alert
+            if not takes_updates(previous.state, previous.fired_at, rule.window_delta, now):
+                continue  # resolved, or past the rule's window: reports no longer update this alert
             why = material_change(previous, context.source_ids, incident.killed, context.levels,
                                   incident.place) or ""
             if not why:
@@ -258,7 +259,7 @@ def decide_alerts(context: AlertContext, now: datetime) -> AlertDecision:
         drafts.append((rule, message, why))
     # Inhibition over every rule alerting on the incident, decided while its place is locked: the order in
     # which reports arrive cannot let an inhibited alert through.
-    alerting = {rid for rid, a in alerts.items() if a.state != "resolved"} | {m.rule_id for _, m, _ in drafts}
+    alerting = {rid for rid, a in alerts.items() if a.state in LIVE} | {m.rule_id for _, m, _ in drafts}
     versions = []
     for rule, message, why in drafts:
         inhibitors = sorted(rid for rid in alerting if rid != rule.id and rid in context.rules
@@ -266,6 +267,18 @@ def decide_alerts(context: AlertContext, now: datetime) -> AlertDecision:
         muted = f"inhibited by rule {inhibitors[0]}" if inhibitors else muted_by(context.silences, message, now)
         versions.append(AlertVersion(rule, message.model_copy(update={"muted_by": muted}), why))
     return AlertDecision(versions, skipped)
+
+
+async def save_version(session: AsyncSession, message: AlertMessage, *, rule_id: str, incident_id: str,
+                       severity: str, fired_at: datetime) -> None:
+    """Stores one alert version as the lifecycle says: a resolved version ends the alert, a re-page is
+    counted."""
+    await store_alerts.save_alert(
+        session, message.model_dump(mode="json", by_alias=True), alert_id=message.alert_id, rule_id=rule_id,
+        incident_id=incident_id, severity=severity, version=message.version, fired_at=fired_at,
+        updated_at=message.updated_at, muted_by=message.muted_by, resolved=resolves(message.kind),
+        page_count=message.page_count if pages_again(message.kind) else None,
+    )
 
 
 # A denial may come a day after the attack it denies ("the army on Monday dismissed Sunday's reports").
@@ -367,11 +380,8 @@ class AlertPipeline:
                             incident.id[:8], why_not)
             for version in decision.versions:
                 message = version.message
-                await store_alerts.save_alert(
-                    session, message.model_dump(mode="json", by_alias=True), alert_id=message.alert_id,
-                    rule_id=version.rule.id, incident_id=incident.id, severity=version.rule.severity,
-                    version=message.version, fired_at=message.fired_at, updated_at=now, muted_by=message.muted_by,
-                )
+                await save_version(session, message, rule_id=version.rule.id, incident_id=incident.id,
+                                   severity=version.rule.severity, fired_at=message.fired_at)
                 logger.info(
                     "alert %s rule=%s alert=%s incident=%s v=%d sources=%d %s/%s why=\"%s\"%s",
                     message.kind, version.rule.id, message.alert_id[:8], incident.id[:8], message.version,
@@ -416,20 +426,14 @@ class AlertPipeline:
                 return []
             silences = await commands.active_silences(session, now)
             for rule_id, row in (await store_alerts.alerts_of_incident(session, incident.id)).items():
-                if row.state == "resolved":
+                if row.state not in LIVE:
                     continue
-                previous = AlertMessage.model_validate(row.payload)
-                message = previous.model_copy(update={
-                    "version": row.version + 1, "kind": "updated", "state": row.state, "updated_at": now,
-                    "change": f"disputed: {reason}", "disputed": reason,
-                })
+                message = next_version(AlertMessage.model_validate(row.payload), row.version, row.state, now,
+                                       "updated", change=f"disputed: {reason}", disputed=reason)
                 muted = muted_by(silences, message, now)
                 message = message.model_copy(update={"muted_by": muted})
-                await store_alerts.save_alert(
-                    session, message.model_dump(mode="json", by_alias=True), alert_id=message.alert_id,
-                    rule_id=rule_id, incident_id=incident.id, severity=row.severity, version=message.version,
-                    fired_at=message.fired_at, updated_at=now, muted_by=muted,
-                )
+                await save_version(session, message, rule_id=rule_id, incident_id=incident.id,
+                                   severity=row.severity, fired_at=message.fired_at)
                 logger.info("alert disputed rule=%s alert=%s incident=%s v=%d by=%s reason=\"%s\"", rule_id,
                             message.alert_id[:8], incident.id[:8], message.version, event.event_id[:8], reason)
                 out.append(message)

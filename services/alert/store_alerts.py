@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alert.store_base import NotFoundError
-from shared.models import Alert, AuditEntry, Incident, Silence, utcnow
+from shared.models import Alert, AuditEntry, Incident, Silence
 
 
 async def alerts_of_incident(session: AsyncSession, incident_id: str) -> dict[str, Alert]:
@@ -18,7 +18,10 @@ async def alerts_of_incident(session: AsyncSession, incident_id: str) -> dict[st
 
 async def save_alert(session: AsyncSession, payload: dict[str, Any], *, alert_id: str, rule_id: str,
                      incident_id: str, severity: str, version: int, fired_at: datetime,
-                     updated_at: datetime, muted_by: str | None = None) -> Alert:
+                     updated_at: datetime, muted_by: str | None = None, resolved: bool = False,
+                     page_count: int | None = None) -> Alert:
+    """Stores an alert version as decided: `resolved` ends it (`lifecycle.resolves`), `page_count` counts a
+    re-page (`lifecycle.pages_again`)."""
     row = await session.get(Alert, alert_id)
     if row is None:
         row = Alert(id=alert_id, rule_id=rule_id, incident_id=incident_id, state="firing", fired_at=fired_at,
@@ -26,23 +29,19 @@ async def save_alert(session: AsyncSession, payload: dict[str, Any], *, alert_id
         session.add(row)
     row.severity, row.version, row.updated_at, row.payload = severity, version, updated_at, payload
     row.muted_by = muted_by
-    if payload.get("kind") == "resolved":
+    if resolved:
         row.state, row.resolved_at = "resolved", updated_at
-    if payload.get("kind") == "repaged":
-        row.page_count, row.last_paged_at = int(payload.get("page_count") or 0), updated_at
+    if page_count is not None:
+        row.page_count, row.last_paged_at = page_count, updated_at
     await session.flush()
     return row
 
 
-async def acknowledge_alert(session: AsyncSession, alert_id: str, by: str, note: str | None) -> Alert:
-    """firing -> acknowledged, with who, when and why (audited). Ack stops re-pages, not updates: later
-    versions still go to subscribers, and the alert keeps its acknowledgement. Raises NotFoundError."""
-    row = await session.get(Alert, alert_id)
-    if row is None:
-        raise NotFoundError(f"no alert {alert_id}")
-    now = utcnow()
-    if row.state == "firing":
-        row.state = "acknowledged"
+async def acknowledge_alert(session: AsyncSession, row: Alert, state: str, by: str, note: str | None,
+                            now: datetime) -> Alert:
+    """Records an acknowledgement: the new `state` (`lifecycle.acknowledge`), who, when and why (audited)."""
+    alert_id = row.id
+    row.state = state
     row.acknowledged_by, row.acknowledged_at, row.ack_note = by, now, note
     session.add(AuditEntry(at=now, actor=by, action="alert.acknowledged", target_kind="alert", target_id=alert_id,
                            detail={"note": note} if note else None))
@@ -124,8 +123,8 @@ async def expire_silence(session: AsyncSession, row: Silence, by: str, now: date
     return row
 
 
-async def live_alerts(session: AsyncSession) -> list[Alert]:
-    """Firing or acknowledged alerts, latest update first."""
-    rows = await session.scalars(sa.select(Alert).where(Alert.state.in_(("firing", "acknowledged")))
+async def alerts_in(session: AsyncSession, states: tuple[str, ...]) -> list[Alert]:
+    """Alerts in one of `states`, latest update first."""
+    rows = await session.scalars(sa.select(Alert).where(Alert.state.in_(states))
                                  .order_by(Alert.updated_at.desc()))
     return list(rows.all())
