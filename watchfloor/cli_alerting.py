@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
+from services.alert import commands, store_alerts, store_rules, store_subscriptions
 from services.alert import rules as rule_files
-from services.alert import store
 from watchfloor.context import CliContext, checked, pass_ctx, run
 
 OPERATOR = "cli"
@@ -31,7 +31,7 @@ def rule_add(obj: CliContext, files: tuple[Path, ...]) -> None:
     async def body() -> None:
         async with obj.session() as session:
             for path, (spec, text) in zip(files, loaded, strict=True):
-                await store.upsert_rule(session, spec, text, origin=str(path), actor=OPERATOR)
+                await commands.upsert_rule(session, spec, text, origin=str(path), actor=OPERATOR)
 
     run(body)
     for spec, _ in loaded:
@@ -45,7 +45,7 @@ def rule_list(obj: CliContext) -> None:
 
     async def body() -> list:
         async with obj.session() as session:
-            return list(await store.list_rules(session))
+            return list(await store_rules.list_rules(session))
 
     for r in run(body):
         click.echo(f"{r.id:<28} {r.severity:<8} {'on ' if r.enabled else 'off'} {r.name}")
@@ -79,7 +79,7 @@ def subscription_add(obj: CliContext, url: str, secret: str | None, name: str | 
     async def body() -> tuple[int, str]:
         checked_url = await check_url(url, policy)  # before the database: nothing stored if refused
         async with obj.session() as session:
-            sub, used = await store.add_subscription(session, checked_url, secret=secret, name=name,
+            sub, used = await commands.add_subscription(session, checked_url, secret=secret, name=name,
                                                      min_severity=min_severity, quiet_hours=quiet)
             return sub.id, used
 
@@ -110,7 +110,7 @@ def subscription_list(obj: CliContext, reveal: bool) -> None:
 
     async def body() -> list:
         async with obj.session() as session:
-            return list(await store.list_subscriptions(session))
+            return list(await store_subscriptions.list_subscriptions(session))
 
     for s in run(body):
         state = "enabled" if s.enabled else f"DISABLED: {s.disabled_reason}"
@@ -142,7 +142,7 @@ def alerts(obj: CliContext, follow: bool, as_json: bool, limit: int) -> None:
 
     async def fetch(since: datetime | None) -> list:
         async with obj.session() as session:
-            return list(await store.list_alerts(session, limit=limit, since=since))
+            return list(await store_alerts.list_alerts(session, limit=limit, since=since))
 
     async def body() -> None:
         rows = await fetch(None)

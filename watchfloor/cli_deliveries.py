@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
-from services.alert import store, store_deliveries, store_subscriptions
+from services.alert import store_alerts, store_deliveries, store_subscriptions
 from services.alert.rules import parse_duration
 from watchfloor.context import BY, CliContext, checked, operator, pass_ctx, run
 
@@ -93,7 +93,7 @@ def delivery_replay(obj: CliContext, subscription_id: int | None, since: str | N
         async with obj.session() as session:
             if subscription_id is not None:
                 await store_subscriptions.live_subscription(session, subscription_id)
-            full = await store.resolve_alert_id(session, alert_id) if alert_id else None
+            full = await store_alerts.resolve_alert_id(session, alert_id) if alert_id else None
             return await store_deliveries.replay(session, subscription_id=subscription_id, alert_id=full,
                                                  since=start, actor=by or operator())
 

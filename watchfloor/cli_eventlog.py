@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
-from services.alert import eventlog, store_eventlog
+from services.alert import dryrun, eventlog, store_eventlog
 from services.alert.eventlog import LogQuery
 from watchfloor.context import CliContext, checked, pass_ctx, run
 
@@ -82,7 +82,7 @@ def explain(obj: CliContext, post_id: str, as_json: bool) -> None:
     every check with its reason, silences and inhibition, and the post's labels with their evidence."""
     async def body() -> dict | None:
         async with obj.session() as session:
-            return await store_eventlog.explain_post(session, post_id, datetime.now(UTC))
+            return await dryrun.explain_post(session, post_id, datetime.now(UTC))
 
     found = run(body)
     if found is None:

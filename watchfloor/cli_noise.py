@@ -16,8 +16,8 @@ from pathlib import Path
 
 import click
 
+from services.alert import commands, store_alerts
 from services.alert import rules as rule_files
-from services.alert import store
 from services.alert.dryrun import dry_run
 from services.alert.rules import parse_duration
 from shared.messages import AlertMessage
@@ -81,10 +81,10 @@ def silence_add(obj: CliContext, rule_ids: tuple[str, ...], actors: tuple[str, .
 
     async def body() -> tuple[int | None, list]:
         async with obj.session() as session:
-            muted = await store.preview_silence(session, matchers, now)
+            muted = await commands.preview_silence(session, matchers, now)
             if preview:
                 return None, muted
-            row = await store.create_silence(session, matchers=matchers, reason=reason,
+            row = await commands.create_silence(session, matchers=matchers, reason=reason,
                                              created_by=by or operator(), starts_at=start, ends_at=end)
             return row.id, muted
 
@@ -105,7 +105,7 @@ def silence_list(obj: CliContext, show_all: bool) -> None:
 
     async def body() -> list:
         async with obj.session() as session:
-            return await store.list_silences(session, active_at=None if show_all else datetime.now(UTC))
+            return await store_alerts.list_silences(session, active_at=None if show_all else datetime.now(UTC))
 
     for row in run(body):
         ended = f" (expired by {row.expired_by})" if row.expired_at else ""
@@ -123,7 +123,7 @@ def silence_expire(obj: CliContext, silence_id: int, by: str | None) -> None:
 
     async def body() -> None:
         async with obj.session() as session:
-            await store.expire_silence(session, silence_id, by=by or operator())
+            await commands.expire_silence(session, silence_id, by=by or operator())
 
     run(body)
     click.echo(f"silence {silence_id} expired")
@@ -139,8 +139,8 @@ def ack(obj: CliContext, alert_id: str, note: str | None, by: str | None) -> Non
 
     async def body() -> tuple[str, str]:
         async with obj.session() as session:
-            full = await store.resolve_alert_id(session, alert_id)
-            row = await store.acknowledge_alert(session, full, by or operator(), note)
+            full = await store_alerts.resolve_alert_id(session, alert_id)
+            row = await commands.acknowledge_alert(session, full, by or operator(), note)
             return row.id, row.state
 
     full, state = run(body)

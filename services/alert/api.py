@@ -29,7 +29,18 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alert import basemap, dryrun, eventlog, store, store_eventlog
+from services.alert import (
+    basemap,
+    commands,
+    dryrun,
+    eventlog,
+    store_alerts,
+    store_deliveries,
+    store_eventlog,
+    store_incidents,
+    store_rules,
+    store_subscriptions,
+)
 from services.alert.api_deliveries import build_deliveries_router
 from services.alert.eventlog import LogQuery, QueryError
 from services.alert.rules import RuleError, load_rule_text, parse_rule
@@ -287,7 +298,7 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
         """Latest alerts, newest update first."""
         _aware("since", since)
         async with sessions() as session:
-            rows = await store.list_alerts(session, limit if state is None and rule is None else 1000, since)
+            rows = await store_alerts.list_alerts(session, limit if state is None and rule is None else 1000, since)
         rows = [r for r in rows if (state is None or r.state == state) and (rule is None or r.rule_id == rule)]
         return [_alert_json(row) for row in rows[:limit]]
 
@@ -318,12 +329,12 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
         """One alert and why it fired: the rule and how it matched, the reports with their evidence spans,
         every notification and delivery attempt."""
         async with sessions() as session:
-            row = await store.get_alert(session, alert_id)
+            row = await store_alerts.get_alert(session, alert_id)
             if row is None:
                 raise HTTPException(404, f"no alert {alert_id}")
-            notes = await store.notifications_of_alert(session, alert_id)
-            attempts = await store.deliveries_of_alert(session, alert_id)
-            rules = {r.id: r for r in await store.list_rules(session)}
+            notes = await store_deliveries.notifications_of_alert(session, alert_id)
+            attempts = await store_deliveries.deliveries_of_alert(session, alert_id)
+            rules = {r.id: r for r in await store_rules.list_rules(session)}
             reports = await store_eventlog.reports(session, list(row.payload.get("event_ids") or []))
         rule = rules.get(row.rule_id)
         return {
@@ -353,7 +364,7 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
         note = ack.note if ack else None
         try:
             async with session_scope(sessions) as session:
-                row = await store.acknowledge_alert(session, alert_id, caller.name, note)
+                row = await commands.acknowledge_alert(session, alert_id, caller.name, note)
                 if row is None:
                     raise HTTPException(404, f"no alert {alert_id}")
                 return _alert_json(row)
@@ -366,7 +377,7 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
     async def incidents(_: Viewer, state: str | None = None, since: datetime | None = None,
                         limit: int = Query(200, ge=1, le=1000)) -> list[dict]:
         async with sessions() as session:
-            rows = await store.list_incidents(session, state=state, since=_aware("since", since), limit=limit)
+            rows = await store_incidents.list_incidents(session, state=state, since=_aware("since", since), limit=limit)
         return [{
             "id": r.id, "state": r.state, "first_seen_at": _iso(r.first_seen_at), "last_seen_at": _iso(r.last_seen_at),
             "lat": r.lat, "lon": r.lon, "country": r.country, "place": r.place, "actors": r.actors,
@@ -379,7 +390,7 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
     async def silences(_: Viewer, active: bool = False) -> list[dict]:
         """Every silence, or (`?active=true`) those muting now."""
         async with sessions() as session:
-            rows = await store.list_silences(session, active_at=utcnow() if active else None)
+            rows = await store_alerts.list_silences(session, active_at=utcnow() if active else None)
         return [_silence_json(r) for r in rows]
 
     @router.post("/api/silences", status_code=201)
@@ -389,7 +400,7 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
         starts, ends = request.window(utcnow())
         try:
             async with session_scope(sessions) as session:
-                row = await store.create_silence(session, matchers=request.matchers, reason=request.reason,
+                row = await commands.create_silence(session, matchers=request.matchers, reason=request.reason,
                                                  created_by=caller.name, starts_at=starts, ends_at=ends)
                 return _silence_json(row)
         except (ValueError, LookupError) as exc:
@@ -401,7 +412,7 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
         """The firing or acknowledged alerts these matchers would mute now."""
         try:
             async with sessions() as session:
-                rows = await store.preview_silence(session, request.matchers, utcnow())
+                rows = await commands.preview_silence(session, request.matchers, utcnow())
         except (ValueError, LookupError) as exc:
             raise HTTPException(422, _reason(exc)) from exc
         return [_alert_json(r) for r in rows]
@@ -411,7 +422,7 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
                              caller: Annotated[Caller, can("officer", "expire silences")]) -> dict:
         try:
             async with session_scope(sessions) as session:
-                return _silence_json(await store.expire_silence(session, silence_id, by=caller.name))
+                return _silence_json(await commands.expire_silence(session, silence_id, by=caller.name))
         except LookupError as exc:
             raise HTTPException(404, _reason(exc)) from exc
         except ValueError as exc:
@@ -423,7 +434,7 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
     async def rules(_: Viewer) -> list[dict]:
         """Rules as stored (YAML body, validated spec) with their geofence for the map."""
         async with sessions() as session:
-            rows = await store.list_rules(session)
+            rows = await store_rules.list_rules(session)
         return [
             {"id": r.id, "name": r.name, "severity": r.severity, "enabled": r.enabled, "spec": r.spec,
              "body": r.body, "origin": r.origin, "updated_at": _iso(r.updated_at),
@@ -442,7 +453,7 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
             return JSONResponse(status_code=422, content={
                 "detail": str(exc), "line": exc.line, "field": exc.field, "reason": exc.reason})
         async with session_scope(sessions) as session:
-            row = await store.upsert_rule(session, spec, body, origin=origin, actor=caller.name)
+            row = await commands.upsert_rule(session, spec, body, origin=origin, actor=caller.name)
             return JSONResponse(status_code=201, content={
                 "id": row.id, "name": row.name, "severity": row.severity, "enabled": row.enabled,
                 "geofence": geofence(row.spec, origin)})
@@ -469,7 +480,7 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
     async def toggle_rule(rule_id: str, action: Literal["enable", "disable"],
                           caller: Annotated[Caller, can("admin", "change rules")]) -> dict:
         async with session_scope(sessions) as session:
-            row = await store.set_rule_enabled(session, rule_id, action == "enable", caller.name)
+            row = await store_rules.set_rule_enabled(session, rule_id, action == "enable", caller.name)
             if row is None:
                 raise HTTPException(404, f"no rule {rule_id}")
             return {"id": row.id, "enabled": row.enabled}
@@ -478,7 +489,7 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
     async def subscriptions(caller: Viewer) -> list[dict]:
         """Webhook endpoints (secrets never shown; credentials and query strings in URLs shown to admins only)."""
         async with sessions() as session:
-            rows = await store.list_subscriptions(session)
+            rows = await store_subscriptions.list_subscriptions(session)
         whole = allows(caller.role, "admin")
         return [{"id": s.id, "url": s.url if whole else redact_url(s.url), "name": s.name, "enabled": s.enabled,
                  "disabled_reason": s.disabled_reason, "min_severity": s.min_severity, "rule_ids": s.rule_ids,
@@ -494,7 +505,7 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
             raise HTTPException(422, exc.reason) from exc
         try:
             async with session_scope(sessions) as session:
-                row, secret = await store.add_subscription(
+                row, secret = await commands.add_subscription(
                     session, url, secret=request.secret, name=request.name, rule_ids=request.rule_ids,
                     min_severity=request.min_severity, actor=caller.name)
                 return {"id": row.id, "url": row.url, "name": row.name, "secret": secret}
@@ -598,7 +609,7 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
     async def explain(post_id: str, _: Viewer) -> dict:
         """Why each enabled rule did or did not fire for a post, and the post's labels with their evidence."""
         async with sessions() as session:
-            found = await store_eventlog.explain_post(session, post_id, utcnow())
+            found = await dryrun.explain_post(session, post_id, utcnow())
         if found is None:
             raise HTTPException(404, f"no classified post {post_id} (is the id right, and was it classified?)")
         return found

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alert import store, store_deliveries
+from services.alert import store_alerts, store_deliveries
 from shared.access import Access, Caller
 from shared.db import session_scope
 
@@ -34,8 +34,8 @@ def build_deliveries_router(sessions: async_sessionmaker[AsyncSession], access: 
         if prefix is None:
             return None
         try:
-            return await store.resolve_alert_id(session, prefix)
-        except store.NotFoundError as exc:
+            return await store_alerts.resolve_alert_id(session, prefix)
+        except store_alerts.NotFoundError as exc:
             raise HTTPException(404, exc.reason) from exc
 
     @router.get("/api/deliveries")

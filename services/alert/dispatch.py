@@ -23,18 +23,29 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alert import store, store_deliveries, webhook
-from services.alert.paging import hold_until
+from services.alert import store_deliveries, store_rules, store_subscriptions, webhook
+from services.alert.paging import hold_until, routes
 from services.alert.settings import AlertSettings
 from services.alert.store_subscriptions import signing_secrets
 from services.alert.webhook import DeliveryOutcome, Outcome
 from shared import ids
 from shared.db import session_scope
 from shared.messages import AlertMessage, to_wire
-from shared.models import Notification
+from shared.models import Notification, Subscription
 from shared.outage import LoopErrors
 
 logger = logging.getLogger(__name__)
+
+
+async def subscriptions_for(session: AsyncSession, rule_id: str, severity: str,
+                            incident_severity: str | None = None, *, include_disabled: bool = False
+                            ) -> list[Subscription]:
+    """Enabled subscriptions an alert of `rule_id` goes to (`paging.routes`: the rule's `notify` list, each
+    subscription's rule filter and minimum severity). With `include_disabled`, disabled ones too (what they
+    miss is recorded); never removed ones."""
+    notify = await store_rules.rule_notify(session, rule_id)
+    return routes(await store_subscriptions.list_subscriptions(session), notify, rule_id, severity,
+                  incident_severity, include_disabled=include_disabled)
 
 
 def webhook_body(alert: AlertMessage) -> str:
@@ -87,10 +98,10 @@ class Dispatcher:
         now = datetime.now(UTC)
         created = held = missed = 0
         async with session_scope(self.sessions) as session:
-            for sub in await store.subscriptions_for(session, alert.rule_id, alert.severity,
+            for sub in await subscriptions_for(session, alert.rule_id, alert.severity,
                                                      alert.incident_severity, include_disabled=True):
                 if not sub.enabled:  # owed once it is enabled again, if ops replay it
-                    missed += await store.add_notification(
+                    missed += await store_deliveries.add_notification(
                         session, subscription_id=sub.id, alert_id=alert.alert_id, version=alert.version,
                         message_id=msg_id, body=body, due=now, state="missed")
                     await store_deliveries.supersede_missed(session, subscription_id=sub.id,
@@ -98,11 +109,11 @@ class Dispatcher:
                     continue
                 due = hold_until(sub.quiet_hours, alert.incident_severity, now)
                 held += due is not None
-                created += await store.add_notification(
+                created += await store_deliveries.add_notification(
                     session, subscription_id=sub.id, alert_id=alert.alert_id, version=alert.version,
                     message_id=msg_id, body=body, due=due or now,
                 )
-                await store.supersede_held(session, subscription_id=sub.id, alert_id=alert.alert_id,
+                await store_deliveries.supersede_held(session, subscription_id=sub.id, alert_id=alert.alert_id,
                                            version=alert.version, now=now)
         if created:
             self._wake.set()
@@ -141,7 +152,7 @@ class Dispatcher:
             try:
                 sent = await self.send_due()
                 async with session_scope(self.sessions) as session:
-                    due = await store.next_due_at(session)
+                    due = await store_deliveries.next_due_at(session)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -161,7 +172,7 @@ class Dispatcher:
         """One pass: claims what is due and sends it, a few at a time. Returns how many were attempted."""
         now = datetime.now(UTC)
         async with session_scope(self.sessions) as session:
-            claimed = await store.claim_due(session, now, self.lease, self.settings.dispatch_concurrency)
+            claimed = await store_deliveries.claim_due(session, now, self.lease, self.settings.dispatch_concurrency)
         if not claimed:
             return 0
         await asyncio.gather(*(self._attempt(n) for n in claimed))
@@ -171,7 +182,7 @@ class Dispatcher:
         assert self._client is not None, "Dispatcher.start() not called"
         attempted_at = datetime.now(UTC)
         async with session_scope(self.sessions) as session:  # committed before the request: a crash cannot hide it
-            sub = await store.get_subscription(session, note.subscription_id)
+            sub = await store_subscriptions.get_subscription(session, note.subscription_id)
             if sub is None or not sub.enabled:  # disabled since the claim: waits, pending, until enabled
                 return
             begun = await store_deliveries.begin_attempt(session, note.id, attempted_at)
@@ -186,7 +197,8 @@ class Dispatcher:
                 latency_ms=round(result.latency_ms, 1), error=result.reason, state=state, next_attempt_at=next_at,
             )
             if result.disable_subscription:
-                await store.disable_subscription(session, sub.id, result.reason or "disabled", actor="dispatcher")
+                await store_subscriptions.disable_subscription(session, sub.id, result.reason or "disabled",
+                                                               actor="dispatcher")
         self._log(note, sub.id, attempt, result, state, delay)
 
     async def _send(self, url: str, secrets: list[str], note: Notification) -> DeliveryOutcome:

@@ -42,6 +42,21 @@ class IncidentView:
     place: dict[str, Any] | None = None
     country: str | None = None
 
+    @classmethod
+    def of_row(cls, row: Any) -> "IncidentView":
+        """From an `incidents` row."""
+        return cls(
+            id=row.id, first_seen_at=row.first_seen_at, last_seen_at=row.last_seen_at, lat=row.lat, lon=row.lon,
+            actors=list(row.actors or []), perpetrator=row.perpetrator, tactics=list(row.tactics or []),
+            killed=row.killed, place=row.place, country=row.country,
+        )
+
+    def columns(self) -> dict[str, Any]:
+        """What is stored of it in its `incidents` row (all but the id)."""
+        return {"first_seen_at": self.first_seen_at, "last_seen_at": self.last_seen_at, "lat": self.lat,
+                "lon": self.lon, "country": self.country, "place": self.place, "actors": self.actors,
+                "perpetrator": self.perpetrator, "tactics": self.tactics, "killed": self.killed}
+
 
 def event_time(event: EventMessage) -> datetime:
     """When the reported activity was published (else fetched, else classified)."""

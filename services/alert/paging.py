@@ -10,13 +10,33 @@
                    `repage_after`; acknowledging it stops the re-pages, not the updates
 """
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
+from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from services.alert.lifecycle import may_repage
 from shared.errors import ReasonError
 
 RULE_SEVERITIES = ("low", "medium", "high", "critical")
 INCIDENT_SEVERITIES = ("I", "II", "III")
+MIN_SEVERITIES = (*RULE_SEVERITIES, *INCIDENT_SEVERITIES)
+
+
+class Routable(Protocol):
+    """What routing reads of a subscription."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def rule_ids(self) -> list[str] | None: ...
+    @property
+    def min_severity(self) -> str | None: ...
+
+
+S = TypeVar("S", bound=Routable)
 
 
 class QuietHoursError(ReasonError, ValueError):
@@ -43,6 +63,13 @@ def check_quiet_hours(value: dict | None) -> dict | None:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise QuietHoursError(f"quiet_hours.tz: unknown time zone {value.get('tz')!r}") from exc
     return dict(value)
+
+
+def check_min_severity(min_severity: str | None) -> str | None:
+    """A subscription's minimum severity: None, low…critical (the rule's) or I…III (the incident's)."""
+    if min_severity is not None and min_severity not in MIN_SEVERITIES:
+        raise ValueError(f"min_severity must be one of {', '.join(MIN_SEVERITIES)}")
+    return min_severity
 
 
 def quiet_until(quiet_hours: dict | None, now: datetime) -> datetime | None:
@@ -81,9 +108,25 @@ def wants(min_severity: str | None, rule_severity: str, incident_severity: str |
     return rank >= RULE_SEVERITIES.index(min_severity) if min_severity in RULE_SEVERITIES else True
 
 
+def routes(subscriptions: Iterable[S], notify: list[int] | None, rule_id: str, severity: str,
+           incident_severity: str | None, *, include_disabled: bool = False) -> list[S]:
+    """The subscriptions an alert of `rule_id` goes to: the rule's `notify` list (if any), each subscription's
+    own rule filter and minimum severity; disabled ones only with `include_disabled`."""
+    out = []
+    for sub in subscriptions:
+        if (not sub.enabled and not include_disabled) or (notify is not None and sub.id not in notify):
+            continue
+        if sub.rule_ids is not None and rule_id not in sub.rule_ids:
+            continue
+        if not wants(sub.min_severity, severity, incident_severity):
+            continue
+        out.append(sub)
+    return out
+
+
 def repage_due(*, state: str, muted_by: str | None, incident_severity: str | None, last_paged_at: datetime | None,
                fired_at: datetime, now: datetime, every: timedelta) -> bool:
     """Is it time to page this alert again?"""
-    if state != "firing" or muted_by or incident_severity != "III":
+    if not may_repage(state) or muted_by or incident_severity != "III":
         return False
     return now - (last_paged_at or fired_at) >= every

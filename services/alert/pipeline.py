@@ -21,7 +21,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alert import store
+from services.alert import commands, store_alerts, store_eventlog, store_incidents, store_rules
 from services.alert.conditions import condition_met
 from services.alert.evaluate import Match
 from services.alert.geofence import bounding_box
@@ -33,6 +33,7 @@ from services.alert.incidents import (
     place_cells,
     place_incident,
 )
+from services.alert.lifecycle import LIVE, kind_of_report, next_version, pages_again, resolves, takes_updates
 from services.alert.rules import RuleSpec
 from services.alert.severity import (
     CORROBORATION,
@@ -71,10 +72,10 @@ class Rulebook:
 
     async def current(self, session: AsyncSession) -> RuleIndex:
         if time.monotonic() - self._checked >= self.reload_s:
-            revision = await store.rules_revision(session)
+            revision = await store_rules.rules_revision(session)
             self._checked = time.monotonic()
             if revision != self._revision:
-                rules = await store.load_enabled_rules(session)
+                rules = await commands.enabled_rules(session)
                 self._index = RuleIndex(rules)
                 self._revision = revision
                 logger.info("rules loaded enabled=%d ids=%s", len(rules), ",".join(r.id for r in rules) or "-")
@@ -129,7 +130,7 @@ def alert_message(
     return AlertMessage(
         alert_id=ids.alert_id(rule.id, incident.id),
         version=previous.version + 1 if previous else 1,
-        kind="updated" if previous else "fired",
+        kind=kind_of_report(previous),
         rule_id=rule.id, rule_name=rule.name, severity=rule.severity,
         state=previous.state if previous else "firing",
         incident_id=incident.id,
@@ -247,8 +248,8 @@ def decide_alerts(context: AlertContext, now: datetime) -> AlertDecision:
                 match = Match(match.rule_id, [*match.reasons, reason], match.distance_km)
             why = "new"
         else:
-            if previous.state == "resolved" or now - previous.fired_at > rule.window_delta:
-                continue  # the rule's window: after it, reports no longer update this alert
+            if not takes_updates(previous.state, previous.fired_at, rule.window_delta, now):
+                continue  # resolved, or past the rule's window: reports no longer update this alert
             why = material_change(previous, context.source_ids, incident.killed, context.levels,
                                   incident.place) or ""
             if not why:
@@ -258,7 +259,7 @@ def decide_alerts(context: AlertContext, now: datetime) -> AlertDecision:
         drafts.append((rule, message, why))
     # Inhibition over every rule alerting on the incident, decided while its place is locked: the order in
     # which reports arrive cannot let an inhibited alert through.
-    alerting = {rid for rid, a in alerts.items() if a.state != "resolved"} | {m.rule_id for _, m, _ in drafts}
+    alerting = {rid for rid, a in alerts.items() if a.state in LIVE} | {m.rule_id for _, m, _ in drafts}
     versions = []
     for rule, message, why in drafts:
         inhibitors = sorted(rid for rid in alerting if rid != rule.id and rid in context.rules
@@ -266,6 +267,18 @@ def decide_alerts(context: AlertContext, now: datetime) -> AlertDecision:
         muted = f"inhibited by rule {inhibitors[0]}" if inhibitors else muted_by(context.silences, message, now)
         versions.append(AlertVersion(rule, message.model_copy(update={"muted_by": muted}), why))
     return AlertDecision(versions, skipped)
+
+
+async def save_version(session: AsyncSession, message: AlertMessage, *, rule_id: str, incident_id: str,
+                       severity: str, fired_at: datetime) -> None:
+    """Stores one alert version as the lifecycle says: a resolved version ends the alert, a re-page is
+    counted."""
+    await store_alerts.save_alert(
+        session, message.model_dump(mode="json", by_alias=True), alert_id=message.alert_id, rule_id=rule_id,
+        incident_id=incident_id, severity=severity, version=message.version, fired_at=fired_at,
+        updated_at=message.updated_at, muted_by=message.muted_by, resolved=resolves(message.kind),
+        page_count=message.page_count if pages_again(message.kind) else None,
+    )
 
 
 # A denial may come a day after the attack it denies ("the army on Monday dismissed Sunday's reports").
@@ -289,8 +302,8 @@ class AlertPipeline:
         so the lock covers that disc: neither a second "open" nor a lost merge. READ COMMITTED (PostgreSQL's
         default) matters: what is read after the lock includes what the previous holder committed."""
         place = event.place
-        await store.lock_places(session, place_cells(place.lat if place else None, place.lon if place else None,
-                                                     2 * self.policy.radius_km))
+        cells = place_cells(place.lat if place else None, place.lon if place else None, 2 * self.policy.radius_km)
+        await store_incidents.lock_places(session, cells)
 
     async def _condition(self, session: AsyncSession, rule: RuleSpec, event: EventMessage,
                          incident_id: str) -> tuple[bool, str]:
@@ -302,8 +315,8 @@ class AlertPipeline:
         country = None
         if area is not None and box is None:
             country = area.region_key[0] if area.region_key else area.country
-        past = await store.history(session, since=at - rule.condition.span, until=at, box=box, country=country)
-        alerted, last = await store.rule_alert_history(session, rule.id)
+        past = await store_eventlog.history(session, since=at - rule.condition.span, until=at, box=box, country=country)
+        alerted, last = await store_eventlog.rule_alert_history(session, rule.id)
         return condition_met(rule, event, incident_id, past, alerted=alerted, last_alerted_at=last)
 
     async def on_event(self, event: EventMessage) -> list[AlertMessage]:
@@ -324,23 +337,25 @@ class AlertPipeline:
             await self._lock_place(session, event)
             index = await self.rulebook.current(session)
 
-            known = await store.incident_of_event(session, event.event_id)
-            candidates = [] if known else await store.candidate_incidents(session, event_time(event),
-                                                                          self.policy.window)
+            known_row = await store_incidents.incident_of_event(session, event.event_id)
+            known = IncidentView.of_row(known_row) if known_row else None
+            candidates = [] if known else [
+                IncidentView.of_row(r) for r in await store_incidents.candidate_incidents(
+                    session, event_time(event), self.policy.window)]
             change = place_incident(event, known, candidates, self.policy)
             incident = change.incident
-            row = await store.save_incident(session, incident)
+            row = await store_incidents.save_incident(session, incident.id, incident.columns())
             # False only if this report was recorded meanwhile (a re-classification elsewhere): a redelivery.
-            added = change.kind != "known" and await store.add_report(session, incident.id, event.event_id,
+            added = change.kind != "known" and await store_incidents.add_report(session, incident.id, event.event_id,
                                                                       event.source_id)
-            event_ids, source_ids = await store.incident_reports(session, incident.id)
+            event_ids, source_ids = await store_incidents.incident_reports(session, incident.id)
             levels = incident_levels(row.severity, row.corroboration, incident, source_ids, self.severity,
                                      self.official_sources)
             if (row.severity, row.corroboration) != (levels.severity, levels.corroboration):
                 row.version = (row.version or 1) + (row.severity is not None)
             row.severity, row.corroboration = levels.severity, levels.corroboration
 
-            rows = await store.alerts_of_incident(session, incident.id)
+            rows = await store_alerts.alerts_of_incident(session, incident.id)
             published = await self.outbox.published_versions([a.id for a in rows.values()])
             unsent = [AlertMessage.model_validate(a.payload) for a in rows.values()
                       if a.version > published.get(a.id, 0)]
@@ -354,7 +369,7 @@ class AlertPipeline:
             )
             if context.matched or context.alerts:
                 context = replace(
-                    context, silences=await store.active_silences(session, now),
+                    context, silences=await commands.active_silences(session, now),
                     conditions={rule.id: await self._condition(session, rule, event, incident.id)
                                 for rule in conditions_to_count(context, now)},
                 )
@@ -365,11 +380,8 @@ class AlertPipeline:
                             incident.id[:8], why_not)
             for version in decision.versions:
                 message = version.message
-                await store.save_alert(
-                    session, message.model_dump(mode="json", by_alias=True), alert_id=message.alert_id,
-                    rule_id=version.rule.id, incident_id=incident.id, severity=version.rule.severity,
-                    version=message.version, fired_at=message.fired_at, updated_at=now, muted_by=message.muted_by,
-                )
+                await save_version(session, message, rule_id=version.rule.id, incident_id=incident.id,
+                                   severity=version.rule.severity, fired_at=message.fired_at)
                 logger.info(
                     "alert %s rule=%s alert=%s incident=%s v=%d sources=%d %s/%s why=\"%s\"%s",
                     message.kind, version.rule.id, message.alert_id[:8], incident.id[:8], message.version,
@@ -404,29 +416,24 @@ class AlertPipeline:
         out: list[AlertMessage] = []
         window = max(self.policy.window, DISPUTE_WINDOW)
         async with session_scope(self.sessions) as session:
-            candidates = await store.candidate_incidents(session, event_time(event), window)
+            candidates = [IncidentView.of_row(r)
+                          for r in await store_incidents.candidate_incidents(session, event_time(event), window)]
             incident = choose_incident(candidates, event, ClusterPolicy(self.policy.radius_km, window))
             if incident is None:
                 logger.info("denial disputes no incident event=%s reason=\"%s\"", event.event_id[:8], reason)
                 return []
-            if not await store.dispute_incident(session, incident.id, event.event_id, reason, now):
+            if not await store_incidents.dispute_incident(session, incident.id, event.event_id, reason, now):
                 return []
-            silences = await store.active_silences(session, now)
-            for rule_id, row in (await store.alerts_of_incident(session, incident.id)).items():
-                if row.state == "resolved":
+            silences = await commands.active_silences(session, now)
+            for rule_id, row in (await store_alerts.alerts_of_incident(session, incident.id)).items():
+                if row.state not in LIVE:
                     continue
-                previous = AlertMessage.model_validate(row.payload)
-                message = previous.model_copy(update={
-                    "version": row.version + 1, "kind": "updated", "state": row.state, "updated_at": now,
-                    "change": f"disputed: {reason}", "disputed": reason,
-                })
+                message = next_version(AlertMessage.model_validate(row.payload), row.version, row.state, now,
+                                       "updated", change=f"disputed: {reason}", disputed=reason)
                 muted = muted_by(silences, message, now)
                 message = message.model_copy(update={"muted_by": muted})
-                await store.save_alert(
-                    session, message.model_dump(mode="json", by_alias=True), alert_id=message.alert_id,
-                    rule_id=rule_id, incident_id=incident.id, severity=row.severity, version=message.version,
-                    fired_at=message.fired_at, updated_at=now, muted_by=muted,
-                )
+                await save_version(session, message, rule_id=rule_id, incident_id=incident.id,
+                                   severity=row.severity, fired_at=message.fired_at)
                 logger.info("alert disputed rule=%s alert=%s incident=%s v=%d by=%s reason=\"%s\"", rule_id,
                             message.alert_id[:8], incident.id[:8], message.version, event.event_id[:8], reason)
                 out.append(message)

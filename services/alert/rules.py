@@ -45,7 +45,9 @@ updated (a new version) only when more independent sources report it, its corrob
 the toll rises, within `window`. The full reference is docs/alerting.md.
 """
 
+import logging
 import re
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -56,6 +58,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from shared.errors import ReasonError
 from shared.gazetteer import load_gazetteer
 from shared.taxonomy import ACTOR_PARENTS, TACTICS
+
+logger = logging.getLogger(__name__)
 
 SEVERITIES = ("low", "medium", "high", "critical")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
@@ -438,6 +442,18 @@ def parse_rule(data: Any, origin: str = "<rule>", root: yaml.Node | None = None)
     except ValueError as exc:
         raise RuleError(origin, _line_of(root, tuple(field.split("."))), field, str(exc)) from exc
     return spec
+
+
+def stored_rules(rows: Iterable[Any]) -> list[RuleSpec]:
+    """Stored rules (`rules` rows: id, spec, origin) validated again; one that no longer loads is skipped and
+    logged, not fatal."""
+    specs: list[RuleSpec] = []
+    for row in rows:
+        try:
+            specs.append(parse_rule(row.spec, origin=row.origin or f"rule {row.id}"))
+        except RuleError as exc:
+            logger.error("rule skipped rule=%s reason=%r", row.id, str(exc))
+    return specs
 
 
 def load_rule_text(text: str, origin: str = "<rule>") -> RuleSpec:

@@ -36,6 +36,12 @@ class SilenceView:
     ends_at: datetime
     expired_at: datetime | None = None
 
+    @classmethod
+    def of_row(cls, row: Any) -> "SilenceView":
+        """From a `silences` row."""
+        return cls(id=row.id, matchers=dict(row.matchers), reason=row.reason, created_by=row.created_by,
+                   starts_at=row.starts_at, ends_at=row.ends_at, expired_at=row.expired_at)
+
     def active(self, now: datetime) -> bool:
         return self.starts_at <= now < self.ends_at and (self.expired_at is None or self.expired_at > now)
 
@@ -74,6 +80,40 @@ def check_matchers(matchers: Any) -> dict[str, list[str]]:
         raise SilenceError("a silence needs at least one matcher (rule_ids, actors, tactics, countries, "
                            "severities or incident_ids): an empty one would mute everything")
     return out
+
+
+@dataclass(frozen=True)
+class NewSilence:
+    matchers: dict[str, list[str]]
+    reason: str
+    created_by: str
+    starts_at: datetime
+    ends_at: datetime
+
+
+def check_silence(matchers: Any, reason: str, created_by: str, starts_at: datetime, ends_at: datetime,
+                  now: datetime) -> NewSilence:
+    """A silence as it may be created; raises SilenceError: no reason, no matcher, an unknown code, an end not
+    after the start, or an end already past."""
+    checked = check_matchers(matchers)
+    if not (reason or "").strip():
+        raise SilenceError("a silence needs a reason: the next shift must know why alerts are muted")
+    if not (created_by or "").strip():
+        raise SilenceError("a silence needs its creator")
+    if starts_at.tzinfo is None or ends_at.tzinfo is None:
+        raise SilenceError("give starts_at and ends_at with a time zone, e.g. 2026-11-24T18:00:00Z")
+    if ends_at <= starts_at:
+        raise SilenceError(f"ends_at ({ends_at.isoformat()}) must be after starts_at ({starts_at.isoformat()})")
+    if ends_at <= now:
+        raise SilenceError(f"ends_at ({ends_at.isoformat()}) is already past")
+    return NewSilence(checked, reason.strip(), created_by, starts_at, ends_at)
+
+
+def check_expirable(silence: SilenceView, now: datetime) -> None:
+    """Raises SilenceError if the silence already ended (expired, or past its end)."""
+    if silence.expired_at is not None or silence.ends_at <= now:
+        ended = silence.expired_at or silence.ends_at
+        raise SilenceError(f"silence {silence.id} already ended at {ended.isoformat()}")
 
 
 def silences_alert(matchers: dict[str, list[str]], alert: AlertMessage) -> bool:

@@ -11,12 +11,13 @@ a sender killed mid-request leaves a row; the next claimant marks it `interrupte
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.alert.store_base import insert_or_ignore
 from shared.models import AuditEntry, DeliveryAttempt, Notification, Subscription, utcnow
 
 REPLAYABLE = ("failed", "missed")
@@ -162,3 +163,107 @@ async def replay(session: AsyncSession, *, subscription_id: int | None = None, a
                                detail={"queued": out.queued, "alert_id": alert_id,
                                        "since": since.isoformat() if since else None}))
     return out
+
+
+async def add_notification(session: AsyncSession, *, subscription_id: int, alert_id: str, version: int,
+                           message_id: str, body: str, due: datetime, state: str = "pending") -> bool:
+    """Owes one alert version to one subscriber; False if already owed (a redelivered AlertMessage).
+    `state="missed"`: the subscription is disabled; it is sent only if replayed."""
+    stmt = insert_or_ignore(session, Notification).values(
+        subscription_id=subscription_id, alert_id=alert_id, alert_version=version, message_id=message_id,
+        body=body, state=state, attempts=0, next_attempt_at=due if state == "pending" else None,
+        created_at=utcnow(),
+    ).on_conflict_do_nothing(index_elements=["subscription_id", "alert_id", "alert_version"])
+    return bool((await session.execute(stmt)).rowcount)
+
+
+async def supersede_held(session: AsyncSession, *, subscription_id: int, alert_id: str, version: int,
+                         now: datetime) -> int:
+    """Older versions of an alert still held for a subscriber (quiet hours: pending, never tried, due later)
+    are superseded by `version`: at the end of the window the subscriber gets the latest, not a burst."""
+    result = await session.execute(
+        sa.update(Notification)
+        .where(Notification.subscription_id == subscription_id, Notification.alert_id == alert_id,
+               Notification.alert_version < version, Notification.state == "pending", Notification.attempts == 0,
+               Notification.next_attempt_at > now)
+        .values(state="superseded", last_error=f"superseded by version {version} while held for quiet hours")
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)
+
+
+async def claim_due(session: AsyncSession, now: datetime, lease: timedelta, limit: int) -> list[Notification]:
+    """Pending notifications due by `now` on enabled subscriptions, each leased for `lease` so that another
+    dispatcher (another process) does not send it at the same time. A crash mid-send means a resend
+    after the lease, never a loss."""
+    rows = (await session.scalars(
+        sa.select(Notification)
+        .join(Subscription, Subscription.id == Notification.subscription_id)
+        .where(Notification.state == "pending", Notification.next_attempt_at <= now,
+               Subscription.enabled.is_(True))
+        .order_by(Notification.next_attempt_at, Notification.id)
+        .limit(limit)
+    )).all()
+    claimed = []
+    for row in rows:
+        result = await session.execute(
+            sa.update(Notification)
+            .where(Notification.id == row.id, Notification.state == "pending",
+                   Notification.next_attempt_at == row.next_attempt_at)
+            .values(next_attempt_at=now + lease)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount:
+            claimed.append(row)
+    return claimed
+
+
+async def next_due_at(session: AsyncSession) -> datetime | None:
+    """When the next pending notification of an enabled subscription is due (a disabled subscription's
+    notifications wait, pending, until it is enabled again)."""
+    return (await session.execute(
+        sa.select(sa.func.min(Notification.next_attempt_at))
+        .join(Subscription, Subscription.id == Notification.subscription_id)
+        .where(Notification.state == "pending", Subscription.enabled.is_(True))
+    )).scalar_one_or_none()
+
+
+async def list_notifications(session: AsyncSession, state: str | None = None, limit: int = 100
+                             ) -> list[Notification]:
+    """Newest first; `state="failed"` lists what is kept for replay."""
+    stmt = sa.select(Notification).order_by(Notification.id.desc()).limit(limit)
+    if state is not None:
+        stmt = stmt.where(Notification.state == state)
+    return list((await session.scalars(stmt)).all())
+
+
+async def requeue_notification(session: AsyncSession, notification_id: int, actor: str) -> bool:
+    """Replays a failed (or pending) notification now: same body, same webhook-id."""
+    row = await session.get(Notification, notification_id)
+    if row is None or row.state == "delivered":
+        return False
+    row.state, row.next_attempt_at, row.replay_base = "pending", utcnow(), row.attempts
+    session.add(AuditEntry(actor=actor, action="notification.replayed", target_kind="notification",
+                           target_id=str(notification_id), detail={"alert_id": row.alert_id}))
+    return True
+
+
+async def notified(session: AsyncSession, alert_id: str) -> bool:
+    """Has any version of the alert been owed to a subscriber (i.e. did a subscriber ever hear of it)?"""
+    found = await session.execute(sa.select(Notification.id).where(Notification.alert_id == alert_id).limit(1))
+    return found.first() is not None
+
+
+async def deliveries_of_alert(session: AsyncSession, alert_id: str) -> list[DeliveryAttempt]:
+    rows = await session.scalars(
+        sa.select(DeliveryAttempt).where(DeliveryAttempt.alert_id == alert_id)
+        .order_by(DeliveryAttempt.attempted_at, DeliveryAttempt.id)
+    )
+    return list(rows.all())
+
+
+async def notifications_of_alert(session: AsyncSession, alert_id: str) -> list[Notification]:
+    rows = await session.scalars(
+        sa.select(Notification).where(Notification.alert_id == alert_id).order_by(Notification.id)
+    )
+    return list(rows.all())

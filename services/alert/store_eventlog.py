@@ -1,7 +1,9 @@
 """The SQL of the event log as ops read it: events (with their post and incident) and alerts, by time,
 country, rule and state, in pages; the rest of a LogQuery is applied by `eventlog.keep`. Also rebuilds the
-EventMessage of a stored post for `explain`. Read-only."""
+EventMessage of a stored post for `explain`, and reads the log back for conditions over time and dry runs.
+Read-only."""
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -9,11 +11,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alert import dryrun, eventlog, store
+from services.alert import eventlog
 from services.alert.eventlog import LogQuery
 from shared.messages import EventMessage
 from shared.models import Alert, Event, Incident, IncidentReport, Post
 
+logger = logging.getLogger(__name__)
 PAGE = 500
 
 
@@ -199,30 +202,58 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-async def explain_post(session: AsyncSession, post_id: str, now: datetime) -> dict[str, Any] | None:
-    """Why each enabled rule did or did not fire for a post: every check (`dryrun.explain_event`: the rule's
-    filters and area, its condition over time counted in the log, the silences) beside the alert the service
-    actually made (muted by a silence or inhibited, if so), and the post's labels with their evidence.
-    None when the post was never classified."""
-    found = await stored_event(session, post_id)
-    if found is None:
-        return None
-    message, columns = found
-    incident_id, alerts = await alerts_of_post(session, message.event_id)
-    verdicts = []
-    for rule in await store.load_enabled_rules(session):
-        alert = alerts.get(rule.id)
-        in_alert = alert is not None and message.event_id in ((alert.get("payload") or {}).get("event_ids") or [])
-        checks = await dryrun.explain_event(session, rule, message, now)
-        verdicts.append(eventlog.verdict(rule.id, rule.name, checks, alert, in_alert))
-    label_rows = eventlog.labels(columns, {"title": message.title, "text": message.text})
-    return {
-        "post_id": message.event_id, "source_id": message.source_id, "title": message.title,
-        "url": message.url, "lang": message.lang, "is_event": message.is_event, "confidence": message.confidence,
-        "classifier": message.classifier, "incident_id": incident_id, "labels": label_rows,
-        "rules": [{"rule_id": v.rule_id, "rule_name": v.rule_name, "fired": v.fired, "summary": v.summary,
-                   "checks": v.checks, "alert_id": v.alert["id"] if v.alert else None,
-                   "muted_by": v.alert.get("muted_by") if v.alert else None} for v in verdicts],
-        "text": "\n".join(eventlog.explanation_text(message.event_id, {**columns, "title": message.title},
-                                                    label_rows, verdicts)),
-    }
+def _event_message(event: Event, post: Post | None) -> EventMessage:
+    return EventMessage(
+        event_id=event.id, post_id=event.post_id, source_id=event.source_id,
+        url=post.url if post else None, title=post.title if post else "", text=post.text if post else "",
+        lang=post.lang if post else None, published_at=event.published_at,
+        fetched_at=post.fetched_at if post else None, classified_at=event.classified_at,
+        is_event=event.is_event, actors=event.actors or [], perpetrator=event.perpetrator,
+        tactics=event.tactics or [], place=event.place, killed=event.killed, confidence=event.confidence,
+        classifier=event.classifier, gazetteer=event.gazetteer,
+    )
+
+
+async def event_message(session: AsyncSession, event_id: str) -> EventMessage | None:
+    """The EventMessage classify published for a post, rebuilt from the `events` row and its post."""
+    row = (await session.execute(
+        sa.select(Event, Post).outerjoin(Post, Post.id == Event.post_id).where(Event.id == event_id)
+    )).first()
+    return _event_message(row[0], row[1]) if row else None
+
+
+async def history(session: AsyncSession, *, since: datetime, until: datetime,
+                  box: tuple[float, float, float, float] | None = None, country: str | None = None,
+                  limit: int = 50_000) -> list[tuple[EventMessage, str | None]]:
+    """Events of the log reported between `since` and `until` (published, else classified), oldest first,
+    each with its incident id when the alert service assigned one; optionally only within a lat/lon box
+    or a country (a coarse cut: callers test the exact area)."""
+    at = sa.func.coalesce(Event.published_at, Event.classified_at)
+    stmt = (
+        sa.select(Event, Post, IncidentReport.incident_id)
+        .outerjoin(Post, Post.id == Event.post_id)
+        .outerjoin(IncidentReport, IncidentReport.event_id == Event.id)
+        .where(Event.is_event.is_(True), at >= since, at <= until)
+        .order_by(at, Event.id).limit(limit)
+    )
+    if box is not None:
+        stmt = stmt.where(Event.lat >= box[0], Event.lon >= box[1], Event.lat <= box[2], Event.lon <= box[3])
+    if country is not None:
+        stmt = stmt.where(Event.country == country.upper())
+    rows = (await session.execute(stmt)).all()
+    out = []
+    for event, post, incident_id in rows:
+        try:
+            out.append((_event_message(event, post), incident_id))
+        except ValueError as exc:  # a row classify wrote under an older contract: skipped, not fatal
+            logger.warning("event log row skipped event=%s reason=%r", event.id[:8], str(exc))
+    return out
+
+
+async def rule_alert_history(session: AsyncSession, rule_id: str) -> tuple[set[str], datetime | None]:
+    """(incidents the rule alerted on, when the latest of them began): what `at_least` does not count twice."""
+    rows = (await session.execute(
+        sa.select(Alert.incident_id, Incident.first_seen_at)
+        .join(Incident, Incident.id == Alert.incident_id).where(Alert.rule_id == rule_id)
+    )).all()
+    return {r.incident_id for r in rows}, max((r.first_seen_at for r in rows), default=None)

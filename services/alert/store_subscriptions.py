@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alert.paging import check_quiet_hours
+from services.alert.paging import MIN_SEVERITIES, check_quiet_hours
 from services.alert.signing import SECRET_PREFIX, new_secret
-from services.alert.store import MIN_SEVERITIES, NotFoundError, disable_subscription
+from services.alert.store_base import NotFoundError
 from shared.errors import ReasonError
 from shared.models import AuditEntry, Notification, Subscription, utcnow
 
@@ -36,6 +36,62 @@ async def live_subscription(session: AsyncSession, subscription_id: int) -> Subs
         when = row.removed_at.isoformat(timespec="seconds")
         raise NotFoundError(f"subscription {subscription_id} was removed at {when}; add the URL again to use it")
     return row
+
+
+async def add_subscription(
+    session: AsyncSession, url: str, secret: str, name: str | None = None, *,
+    rule_ids: list[str] | None = None, min_severity: str | None = None, quiet_hours: dict | None = None,
+    actor: str = "cli",
+) -> tuple[Subscription, str]:
+    """A new webhook endpoint with its signing secret and filters, as checked by `commands.add_subscription`."""
+    row = Subscription(url=url, name=name, secret=secret, enabled=True, rule_ids=rule_ids,
+                       min_severity=min_severity, quiet_hours=quiet_hours, created_at=utcnow())
+    session.add(row)
+    await session.flush()
+    session.add(AuditEntry(actor=actor, action="subscription.created", target_kind="subscription",
+                           target_id=str(row.id), detail={"url": url, "name": name}))
+    return row, secret
+
+
+async def set_subscription_filters(
+    session: AsyncSession, subscription_id: int, *, min_severity: str | None, quiet_hours: dict | None,
+    actor: str,
+) -> Subscription:
+    """Replaces a subscription's minimum severity and quiet hours, checked by the caller (audited); None clears
+    one."""
+    row = await session.get(Subscription, subscription_id)
+    if row is None:
+        raise NotFoundError(f"no subscription {subscription_id}")
+    row.min_severity, row.quiet_hours = min_severity, quiet_hours
+    session.add(AuditEntry(actor=actor, action="subscription.filters", target_kind="subscription",
+                           target_id=str(subscription_id),
+                           detail={"min_severity": min_severity, "quiet_hours": row.quiet_hours}))
+    return row
+
+
+async def list_subscriptions(session: AsyncSession, include_removed: bool = False) -> list[Subscription]:
+    """Subscriptions by id; removed ones (kept for the delivery history) only with `include_removed`."""
+    stmt = sa.select(Subscription).order_by(Subscription.id)
+    if not include_removed:
+        stmt = stmt.where(Subscription.removed_at.is_(None))
+    return list((await session.scalars(stmt)).all())
+
+
+async def disable_subscription(session: AsyncSession, subscription_id: int, reason: str, actor: str) -> None:
+    """Stops deliveries (audited); what fires meanwhile is recorded as missed and offered on enable."""
+    row = await session.get(Subscription, subscription_id)
+    if row is None:
+        return
+    if row.enabled or row.disabled_at is None:
+        row.disabled_at = utcnow()
+    row.enabled, row.disabled_reason = False, reason
+    session.add(AuditEntry(actor=actor, action="subscription.disabled", target_kind="subscription",
+                           target_id=str(subscription_id), detail={"reason": reason}))
+
+
+async def get_subscription(session: AsyncSession, subscription_id: int) -> Subscription | None:
+    return await session.get(Subscription, subscription_id)
+
 
 
 def _audit(session: AsyncSession, actor: str, action: str, subscription_id: int, detail: dict | None) -> None:

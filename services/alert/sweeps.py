@@ -18,9 +18,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alert import store
+from services.alert import commands, lifecycle, store_alerts, store_deliveries, store_incidents
 from services.alert.paging import repage_due
-from services.alert.pipeline import Outbox
+from services.alert.pipeline import Outbox, save_version
 from services.alert.settings import AlertSettings
 from services.alert.silences import SilenceView, muted_by, silence_id
 from shared.db import session_scope
@@ -31,11 +31,10 @@ from shared.outage import LoopErrors
 logger = logging.getLogger(__name__)
 
 
-def next_version(row: Alert, now: datetime, **changes: object) -> AlertMessage:
-    """The alert's stored payload as its next version, with `changes` applied."""
-    current = AlertMessage.model_validate(row.payload)
-    return current.model_copy(update={"version": row.version + 1, "updated_at": now, "state": row.state,
-                                      **changes})
+def next_of(row: Alert, now: datetime, kind: lifecycle.Kind, **changes: object) -> AlertMessage:
+    """The stored alert's next version (`lifecycle.next_version`), of `kind`, with `changes` applied."""
+    return lifecycle.next_version(AlertMessage.model_validate(row.payload), row.version, row.state, now, kind,
+                                  **changes)
 
 
 class Sweeper:
@@ -80,18 +79,15 @@ class Sweeper:
         return out
 
     async def _save(self, session: AsyncSession, row: Alert, message: AlertMessage) -> None:
-        await store.save_alert(
-            session, message.model_dump(mode="json", by_alias=True), alert_id=row.id, rule_id=row.rule_id,
-            incident_id=row.incident_id, severity=row.severity, version=message.version,
-            fired_at=row.fired_at, updated_at=message.updated_at, muted_by=message.muted_by,
-        )
+        await save_version(session, message, rule_id=row.rule_id, incident_id=row.incident_id,
+                           severity=row.severity, fired_at=row.fired_at)
 
     async def _firing(self, now: datetime) -> list[AlertMessage]:
         """Unmutes alerts whose silence ended, and re-pages unacknowledged severity III."""
         every = timedelta(seconds=self.settings.repage_after_seconds)
         async with self.sessions() as session:
-            rows = await store.firing_alerts(session)
-            silences = await store.active_silences(session, now)
+            rows = await store_alerts.firing_alerts(session)
+            silences = await commands.active_silences(session, now)
         out = []
         for seen in rows:
             if seen.muted_by and silence_id(seen.muted_by) is None:
@@ -113,15 +109,15 @@ class Sweeper:
     async def _change(self, seen: Alert, still: str | None, silences: list[SilenceView],
                       now: datetime) -> AlertMessage | None:
         async with session_scope(self.sessions) as session:
-            incident = await store.lock_incident(session, seen.incident_id)
+            incident = await store_incidents.lock_incident(session, seen.incident_id)
             row = await session.get(Alert, seen.id, populate_existing=True)
             if incident is None or incident.state != "open" or row is None or row.version != seen.version \
-                    or row.state != "firing":
+                    or row.state != lifecycle.FIRING:
                 return None  # changed meanwhile (a report, an ack, another sweeper): next pass decides
             if row.muted_by is not None:
                 ended = row.muted_by
-                kind = "updated" if await store.notified(session, row.id) else "fired"
-                message = next_version(row, now, kind=kind, muted_by=None, change=f"{ended.split(':')[0]} ended")
+                kind = lifecycle.kind_when_unmuted(await store_deliveries.notified(session, row.id))
+                message = next_of(row, now, kind, muted_by=None, change=f"{ended.split(':')[0]} ended")
                 logger.info("alert unmuted alert=%s v=%d kind=%s reason=\"%s ended\"", row.id[:8],
                             message.version, kind, ended.split(":")[0])
             elif still is not None:
@@ -129,7 +125,7 @@ class Sweeper:
                 return None
             else:
                 pages = row.page_count + 1
-                message = next_version(row, now, kind="repaged", page_count=pages, muted_by=None,
+                message = next_of(row, now, "repaged", page_count=pages, muted_by=None,
                                        change=f"re-page {pages}: severity III, not acknowledged")
                 logger.info("alert repaged alert=%s v=%d page=%d", row.id[:8], message.version, pages)
             await self._save(session, row, message)
@@ -138,23 +134,22 @@ class Sweeper:
     async def _resolve(self, now: datetime) -> list[AlertMessage]:
         quiet_since = now - timedelta(seconds=self.settings.incident_resolve_after_seconds)
         async with self.sessions() as session:
-            incident_ids = await store.quiet_incidents(session, quiet_since)
+            incident_ids = await store_incidents.quiet_incidents(session, quiet_since)
         out = []
         for incident_id in incident_ids:
             async with session_scope(self.sessions) as session:
-                incident = await store.resolve_incident(session, incident_id, now)
+                incident = await store_incidents.resolve_incident(session, incident_id, now)
                 if incident is None:
                     continue
-                silences = await store.active_silences(session, now)
-                for row in (await store.alerts_of_incident(session, incident_id)).values():
-                    if row.state == "resolved":
+                silences = await commands.active_silences(session, now)
+                for row in (await store_alerts.alerts_of_incident(session, incident_id)).values():
+                    if row.state not in lifecycle.LIVE:
                         continue
                     quiet_for = _hours(self.settings.incident_resolve_after_seconds)
-                    message = next_version(row, now, kind="resolved", state="resolved",
-                                           change=f"no new report for {quiet_for}")
+                    message = next_of(row, now, "resolved", change=f"no new report for {quiet_for}")
                     muted = row.muted_by if row.muted_by and silence_id(row.muted_by) is None else \
                         muted_by(silences, message, now)
-                    if muted is None and row.muted_by and not await store.notified(session, row.id):
+                    if muted is None and row.muted_by and not await store_deliveries.notified(session, row.id):
                         muted = row.muted_by  # never heard of by subscribers: no resolution either
                     message = message.model_copy(update={"muted_by": muted})
                     await self._save(session, row, message)

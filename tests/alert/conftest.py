@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alert import store
+from services.alert import commands
 from services.alert.app import AlertService, decode_entry
 from services.alert.rules import load_rule_text
 from services.alert.settings import AlertSettings
@@ -86,7 +86,7 @@ async def running(redis_url: str, db_url: str, sessions: async_sessionmaker[Asyn
     """The service with the first rule ops wrote (ISSP or any car bomb within 50 km of Niamey)."""
     settings = alert_settings(redis_url, db_url)
     async with session_scope(sessions) as session:
-        await store.upsert_rule(session, load_rule_text(FIRST_RULE, "issp-niamey-50km.yaml"), FIRST_RULE,
+        await commands.upsert_rule(session, load_rule_text(FIRST_RULE, "issp-niamey-50km.yaml"), FIRST_RULE,
                                 "rules/issp-niamey-50km.yaml", actor="test")
     redis = Redis.from_url(redis_url)
     broker = make_broker(redis_url)

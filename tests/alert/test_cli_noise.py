@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from services.alert import store
+from services.alert import commands, store_alerts, store_incidents
 from services.alert.rules import load_rule_text
 from services.classify.store import upsert_event
 from shared.db import make_engine, make_sessionmaker, session_scope
@@ -39,18 +39,18 @@ async def _seed(db_url: str) -> str:
     now = datetime.now(UTC)
     async with session_scope(sessions) as session:
         await upsert_event(session, event)
-        await store.upsert_rule(session, load_rule_text(FIRST_RULE), FIRST_RULE, None, actor="t")
+        await commands.upsert_rule(session, load_rule_text(FIRST_RULE), FIRST_RULE, None, actor="t")
         from services.alert.incidents import open_incident
 
         incident = open_incident("i" * 64, event)
-        await store.save_incident(session, incident)
+        await store_incidents.save_incident(session, incident.id, incident.columns())
         message = AlertMessage(alert_id="a" * 64, version=1, kind="fired", rule_id="issp-niamey-50km",
                                rule_name="n", severity="high", incident_id=incident.id, fired_at=now, updated_at=now,
                                event_ids=[event.event_id], source_ids=["src-en"], title="Car bomb", actors=["ISSP"],
                                tactics=["vbied"], confidence=0.9, incident_severity="III")
-        await store.save_alert(session, message.model_dump(mode="json", by_alias=True), alert_id=message.alert_id,
-                               rule_id=message.rule_id, incident_id=incident.id, severity="high", version=1,
-                               fired_at=now, updated_at=now)
+        await store_alerts.save_alert(session, message.model_dump(mode="json", by_alias=True),
+                                      alert_id=message.alert_id, rule_id=message.rule_id, incident_id=incident.id,
+                                      severity="high", version=1, fired_at=now, updated_at=now)
     await engine.dispose()
     return message.alert_id
 

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from services.alert import store
+from services.alert import commands, store_alerts, store_incidents, store_rules
 from services.alert.dryrun import dry_run, explain_event
 from services.alert.rules import load_rule_text
 from services.classify.store import upsert_event
@@ -51,8 +51,8 @@ async def _feed(running: Running, *events: EventMessage) -> list:
 
 async def test_at_least_counts_incidents_not_reports_and_starts_again_after_firing(running: Running) -> None:
     async with session_scope(running.sessions) as session:
-        await store.set_rule_enabled(session, "issp-niamey-50km", False, actor="test")
-        await store.upsert_rule(session, load_rule_text(THREE), THREE, None, actor="test")
+        await store_rules.set_rule_enabled(session, "issp-niamey-50km", False, actor="test")
+        await commands.upsert_rule(session, load_rule_text(THREE), THREE, None, actor="test")
     kollo = located("kollo-en", place=KOLLO, tactics=("ambush",))
     kollo_again = located("kollo-fr", place=KOLLO, tactics=("ambush",), source="src-fr", at=T0 + timedelta(hours=1))
     ouallam = located("ouallam", place=OUALLAM, tactics=("ambush",), at=T0 + timedelta(hours=3))
@@ -75,8 +75,8 @@ async def test_at_least_counts_incidents_not_reports_and_starts_again_after_firi
 
 async def test_first_activity_of_an_actor_in_the_area(running: Running) -> None:
     async with session_scope(running.sessions) as session:
-        await store.set_rule_enabled(session, "issp-niamey-50km", False, actor="test")
-        await store.upsert_rule(session, load_rule_text(FIRST), FIRST, None, actor="test")
+        await store_rules.set_rule_enabled(session, "issp-niamey-50km", False, actor="test")
+        await commands.upsert_rule(session, load_rule_text(FIRST), FIRST, None, actor="test")
     first = located("jnim-1", place=KOLLO, actors=(("KATIBA_MACINA", "perpetrator"),), tactics=("ambush",),
                     at=T0 - timedelta(days=1))
     second = located("jnim-2", place=("Niamey", 13.51, 2.11, "NE"), actors=(("JNIM", "perpetrator"),),
@@ -98,9 +98,9 @@ async def test_a_report_older_than_the_max_event_age_opens_no_alert(running: Run
                   at=datetime.now(UTC) - timedelta(days=12))
     assert await _feed(running, old) == []
     async with running.sessions() as session:
-        incident = await store.incident_of_event(session, old.event_id)
+        incident = await store_incidents.incident_of_event(session, old.event_id)
         assert incident is not None
-        assert await store.alerts_of_incident(session, incident.id) == {}
+        assert await store_alerts.alerts_of_incident(session, incident.id) == {}
     fresh = located("fresh-vbied", place=KOLLO, actors=(("ISSP", "perpetrator"),), tactics=("vbied",),
                     at=datetime.now(UTC) - timedelta(hours=1))
     assert [a.rule_id for a in await _feed(running, fresh)] == ["issp-niamey-50km"]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from services.alert import store
+from services.alert import commands, store_alerts, store_incidents, store_rules
 from services.alert.rules import load_rule_text
 from services.alert.silences import SilenceError
 from shared.db import session_scope
@@ -63,31 +63,31 @@ async def test_silence_mutes_is_audited_and_the_alert_goes_out_when_it_ends(
 ) -> None:
     now = datetime.now(UTC)
     async with session_scope(running.sessions) as session:
-        await store.add_subscription(session, webhook_receiver.url)
-        silence = await store.create_silence(
+        await commands.add_subscription(session, webhook_receiver.url)
+        silence = await commands.create_silence(
             session, matchers={"rule_ids": [RULE_ID]}, reason="FDS exercise at the airport", created_by="ana",
             starts_at=now - timedelta(minutes=1), ends_at=now + timedelta(hours=2))
         with pytest.raises(SilenceError, match="needs a reason"):
-            await store.create_silence(session, matchers={"rule_ids": [RULE_ID]}, reason=" ", created_by="ana",
+            await commands.create_silence(session, matchers={"rule_ids": [RULE_ID]}, reason=" ", created_by="ana",
                                        starts_at=now, ends_at=now + timedelta(hours=1))
         with pytest.raises(SilenceError, match="must be after starts_at"):
-            await store.create_silence(session, matchers={"rule_ids": [RULE_ID]}, reason="x", created_by="ana",
+            await commands.create_silence(session, matchers={"rule_ids": [RULE_ID]}, reason="x", created_by="ana",
                                        starts_at=now, ends_at=now - timedelta(hours=1))
     await running.publish_event(vbied_niamey_en())
     muted = (await _on_stream(running, 1))[0]
     assert muted.muted_by == f"silence {silence.id}: FDS exercise at the airport (ana)"
     async with running.sessions() as session:
-        row = await store.get_alert(session, muted.alert_id)
+        row = await store_alerts.get_alert(session, muted.alert_id)
         assert row is not None and row.muted_by == muted.muted_by       # recorded and visible, not sent
-        assert [a.id for a in await store.preview_silence(session, {"rule_ids": [RULE_ID]}, now)] == [row.id]
-        assert [s.id for s in await store.list_silences(session, active_at=now)] == [silence.id]
+        assert [a.id for a in await commands.preview_silence(session, {"rule_ids": [RULE_ID]}, now)] == [row.id]
+        assert [s.id for s in await store_alerts.list_silences(session, active_at=now)] == [silence.id]
         audit = (await session.scalars(sa.select(AuditEntry).where(AuditEntry.target_kind == "silence"))).all()
         assert [(a.actor, a.action, a.detail["reason"]) for a in audit] == [
             ("ana", "silence.created", "FDS exercise at the airport")]
     assert webhook_receiver.wait_for(1, timeout=0.8) == []
 
     async with session_scope(running.sessions) as session:
-        await store.expire_silence(session, silence.id, by="ben")
+        await commands.expire_silence(session, silence.id, by="ben")
     sent = await running.service.sweeper.sweep(datetime.now(UTC))
     assert [(m.kind, m.version, m.muted_by) for m in sent] == [("fired", 2, None)]
     assert await _posts(webhook_receiver, 1) == [("alert.fired", 2)]
@@ -100,7 +100,7 @@ async def test_silence_mutes_is_audited_and_the_alert_goes_out_when_it_ends(
 
 async def test_ack_stops_the_repage_but_not_updates(running: Running, webhook_receiver: WebhookReceiver) -> None:
     async with session_scope(running.sessions) as session:
-        await store.add_subscription(session, webhook_receiver.url)
+        await commands.add_subscription(session, webhook_receiver.url)
     await running.publish_event(vbied_niamey_en())               # a car bomb in a capital: severity III
     fired = (await _on_stream(running, 1))[0]
     assert fired.incident_severity == "III"
@@ -112,12 +112,12 @@ async def test_ack_stops_the_repage_but_not_updates(running: Running, webhook_re
     assert await _posts(webhook_receiver, 2) == [("alert.fired", 1), ("alert.repaged", 2)]
 
     async with session_scope(running.sessions) as session:
-        await store.acknowledge_alert(session, fired.alert_id, "duty officer", "Niamey desk informed")
+        await commands.acknowledge_alert(session, fired.alert_id, "duty officer", "Niamey desk informed")
     assert await running.service.sweeper.sweep(later + timedelta(hours=1)) == []      # ack: no more pages
     await running.publish_event(vbied_niamey_fr())                                    # but updates still flow
     assert await _posts(webhook_receiver, 3) == [("alert.fired", 1), ("alert.repaged", 2), ("alert.updated", 3)]
     async with running.sessions() as session:
-        row = await store.get_alert(session, fired.alert_id)
+        row = await store_alerts.get_alert(session, fired.alert_id)
     assert row is not None and (row.state, row.acknowledged_by, row.page_count, row.version) == \
         ("acknowledged", "duty officer", 1, 3)
 
@@ -130,11 +130,11 @@ async def test_inhibition_is_decided_per_incident_whatever_the_order(
     specific = "id: vbied-niamey\nname: Car bomb near Niamey\nmatch:\n  any:\n    - tactics: [vbied]\n" \
                "area:\n  near: Niamey\n  radius_km: 30\nseverity: critical\ninhibits: [issp-niger]\n"
     async with session_scope(running.sessions) as session:
-        await store.set_rule_enabled(session, RULE_ID, False, actor="test")
+        await store_rules.set_rule_enabled(session, RULE_ID, False, actor="test")
         for text in (generic, specific):
             spec = load_rule_text(text)
-            await store.upsert_rule(session, spec, text, None, actor="test")
-        await store.add_subscription(session, webhook_receiver.url)
+            await commands.upsert_rule(session, spec, text, None, actor="test")
+        await commands.add_subscription(session, webhook_receiver.url)
     # The generic rule fires first (an ambush: not a car bomb), then a car bomb report joins the incident.
     await running.publish_event(event("ambush", tactics=("ambush",)))
     await running.publish_event(event("vbied", source="src-fr", tactics=("vbied",), at=T0 + timedelta(minutes=30)))
@@ -153,7 +153,7 @@ async def test_quiet_hours_hold_severity_i_and_ii_but_not_iii(
     window = {"start": (now - timedelta(hours=1)).strftime("%H:%M"),
               "end": (now + timedelta(hours=1)).strftime("%H:%M")}
     async with session_scope(running.sessions) as session:
-        await store.add_subscription(session, webhook_receiver.url, quiet_hours=window)
+        await commands.add_subscription(session, webhook_receiver.url, quiet_hours=window)
     await running.publish_event(event("kollo", actors=(("ISSP", "perpetrator"),), tactics=("ambush",),
                                       place=("Kollo", 13.3043, 2.339, "NE")))     # severity I
     await running.publish_event(event("niamey", source="src-x", tactics=("vbied",), at=T0 + timedelta(hours=12)))
@@ -187,7 +187,7 @@ async def test_quiet_hours_hold_severity_i_and_ii_but_not_iii(
 
 async def test_quiet_incident_is_resolved_once(running: Running, webhook_receiver: WebhookReceiver) -> None:
     async with session_scope(running.sessions) as session:
-        await store.add_subscription(session, webhook_receiver.url)
+        await commands.add_subscription(session, webhook_receiver.url)
     await running.publish_event(vbied_niamey_en())
     fired = (await _on_stream(running, 1))[0]
     await _posts(webhook_receiver, 1)
@@ -200,6 +200,6 @@ async def test_quiet_incident_is_resolved_once(running: Running, webhook_receive
     assert posts[-1][0] == "alert.resolved"
     async with running.sessions() as session:
         row = await session.get(Alert, fired.alert_id)
-        incidents = await store.list_incidents(session, state="resolved")
+        incidents = await store_incidents.list_incidents(session, state="resolved")
     assert row is not None and row.state == "resolved" and row.resolved_at is not None
     assert [i.id for i in incidents] == [fired.incident_id]

@@ -7,7 +7,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alert import store
+from services.alert import commands
 from services.alert.app import StreamOutbox, decode_entry
 from services.alert.pipeline import AlertPipeline, Rulebook, cluster_policy
 from services.alert.rules import load_rule_text
@@ -36,7 +36,7 @@ async def test_version_committed_but_not_published_goes_out_once(
     redis_url: str, db_url: str, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     async with session_scope(sessions) as session:
-        await store.upsert_rule(session, load_rule_text(FIRST_RULE), FIRST_RULE, None, actor="test")
+        await commands.upsert_rule(session, load_rule_text(FIRST_RULE), FIRST_RULE, None, actor="test")
     settings = alert_settings(redis_url, db_url)
     redis = Redis.from_url(redis_url)
     broker = make_broker(redis_url)
@@ -65,7 +65,7 @@ async def test_reports_after_the_rules_window_do_not_update_the_alert(
 ) -> None:
     short = FIRST_RULE + "window: 1s\n"
     async with session_scope(sessions) as session:
-        await store.upsert_rule(session, load_rule_text(short), short, None, actor="test")
+        await commands.upsert_rule(session, load_rule_text(short), short, None, actor="test")
     redis = Redis.from_url(redis_url)
     broker = make_broker(redis_url)
     try:

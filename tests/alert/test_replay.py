@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from services.alert import store, store_deliveries
+from services.alert import commands, store_deliveries
 from services.alert.app import AlertService
 from services.alert.store_subscriptions import signing_secrets
 from shared import ids
@@ -52,7 +52,7 @@ def wf(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CLI:
 
 async def _subscribe(running: Running, url: str, secret: str | None = None) -> tuple[int, str]:
     async with session_scope(running.sessions) as session:
-        sub, used = await store.add_subscription(session, url, secret=secret)
+        sub, used = await commands.add_subscription(session, url, secret=secret)
         return sub.id, used
 
 
@@ -283,7 +283,7 @@ async def slow_running(redis_url: str, db_url: str, sessions: Any) -> AsyncItera
         from services.alert.rules import load_rule_text
         from tests.alert.test_rules import FIRST_RULE
 
-        await store.upsert_rule(session, load_rule_text(FIRST_RULE), FIRST_RULE, None, actor="test")
+        await commands.upsert_rule(session, load_rule_text(FIRST_RULE), FIRST_RULE, None, actor="test")
     redis = Redis.from_url(redis_url)
     broker = make_broker(redis_url)
     service = AlertService(settings, broker, redis, sessions)
@@ -314,7 +314,7 @@ async def test_an_attempt_is_on_record_while_in_flight_and_no_second_dispatcher_
         # Another dispatcher looking even after the request's whole deadline finds it leased.
         later = datetime.now(UTC) + timedelta(seconds=running.settings.webhook_timeout_seconds)
         async with session_scope(running.sessions) as session:
-            assert await store.claim_due(session, later, timedelta(seconds=60), 10) == []
+            assert await store_deliveries.claim_due(session, later, timedelta(seconds=60), 10) == []
 
         receiver.release.set()
         await _notes(running, "delivered", 1)
@@ -332,15 +332,15 @@ async def test_a_sender_that_died_mid_request_leaves_its_attempt_marked_interrup
 ) -> None:
     now = datetime.now(UTC)
     async with session_scope(sessions) as session:
-        sub, _ = await store.add_subscription(session, "http://127.0.0.1:9/hook")
-        await store.add_notification(session, subscription_id=sub.id, alert_id="a" * 64, version=1,
+        sub, _ = await commands.add_subscription(session, "http://127.0.0.1:9/hook")
+        await store_deliveries.add_notification(session, subscription_id=sub.id, alert_id="a" * 64, version=1,
                                      message_id="msg_a_v1", body="{}", due=now)
     async with session_scope(sessions) as session:
-        [note] = await store.claim_due(session, now, timedelta(seconds=45), 10)
+        [note] = await store_deliveries.claim_due(session, now, timedelta(seconds=45), 10)
         first = await store_deliveries.begin_attempt(session, note.id, now)   # then the process is killed
     later = now + timedelta(seconds=46)                                        # the lease ran out
     async with session_scope(sessions) as session:
-        [again] = await store.claim_due(session, later, timedelta(seconds=45), 10)
+        [again] = await store_deliveries.claim_due(session, later, timedelta(seconds=45), 10)
         second = await store_deliveries.begin_attempt(session, again.id, later)
     assert first is not None and second is not None and (first[1], second[1]) == (1, 2)
     async with sessions() as session:

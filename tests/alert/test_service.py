@@ -6,7 +6,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from standardwebhooks import Webhook
 
-from services.alert import store
+from services.alert import commands, store_alerts, store_deliveries, store_subscriptions
 from shared import ids
 from shared.db import session_scope
 from shared.models import DeliveryAttempt, Incident, IncidentReport, Notification
@@ -35,7 +35,7 @@ async def test_two_reports_of_one_attack_give_one_alert(running: Running) -> Non
     async with running.sessions() as session:
         incidents = (await session.scalars(sa.select(Incident))).all()
         assert [(i.report_count, i.source_count) for i in incidents] == [(2, 2)]
-        listed = await store.list_alerts(session, limit=10)
+        listed = await store_alerts.list_alerts(session, limit=10)
         assert [(a.id, a.version) for a in listed] == [(alert.alert_id, 2)]
 
 
@@ -95,7 +95,7 @@ async def test_poison_messages_are_parked_and_consumers_go_on(running: Running) 
 
 async def test_webhook_is_signed_and_verifies(running: Running, webhook_receiver: WebhookReceiver) -> None:
     async with session_scope(running.sessions) as session:
-        _sub, secret = await store.add_subscription(session, webhook_receiver.url, name="ops")
+        _sub, secret = await commands.add_subscription(session, webhook_receiver.url, name="ops")
     assert secret.startswith("whsec_")
     await running.publish_event(vbied_niamey_en())
     posts = await _wait_posts(webhook_receiver, 1)
@@ -125,7 +125,7 @@ async def test_receiver_error_then_success_is_retried_and_every_attempt_recorded
 ) -> None:
     webhook_receiver.script = [500]
     async with session_scope(running.sessions) as session:
-        sub, secret = await store.add_subscription(session, webhook_receiver.url)
+        sub, secret = await commands.add_subscription(session, webhook_receiver.url)
     await running.publish_event(vbied_niamey_en())
     posts = await _wait_posts(webhook_receiver, 2)
 
@@ -152,7 +152,7 @@ async def test_receiver_that_always_fails_ends_failed_and_kept(
 ) -> None:
     webhook_receiver.default_status = 503
     async with session_scope(running.sessions) as session:
-        await store.add_subscription(session, webhook_receiver.url)
+        await commands.add_subscription(session, webhook_receiver.url)
     await running.publish_event(vbied_niamey_en())
     await _wait_posts(webhook_receiver, 3)          # schedule [0.2, 0.2]: 3 attempts, then failed
 
@@ -168,15 +168,15 @@ async def test_receiver_that_always_fails_ends_failed_and_kept(
     # Kept for replay: once the receiver is back, ops replay it; the same message goes out again.
     webhook_receiver.default_status = 200
     async with session_scope(running.sessions) as session:
-        assert [n.id for n in await store.list_notifications(session, state="failed")] == [note.id]
-        assert await store.requeue_notification(session, note.id, actor="ops") is True
+        assert [n.id for n in await store_deliveries.list_notifications(session, state="failed")] == [note.id]
+        assert await store_deliveries.requeue_notification(session, note.id, actor="ops") is True
     posts = await _wait_posts(webhook_receiver, 4)
     assert posts[3].headers["webhook-id"] == posts[0].headers["webhook-id"] and posts[3].body == posts[0].body
 
     async def delivered() -> bool:
         async with running.sessions() as session:
-            return not await store.list_notifications(session, state="failed") and \
-                len(await store.list_notifications(session, state="delivered")) == 1
+            return not await store_deliveries.list_notifications(session, state="failed") and \
+                len(await store_deliveries.list_notifications(session, state="delivered")) == 1
 
     await eventually(delivered)
 
@@ -186,13 +186,13 @@ async def test_gone_receiver_disables_the_subscription(
 ) -> None:
     webhook_receiver.default_status = 410
     async with session_scope(running.sessions) as session:
-        sub, _ = await store.add_subscription(session, webhook_receiver.url)
+        sub, _ = await commands.add_subscription(session, webhook_receiver.url)
     await running.publish_event(vbied_niamey_en())
     await _wait_posts(webhook_receiver, 1)
 
     async def disabled() -> str | None:
         async with running.sessions() as session:
-            row = await store.get_subscription(session, sub.id)
+            row = await store_subscriptions.get_subscription(session, sub.id)
         return row.disabled_reason if row and not row.enabled else None
 
     assert "410" in await eventually(disabled)
@@ -204,7 +204,7 @@ async def test_rule_added_while_running_applies_without_restart(running: Running
 
     text = ("id: jnim-anywhere\nname: JNIM anywhere\nmatch:\n  any:\n    - actors: [JNIM]\nseverity: low\n")
     async with session_scope(running.sessions) as session:      # as the CLI does, from another process
-        await store.upsert_rule(session, load_rule_text(text, "jnim.yaml"), text, "jnim.yaml", actor="cli")
+        await commands.upsert_rule(session, load_rule_text(text, "jnim.yaml"), text, "jnim.yaml", actor="cli")
     await running.publish_event(event("macina", actors=(("KATIBA_MACINA", "perpetrator"),), tactics=("ambush",),
                                       place=("Gao", 16.27, -0.04, "ML")))
     alerts = await eventually(running.alerts_on_stream)

@@ -5,7 +5,7 @@ URL credentials for everyone but admins. Real servers on 127.0.0.1."""
 import httpx
 import sqlalchemy as sa
 
-from services.alert import store, webhook
+from services.alert import commands, webhook
 from services.alert.signing import new_secret
 from services.alert.webhook import Outcome, deliver
 from shared.db import session_scope
@@ -51,7 +51,7 @@ async def test_the_dispatcher_records_a_refused_redirect_as_failed_not_retried(
 ) -> None:
     url = feed_server.route("/hook", b"", status=302, headers={"Location": "http://127.0.0.2:8080/hook"})
     async with session_scope(running.sessions) as session:
-        await store.add_subscription(session, url)
+        await commands.add_subscription(session, url)
     await running.publish_event(vbied_niamey_en())
 
     async def attempts() -> list[DeliveryAttempt]:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alert import store
+from services.alert import commands
 from services.alert.app import StreamOutbox, decode_entry
 from services.alert.dispatch import Dispatcher
 from services.alert.pipeline import AlertPipeline, Rulebook, cluster_policy
@@ -72,9 +72,9 @@ async def test_simultaneous_reports_on_several_workers_make_one_incident_and_one
     workers: int, redis_url: str, db_url: str, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     async with session_scope(sessions) as session:
-        await store.upsert_rule(session, load_rule_text(ANYWHERE), ANYWHERE, None, actor="test")
+        await commands.upsert_rule(session, load_rule_text(ANYWHERE), ANYWHERE, None, actor="test")
         for name in ("desk", "duty-officer"):
-            await store.add_subscription(session, f"https://hooks.example.org/{name}", name=name)
+            await commands.add_subscription(session, f"https://hooks.example.org/{name}", name=name)
     attacks = [reports(i, workers) for i in range(ATTACKS)]
 
     await asyncio.gather(*(

@@ -1,0 +1,137 @@
+"""The SQL of incidents: the place lock, the incident rows and their reports, resolution and disputes.
+Rows in, rows out (`IncidentView.of_row` turns a row into what clustering looks at). Callers own the
+transaction."""
+
+import hashlib
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.alert.store_base import insert_or_ignore
+from shared.models import Incident, IncidentReport, utcnow
+
+
+async def incident_of_event(session: AsyncSession, event_id: str) -> Incident | None:
+    """The incident a report was already assigned to (a redelivered or re-classified event)."""
+    report = await session.get(IncidentReport, event_id)
+    if report is None:
+        return None
+    return await session.get(Incident, report.incident_id)
+
+
+async def candidate_incidents(session: AsyncSession, at: datetime, window: timedelta) -> list[Incident]:
+    """Open incidents whose time span comes within `window` of `at`."""
+    rows = await session.scalars(
+        sa.select(Incident).where(
+            Incident.state == "open",
+            Incident.last_seen_at >= at - window,
+            Incident.first_seen_at <= at + window,
+        )
+    )
+    return list(rows.all())
+
+
+def _cell_lock_key(cell: tuple[int, int]) -> int:
+    """A stable signed 64-bit key for PostgreSQL's advisory locks (a collision only makes two cells take turns)."""
+    digest = hashlib.sha256(f"watchfloor:incident-cell:{cell[0]}:{cell[1]}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def lock_places(session: AsyncSession, cells: list[tuple[int, int]]) -> None:
+    """Makes workers deciding about the same place take turns, until this transaction ends. Call it first in
+    the transaction, before anything is read: what is read after it cannot change before the commit.
+
+    PostgreSQL: a transaction-scoped advisory lock per cell, taken in ascending key order (two workers
+    locking overlapping cells cannot deadlock). SQLite has one writer: BEGIN IMMEDIATE takes the write lock
+    at once (a deferred transaction would read first, and two processes could both decide to open)."""
+    if session.get_bind().dialect.name == "postgresql":
+        for key in sorted({_cell_lock_key(c) for c in cells}):
+            await session.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+    else:
+        await session.execute(sa.text("BEGIN IMMEDIATE"))
+
+
+async def lock_incident(session: AsyncSession, incident_id: str) -> Incident | None:
+    """The incident row, locked until the transaction ends (PostgreSQL; SQLite has one writer anyway): every
+    decision about its alerts (versions, inhibition) is taken by one transaction at a time."""
+    return await session.get(Incident, incident_id, with_for_update=True, populate_existing=True)
+
+
+async def dispute_incident(session: AsyncSession, incident_id: str, event_id: str, reason: str,
+                           at: datetime) -> bool:
+    """Marks the incident disputed by the denial `event_id`; False if it already was (a redelivery, or a
+    second denial: one update says it is disputed, not one per denial)."""
+    row = await lock_incident(session, incident_id)
+    if row is None or row.disputed_at is not None:
+        return False
+    row.disputed_at, row.disputed_by, row.dispute_reason = at, event_id, reason
+    await session.flush()
+    return True
+
+
+async def save_incident(session: AsyncSession, incident_id: str, columns: Mapping[str, Any]) -> Incident:
+    """Creates (open) or updates the incident row with `columns` (`IncidentView.columns()`), locked."""
+    row = await lock_incident(session, incident_id)
+    if row is None:
+        row = Incident(id=incident_id, state="open", report_count=0, source_count=0, version=1)
+        session.add(row)
+    for name, value in columns.items():
+        setattr(row, name, value)
+    await session.flush()
+    return row
+
+
+async def add_report(session: AsyncSession, incident_id: str, event_id: str, source_id: str) -> bool:
+    """Links a report to its incident; False when it already was (unique per event)."""
+    stmt = insert_or_ignore(session, IncidentReport).values(
+        event_id=event_id, incident_id=incident_id, source_id=source_id, added_at=utcnow()
+    ).on_conflict_do_nothing(index_elements=["event_id"])
+    return bool((await session.execute(stmt)).rowcount)
+
+
+async def incident_reports(session: AsyncSession, incident_id: str) -> tuple[list[str], list[str]]:
+    """(event ids in arrival order, distinct source ids) of an incident; also refreshes its counters."""
+    rows = (await session.execute(
+        sa.select(IncidentReport.event_id, IncidentReport.source_id)
+        .where(IncidentReport.incident_id == incident_id)
+        .order_by(IncidentReport.added_at, IncidentReport.event_id)
+    )).all()
+    events = [r.event_id for r in rows]
+    sources = sorted({r.source_id for r in rows})
+    row = await session.get(Incident, incident_id)
+    if row is not None:
+        row.report_count, row.source_count = len(events), len(sources)
+    return events, sources
+
+
+async def list_incidents(session: AsyncSession, *, state: str | None = None, since: datetime | None = None,
+                         limit: int = 200) -> list[Incident]:
+    """Newest first (by last report); `state` is open or resolved; `since` compares with the last report."""
+    stmt = sa.select(Incident).order_by(Incident.last_seen_at.desc(), Incident.id).limit(limit)
+    if state is not None:
+        stmt = stmt.where(Incident.state == state)
+    if since is not None:
+        stmt = stmt.where(Incident.last_seen_at >= since)
+    return list((await session.scalars(stmt)).all())
+
+
+async def quiet_incidents(session: AsyncSession, quiet_since: datetime, limit: int = 100) -> list[str]:
+    """Open incidents whose latest report arrived before `quiet_since`."""
+    latest = sa.func.max(IncidentReport.added_at)
+    rows = await session.execute(
+        sa.select(Incident.id).join(IncidentReport, IncidentReport.incident_id == Incident.id)
+        .where(Incident.state == "open").group_by(Incident.id).having(latest < quiet_since).limit(limit)
+    )
+    return [r[0] for r in rows]
+
+
+async def resolve_incident(session: AsyncSession, incident_id: str, now: datetime) -> Incident | None:
+    """open -> resolved (locked); None when another sweeper got there first."""
+    row = await lock_incident(session, incident_id)
+    if row is None or row.state != "open":
+        return None
+    row.state, row.resolved_at, row.version = "resolved", now, row.version + 1
+    return row
