@@ -2,6 +2,7 @@
 a 1 MB post leaves `/health` answering within a second the whole time and is classified; an oversize body
 gets 413 and a body with invalid text a 422, neither a 500, and the system goes on."""
 
+import asyncio
 import threading
 import time
 
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.e2e
 SENTENCE = "Gunmen attacked an army post near Ouallam, Niger, killing 12 soldiers; IS Sahel claimed the attack. "
 
 
-async def _event_count(db_url: str, post_id: str) -> int:
+async def _count(db_url: str, post_id: str) -> int:
     engine = make_engine(db_url)
     try:
         async with engine.connect() as conn:
@@ -27,7 +28,11 @@ async def _event_count(db_url: str, post_id: str) -> int:
         await engine.dispose()
 
 
-async def test_a_1mb_post_leaves_health_answering_and_is_classified(system: System, db_url: str) -> None:
+def _event_count(db_url: str, post_id: str) -> int:
+    return asyncio.run(_count(db_url, post_id))
+
+
+def test_a_1mb_post_leaves_health_answering_and_is_classified(system: System, db_url: str) -> None:
     system.start()
     waits: list[float] = []
     stop = threading.Event()
@@ -49,9 +54,9 @@ async def test_a_1mb_post_leaves_health_answering_and_is_classified(system: Syst
         assert pushed.status_code == 202, pushed.text
         post_id = pushed.json()["post_id"]
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not await _event_count(db_url, post_id):
+        while time.monotonic() < deadline and not _event_count(db_url, post_id):
             time.sleep(0.2)
-        assert await _event_count(db_url, post_id) == 1
+        assert _event_count(db_url, post_id) == 1
         time.sleep(1)
     finally:
         stop.set()
