@@ -7,7 +7,7 @@ A repeated post (same source and guid, or url, or text) is answered `duplicate: 
 from datetime import UTC, datetime
 from typing import Literal
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -132,7 +132,10 @@ def build_router(
         key = dedup_key(entry)
         message = to_post(entry, post.source, now, key)
         async with session_scope(sessions) as session:
-            await store.ensure_push_source(session, post.source)
+            try:
+                await store.ensure_push_source(session, post.source)
+            except store.SourceError as exc:
+                raise HTTPException(status.HTTP_409_CONFLICT, exc.reason) from None
             new = await store.insert_post_if_new(session, message, key)
             if new:
                 await store.count_pushed(session, post.source, now)

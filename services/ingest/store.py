@@ -100,7 +100,7 @@ def _audit(session: AsyncSession, actor: str, action: str, source_id: str, detai
 
 async def set_source_enabled(session: AsyncSession, source_id: str, enabled: bool, *, actor: str,
                              now: datetime) -> Source:
-    """Disabled: never polled (pushes still land); enabled: polled on the next tick. Enabling a removed
+    """Disabled: never polled, and its pushed posts are refused; enabled: polled on the next tick. Enabling a removed
     source restores it. Audited."""
     source = await _changeable(session, source_id, removed_ok=enabled)
     restored = source.removed_at is not None
@@ -266,7 +266,8 @@ async def insert_new_posts(session: AsyncSession, posts: list[tuple[PostMessage,
 
 
 async def ensure_push_source(session: AsyncSession, source_id: str) -> None:
-    """Creates the push source `source_id` if it does not exist (a pushed post names its source)."""
+    """Creates the push source `source_id` if it does not exist (a pushed post names its source); raises
+    SourceError if ops disabled or removed it, so that a bridge they turned off is refused, not heard."""
     if not SOURCE_ID.match(source_id):
         raise SourceError(
             f"source {source_id!r}: use 1-64 lower-case letters, digits, '.', '_' or '-', starting with a letter"
@@ -279,6 +280,11 @@ async def ensure_push_source(session: AsyncSession, source_id: str) -> None:
             consecutive_failures=0, posts_seen=0,
         ).on_conflict_do_nothing(index_elements=["id"])
     )
+    row = (await session.execute(sa.select(Source.enabled, Source.removed_at).where(Source.id == source_id))).one()
+    if row.removed_at is not None or not row.enabled:
+        state = "removed" if row.removed_at is not None else "disabled"
+        raise SourceError(f"source {source_id} is {state}: its posts are refused until `watchfloor source enable "
+                          f"{source_id}`")
 
 
 async def count_pushed(session: AsyncSession, source_id: str, now: datetime) -> None:

@@ -87,3 +87,24 @@ async def test_edit_moves_a_feed_and_remove_keeps_its_posts(
                                        .order_by(AuditEntry.id))).all()
     assert [a.action for a in audit] == ["source.edited", "source.removed", "source.enabled"]
     assert audit[2].detail == {"restored": True}
+
+
+async def test_a_disabled_push_source_is_refused_until_enabled(
+    service: IngestService, sessions: async_sessionmaker[AsyncSession], wf, redis_url: str
+) -> None:
+    import httpx
+    from fastapi import FastAPI
+
+    from tests.ingest.conftest import posts_on_stream
+
+    app = FastAPI()
+    app.include_router(service.router)
+    post = {"source": "old-bridge", "text": "Tirs entendus à Gao ce matin"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest") as http:
+        assert (await http.post("/ingest", json=post)).status_code == 202
+        await wf("source", "disable", "old-bridge")
+        refused = await http.post("/ingest", json={**post, "text": "Explosion à Gao"})
+        assert refused.status_code == 409 and "source old-bridge is disabled" in refused.json()["detail"]
+        await wf("source", "enable", "old-bridge")
+        assert (await http.post("/ingest", json={**post, "text": "Explosion à Gao"})).status_code == 202
+    assert len(await posts_on_stream(redis_url)) == 2
