@@ -13,6 +13,7 @@ published (a crash or a Redis error between the commit and the publish) goes out
 of its incident, at the latest when the failed event is redelivered.
 """
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -69,16 +70,23 @@ class Rulebook:
         self._index = RuleIndex([])
         self._revision: tuple[int, str] | None = None
         self._checked = float("-inf")
+        self._lock = asyncio.Lock()
 
     async def current(self, session: AsyncSession) -> RuleIndex:
-        if time.monotonic() - self._checked >= self.reload_s:
-            revision = await store_rules.rules_revision(session)
-            self._checked = time.monotonic()
-            if revision != self._revision:
-                rules = await commands.enabled_rules(session)
-                self._index = RuleIndex(rules)
-                self._revision = revision
-                logger.info("rules loaded enabled=%d ids=%s", len(rules), ",".join(r.id for r in rules) or "-")
+        """The rules in force. Events are handled concurrently: while one handler reloads, the others wait
+        for it rather than take the index being replaced (after a restart, the empty one: found by
+        bench/faults.py, an event evaluated against no rule at all)."""
+        if time.monotonic() - self._checked < self.reload_s:
+            return self._index
+        async with self._lock:
+            if time.monotonic() - self._checked >= self.reload_s:
+                revision = await store_rules.rules_revision(session)
+                if revision != self._revision:
+                    rules = await commands.enabled_rules(session)
+                    self._index = RuleIndex(rules)
+                    self._revision = revision
+                    logger.info("rules loaded enabled=%d ids=%s", len(rules), ",".join(r.id for r in rules) or "-")
+                self._checked = time.monotonic()
         return self._index
 
 
