@@ -51,7 +51,8 @@ sys.path.insert(0, str(ROOT))
 from tests.servers import WebhookReceiver  # noqa: E402
 
 WATCHFLOOR = str(Path(sys.executable).with_name("watchfloor"))
-PG_HOST, PG_PORT, PG_DB = "127.0.0.1", 5432, "watchfloor_faults"
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+PG_DB = f"watchfloor_faults_{os.getpid()}"  # its own database: two runs at once must not drop each other's
 
 TOWNS = [("Ouallam", "Niger"), ("Tillabéri", "Niger"), ("Téra", "Niger"), ("Filingué", "Niger"),
          ("Abala", "Niger"), ("Banibangou", "Niger"), ("Torodi", "Niger"), ("Ayorou", "Niger"),
@@ -603,6 +604,7 @@ def main() -> None:
                        or r["parked"] != r["parked_expected"])
         print(f"{name:<16} {r['accepted']:>8} {r['reached']:>8} {r['lost']:>5} {r['parked']:>7} {r['pending']:>7} "
               f"{r['dup_incidents']:>8} {r['dup_pages']:>9} {r['resent']:>7} {r['seconds']:>5}", flush=True)
+    asyncio.run(_sql("postgres", f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)"))
     if not args.keep and not failed:
         shutil.rmtree(root, ignore_errors=True)
     sys.exit(1 if failed else 0)
