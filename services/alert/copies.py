@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from datasketch import MinHash
@@ -120,6 +121,23 @@ def find_origin(new: Report, reports: Iterable[Report], policy: CopyPolicy) -> O
 def independent_sources(reports: Iterable[tuple[str, str, str | None]]) -> list[str]:
     """The sources of originals, sorted, from (event id, source id, origin) of every report of an incident."""
     return sorted({source for event_id, source, origin in reports if origin in (None, event_id)})
+
+
+def by_origin(reports: Iterable[tuple[str, str, str | None, float | None]]) -> list[dict[str, Any]]:
+    """Reports grouped by origin, for people: from (event id, source id, origin id, similarity) in arrival
+    order, one group per original (`origin`, its `source_id`) with its `reports` (the original first, then its
+    copies, each with its `origin` and `similarity`)."""
+    groups: dict[str, dict[str, Any]] = {}
+    for event_id, source_id, origin, similar in reports:
+        root = origin or event_id
+        group = groups.setdefault(root, {"origin": root, "source_id": None, "reports": []})
+        entry = {"event_id": event_id, "source_id": source_id, "origin": root, "similarity": similar}
+        if root == event_id:
+            group["source_id"] = source_id
+            group["reports"].insert(0, entry)
+        else:
+            group["reports"].append(entry)
+    return list(groups.values())
 
 
 def corroboration_reason(source_ids: list[str], independent: list[str]) -> str:
