@@ -16,7 +16,12 @@ from services.alert.copies import (
     similarity,
     words,
 )
-from tests.alert.events import T0
+from services.alert.incidents import open_incident
+from services.alert.pipeline import Levels, alert_message, incident_levels, material_change
+from services.alert.rules import load_rule_text
+from services.alert.severity import SeverityPolicy
+from tests.alert.events import T0, vbied_niamey_en
+from tests.alert.test_rules import FIRST_RULE
 
 POLICY = CopyPolicy()
 
@@ -113,3 +118,32 @@ def test_independent_sources(reports: list[tuple[str, str, str | None]], indepen
                              reason: str) -> None:
     assert independent_sources(reports) == independent
     assert corroboration_reason(sorted({r[1] for r in reports}), independent) == reason
+
+
+@pytest.mark.parametrize(("sources", "independent", "kept", "level", "reason"), [
+    (["ap", "blog"], ["ap"], None, "single_source", "sources 2 (1 independent: 1 syndicated copy)"),
+    (["ap", "blog", "rfi"], ["ap", "rfi"], None, "corroborated", "sources 3 (2 independent: 1 syndicated copy)"),
+    (["ap", "anp-niger"], ["ap"], None, "confirmed",
+     "sources 2 (1 independent: 1 syndicated copy); official: anp-niger"),
+    (["ap", "blog"], ["blog"], "corroborated", "corroborated",
+     "sources 2 (1 independent: 1 syndicated copy); corroborated kept: it only rises"),
+], ids=["a copy does not corroborate", "an own report does", "an official source confirms, even repeating a story",
+        "a level once reached is kept when an origin moves"])
+def test_levels_count_independent_sources(sources: list[str], independent: list[str], kept: str | None,
+                                          level: str, reason: str) -> None:
+    levels = incident_levels(None, kept, open_incident("i", vbied_niamey_en()), sources, SeverityPolicy(),
+                             frozenset({"anp-niger"}), independent)
+    assert (levels.corroboration, levels.corroboration_reason, levels.independent_source_ids) == (
+        level, reason, independent)
+
+
+def test_a_copy_is_no_material_change_and_an_own_report_is() -> None:
+    report = vbied_niamey_en()
+    rule = load_rule_text(FIRST_RULE)
+    fired = alert_message(rule, open_incident("i", report), report, None, None, [report.event_id], ["ap"], T0,
+                          Levels("single_source", "III", [], "sources 1 (1 independent)", ["ap"]))
+    copy = Levels("single_source", "III", [], "sources 2 (1 independent: 1 syndicated copy)", ["ap"])
+    own = Levels("corroborated", "III", [], "sources 3 (2 independent: 1 syndicated copy)", ["ap", "rfi"])
+    assert material_change(fired, ["ap", "blog"], report.killed, copy) is None
+    assert material_change(fired, ["ap", "blog", "rfi"], report.killed, own) == (
+        "sources 1→2; single_source→corroborated")
