@@ -168,6 +168,12 @@ class AlertMessage(_Message):
     url: str | None = None
     report_count: int | None = Field(None, description="reports of the incident so far")
     corroboration: Literal["single_source", "corroborated", "confirmed"] | None = None
+    corroboration_reason: str | None = Field(
+        None, description="why the incident has its corroboration, e.g. 'sources 3 (2 independent: 1 syndicated copy)'"
+    )
+    independent_source_ids: list[str] | None = Field(
+        None, description="the sources of original reports: a forward, repost or syndicated copy adds none"
+    )
     incident_severity: Literal["I", "II", "III"] | None = None
     severity_reasons: list[str] = Field(default_factory=list, description="why the incident has its severity")
     change: str | None = Field(None, description="what this version changed, e.g. 'sources 1→2'")

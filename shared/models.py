@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -82,6 +83,8 @@ class Source(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Soft delete: a removed source is never polled and not listed, but its posts stay in the log.
     removed_at: Mapped[datetime | None]
+    # A push source's owner: the name of the token that first pushed to it; only tokens of that name push to it.
+    pushed_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class Post(Base):
@@ -174,6 +177,14 @@ class IncidentReport(Base):
     incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"), index=True)
     source_id: Mapped[str] = mapped_column(String(64))
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the report was published (else fetched): the earliest report of a text is the origin of its copies.
+    reported_at: Mapped[datetime | None]
+    # MinHash of its text (services/alert/copies.py); None: no text, never a copy.
+    signature: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The report it comes from (a forward, repost or syndicated copy of it); None or its own id: an original.
+    origin_id: Mapped[str | None] = mapped_column(String(64))
+    # Estimated Jaccard similarity to the report it copies (None for an original).
+    similarity: Mapped[float | None] = mapped_column(Float)
 
 
 class Rule(Base):

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.alert import (
     basemap,
     commands,
+    copies,
     dryrun,
     eventlog,
     store_alerts,
@@ -376,14 +377,21 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
     @router.get("/api/incidents")
     async def incidents(_: Viewer, state: str | None = None, since: datetime | None = None,
                         limit: int = Query(200, ge=1, le=1000)) -> list[dict]:
+        """Newest first; each with its reports grouped by origin (`origins`: an original and the forwards,
+        reposts and syndicated copies of it) and how many sources are independent (`independent_source_count`)."""
         async with sessions() as session:
             rows = await store_incidents.list_incidents(session, state=state, since=_aware("since", since), limit=limit)
+            reports: dict[str, list[tuple[str, str, str | None, float | None]]] = {r.id: [] for r in rows}
+            for incident_id, *report in await store_incidents.report_origins(session, list(reports)):
+                reports[incident_id].append(tuple(report))  # type: ignore[arg-type]  # (event, source, origin, sim)
         return [{
             "id": r.id, "state": r.state, "first_seen_at": _iso(r.first_seen_at), "last_seen_at": _iso(r.last_seen_at),
             "lat": r.lat, "lon": r.lon, "country": r.country, "place": r.place, "actors": r.actors,
             "perpetrator": r.perpetrator, "tactics": r.tactics, "killed": r.killed, "report_count": r.report_count,
             "source_count": r.source_count, "version": r.version, "corroboration": r.corroboration,
             "severity": r.severity, "resolved_at": _iso(r.resolved_at),
+            "independent_source_count": len(copies.independent_sources((e, s, o) for e, s, o, _ in reports[r.id])),
+            "origins": copies.by_origin(reports[r.id]),
         } for r in rows]
 
     @router.get("/api/silences")

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alert.api import build_router
+from services.alert.copies import CopyPolicy
 from services.alert.dispatch import Dispatcher
 from services.alert.pipeline import AlertPipeline, Rulebook, cluster_policy
 from services.alert.settings import AlertSettings
@@ -69,6 +70,7 @@ class AlertService:
             cluster_policy(settings.incident_radius_km, settings.incident_window_seconds),
             Rulebook(settings.rules_reload_seconds), official_sources=frozenset(settings.official_sources),
             max_event_age=timedelta(seconds=settings.max_event_age_seconds),
+            copy_policy=CopyPolicy(threshold=settings.copy_similarity, max_chars=settings.copy_max_chars),
         )
         self.sweeper = Sweeper(settings, sessions, outbox)
         self.dispatcher = Dispatcher(settings, sessions)

@@ -5,8 +5,9 @@
                     updated (v+1) ─▶ inhibition and silences decide `muted_by` ─▶ wf:alerts, after the commit
 
 An alert is (re)published only when it is new or something material rose: more independent sources, a higher
-corroboration level or severity, or a higher toll. Another report from the same source, or the same report
-again, puts nothing on the wire. Inhibition is decided here, over every rule alerting on the incident, while
+corroboration level or severity, or a higher toll. Another report from the same source, a forward, repost or
+syndicated copy of a report under another source (`copies.find_origin`), or the same report again, puts
+nothing on the wire. Inhibition is decided here, over every rule alerting on the incident, while
 the incident row is locked: the order in which reports arrive cannot let an inhibited alert through.
 The outbox remembers the last version put on wf:alerts per alert, so a version committed but never
 published (a crash or a Redis error between the commit and the publish) goes out with the next report
@@ -14,6 +15,7 @@ of its incident, at the latest when the failed event is redelivered.
 """
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -22,7 +24,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alert import commands, store_alerts, store_eventlog, store_incidents, store_rules
+from services.alert import commands, copies, store_alerts, store_eventlog, store_incidents, store_rules
 from services.alert.conditions import condition_met
 from services.alert.evaluate import Match
 from services.alert.geofence import bounding_box
@@ -51,6 +53,9 @@ from shared.db import session_scope
 from shared.messages import AlertMessage, EventMessage, PlaceLabel, Span
 
 logger = logging.getLogger(__name__)
+
+LONG_TEXT = 50_000
+"""Characters from which a report's text is signed in a worker thread."""
 
 
 class Outbox(Protocol):
@@ -113,17 +118,28 @@ class Levels:
     corroboration: str
     severity: str
     severity_reasons: list[str]
+    corroboration_reason: str | None = None
+    independent_source_ids: list[str] | None = None
 
 
 def incident_levels(kept_severity: str | None, kept_corroboration: str | None, incident: IncidentView,
-                    source_ids: list[str], policy: SeverityPolicy, official: frozenset[str]) -> Levels:
-    """The incident's corroboration and severity now, never below what they were (`kept_*`, as stored)."""
+                    source_ids: list[str], policy: SeverityPolicy, official: frozenset[str],
+                    independent: list[str] | None = None) -> Levels:
+    """The incident's corroboration and severity now, never below what they were (`kept_*`, as stored).
+    `independent`: the sources of original reports (default: every source)."""
     severity, reasons = incident_severity(incident.tactics, incident.killed, incident.place, policy)
     kept = higher(kept_severity, severity, LEVELS) or severity
     if kept != severity:
         reasons = [*reasons, f"severity {kept} kept: it only rises"]
-    level = higher(kept_corroboration, corroboration(source_ids, official), CORROBORATION) or "single_source"
-    return Levels(level, kept, reasons)
+    independent = sorted(set(source_ids if independent is None else independent))
+    now = corroboration(source_ids, official, independent)
+    level = higher(kept_corroboration, now, CORROBORATION) or "single_source"
+    why = copies.corroboration_reason(source_ids, independent)
+    if official_ids := sorted(set(source_ids) & official):
+        why += f"; official: {', '.join(official_ids)}"
+    if level != now:
+        why += f"; {level} kept: it only rises"
+    return Levels(level, kept, reasons, why, independent)
 
 
 def alert_message(
@@ -152,6 +168,8 @@ def alert_message(
         url=(previous.url if previous else None) or event.url,
         report_count=len(event_ids),
         corroboration=levels.corroboration if levels else None,  # type: ignore[arg-type]  # a CORROBORATION value
+        corroboration_reason=levels.corroboration_reason if levels else None,
+        independent_source_ids=levels.independent_source_ids if levels else None,
         incident_severity=levels.severity if levels else None,  # type: ignore[arg-type]  # a LEVELS value
         severity_reasons=levels.severity_reasons if levels else [],
         change=change, page_count=previous.page_count if previous else 0,
@@ -162,12 +180,15 @@ def alert_message(
 def material_change(previous: AlertMessage, source_ids: list[str], killed: int | None,
                     levels: Levels | None = None, place: dict | None = None) -> str | None:
     """Why an alert deserves a new version, or None: more independent sources, a rise in corroboration or
-    severity, a higher toll, or a place for an alert that had none (an officer added the village)."""
+    severity, a higher toll, or a place for an alert that had none (an officer added the village). A source
+    that only copies another's report (`levels.independent_source_ids`) is not one more."""
     why = []
     if previous.place is None and place is not None:
         why.append(f"placed at {place.get('name')}")
-    if len(source_ids) > len(previous.source_ids):
-        why.append(f"sources {len(previous.source_ids)}→{len(source_ids)}")
+    before = previous.source_ids if previous.independent_source_ids is None else previous.independent_source_ids
+    now = source_ids if levels is None or levels.independent_source_ids is None else levels.independent_source_ids
+    if len(now) > len(before):
+        why.append(f"sources {len(before)}→{len(now)}")
     if levels is not None and previous.corroboration and levels.corroboration != previous.corroboration:
         why.append(f"{previous.corroboration}→{levels.corroboration}")
     if levels is not None and previous.incident_severity and levels.severity != previous.incident_severity:
@@ -298,8 +319,10 @@ class AlertPipeline:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox,
                  policy: ClusterPolicy, rulebook: Rulebook, severity: SeverityPolicy | None = None,
-                 official_sources: frozenset[str] = frozenset(), max_event_age: timedelta | None = None) -> None:
+                 official_sources: frozenset[str] = frozenset(), max_event_age: timedelta | None = None,
+                 copy_policy: copies.CopyPolicy | None = None) -> None:
         self.sessions, self.outbox, self.policy, self.rulebook = sessions, outbox, policy, rulebook
+        self.copy_policy = copy_policy or copies.CopyPolicy()
         self.severity = severity or SeverityPolicy()
         self.official_sources = frozenset(official_sources)
         self.max_event_age = max_event_age
@@ -341,6 +364,11 @@ class AlertPipeline:
             return []
         started = time.perf_counter()
         now = datetime.now(UTC)
+        # Signed before the place lock: linear in the text, capped at `copy_policy.max_chars`; a long text off
+        # the event loop (a 1 MB post takes about 0.2 s).
+        sign = functools.partial(copies.signature, event.title, event.text, self.copy_policy)
+        signature = await asyncio.to_thread(sign) if len(event.text) > LONG_TEXT else sign()
+        origin = copies.Origin(event.event_id)
         async with session_scope(self.sessions) as session:
             await self._lock_place(session, event)
             index = await self.rulebook.current(session)
@@ -353,12 +381,25 @@ class AlertPipeline:
             change = place_incident(event, known, candidates, self.policy)
             incident = change.incident
             row = await store_incidents.save_incident(session, incident.id, incident.columns())
-            # False only if this report was recorded meanwhile (a re-classification elsewhere): a redelivery.
-            added = change.kind != "known" and await store_incidents.add_report(session, incident.id, event.event_id,
-                                                                      event.source_id)
-            event_ids, source_ids = await store_incidents.incident_reports(session, incident.id)
+            added = False
+            if change.kind != "known":
+                # Compared with this incident's reports only: bounded by the incident, not the whole log.
+                others = [] if change.kind == "open" else [
+                    copies.Report(r.event_id, r.source_id, r.reported_at or r.added_at, r.signature, r.origin_id)
+                    for r in await store_incidents.reports_of_incidents(session, [incident.id])]
+                origin = copies.find_origin(
+                    copies.Report(event.event_id, event.source_id, event_time(event), signature), others,
+                    self.copy_policy)
+                # False only if this report was recorded meanwhile (a re-classification elsewhere): a redelivery.
+                added = await store_incidents.add_report(
+                    session, incident.id, event.event_id, event.source_id, reported_at=event_time(event),
+                    signature=signature, origin_id=origin.origin, similarity=origin.similarity)
+                if added and origin.repoint:
+                    await store_incidents.repoint_origins(session, incident.id, origin.repoint)
+            event_ids, source_ids, reports = await store_incidents.incident_reports(session, incident.id)
+            independent = copies.independent_sources(reports)
             levels = incident_levels(row.severity, row.corroboration, incident, source_ids, self.severity,
-                                     self.official_sources)
+                                     self.official_sources, independent)
             if (row.severity, row.corroboration) != (levels.severity, levels.corroboration):
                 row.version = (row.version or 1) + (row.severity is not None)
             row.severity, row.corroboration = levels.severity, levels.corroboration
@@ -408,10 +449,11 @@ class AlertPipeline:
         out = unsent + out
         for message in out:
             await self.outbox.publish(message)
+        copied = f" copy_of={origin.copy_of[:8]} sim={origin.similarity:.2f}" if origin.copy_of else ""
         logger.info(
-            "evaluated event=%s incident=%s %s reports=%d sources=%d rules=%d alerts=%d %.0fms",
-            event.event_id[:8], incident.id[:8], change.kind if added else "known", len(event_ids),
-            len(source_ids), len(index.rules), len(out), (time.perf_counter() - started) * 1000,
+            "evaluated event=%s incident=%s %s%s reports=%d sources=%d independent=%d rules=%d alerts=%d %.0fms",
+            event.event_id[:8], incident.id[:8], change.kind if added else "known", copied, len(event_ids),
+            len(source_ids), len(independent), len(index.rules), len(out), (time.perf_counter() - started) * 1000,
         )
         return out
 

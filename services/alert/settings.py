@@ -36,6 +36,12 @@ class AlertSettings(CommonSettings):
         default_factory=list,
         description="source ids of official or known-wire sources: one of them in an incident makes it confirmed",
     )
+    copy_similarity: float = Field(
+        0.8, gt=0, le=1,
+        description="a report whose text is this similar (estimated Jaccard of word shingles) to an earlier report "
+                    "of its incident is a copy of it: a forward, repost or syndicated copy adds no independent source",
+    )
+    copy_max_chars: int = Field(1_000_000, gt=0, description="characters of a report's text signed to find copies")
     incident_resolve_after_seconds: float = Field(
         24 * 3600, gt=0, description="an incident with no new report for this long is resolved (sent once)"
     )

@@ -5,8 +5,9 @@ Severity, in the manner of Samdesk's I/II/III, from consequence and place:
     toll      1 killed or more -> at least II; `toll_iii` (10) killed or more -> III
     place     an airport or air base, or a capital (within `capital_radius_km` of it) -> one level up
 Corroboration: single_source (one source) -> corroborated (two or more distinct sources) -> confirmed (an
-official or known-wire source among them, `official_sources`). Distinct source ids count as independent for
-now: two feeds of one outlet would count twice (owners and reposts are not modelled yet).
+official or known-wire source among them, `official_sources`). Only independent sources count towards
+corroborated: a source whose reports all copy another's (a forward, repost or syndicated copy, see
+`copies.py`) adds none. Two feeds of one outlet, each writing its own report, still count twice.
 Both may only rise over an incident's life (`higher`): a later, vaguer report never lowers them.
 """
 
@@ -77,11 +78,13 @@ def incident_severity(tactics: list[str], killed: int | None, place: dict | None
     return LEVELS[level], reasons or ["no aggravating tactic, toll or place"]
 
 
-def corroboration(source_ids: list[str], official_sources: frozenset[str]) -> str:
-    """single_source, corroborated or confirmed (see the module docstring)."""
+def corroboration(source_ids: list[str], official_sources: frozenset[str],
+                  independent: list[str] | None = None) -> str:
+    """single_source, corroborated or confirmed (see the module docstring). `independent`: the sources of
+    original reports (default: every source)."""
     if set(source_ids) & official_sources:
         return "confirmed"
-    return "corroborated" if len(set(source_ids)) >= 2 else "single_source"
+    return "corroborated" if len(set(source_ids if independent is None else independent)) >= 2 else "single_source"
 
 
 @functools.cache

@@ -84,18 +84,59 @@ async def save_incident(session: AsyncSession, incident_id: str, columns: Mappin
     return row
 
 
-async def add_report(session: AsyncSession, incident_id: str, event_id: str, source_id: str) -> bool:
-    """Links a report to its incident; False when it already was (unique per event)."""
+async def add_report(session: AsyncSession, incident_id: str, event_id: str, source_id: str, *,
+                     reported_at: datetime | None = None, signature: bytes | None = None,
+                     origin_id: str | None = None, similarity: float | None = None) -> bool:
+    """Links a report to its incident, with where it comes from (`origin_id`, the report it copies or itself);
+    False when it already was (unique per event)."""
     stmt = insert_or_ignore(session, IncidentReport).values(
-        event_id=event_id, incident_id=incident_id, source_id=source_id, added_at=utcnow()
+        event_id=event_id, incident_id=incident_id, source_id=source_id, added_at=utcnow(), reported_at=reported_at,
+        signature=signature, origin_id=origin_id, similarity=similarity,
     ).on_conflict_do_nothing(index_elements=["event_id"])
     return bool((await session.execute(stmt)).rowcount)
 
 
-async def incident_reports(session: AsyncSession, incident_id: str) -> tuple[list[str], list[str]]:
-    """(event ids in arrival order, distinct source ids) of an incident; also refreshes its counters."""
+async def reports_of_incidents(session: AsyncSession, incident_ids: list[str]) -> list[IncidentReport]:
+    """Every report of these incidents, in arrival order (signatures included)."""
+    if not incident_ids:
+        return []
+    return list((await session.scalars(
+        sa.select(IncidentReport).where(IncidentReport.incident_id.in_(incident_ids))
+        .order_by(IncidentReport.added_at, IncidentReport.event_id)
+    )).all())
+
+
+async def report_origins(session: AsyncSession, incident_ids: list[str]
+                         ) -> list[tuple[str, str, str, str | None, float | None]]:
+    """(incident id, event id, source id, origin id, similarity) of every report of these incidents, in
+    arrival order."""
+    if not incident_ids:
+        return []
+    rows = await session.execute(
+        sa.select(IncidentReport.incident_id, IncidentReport.event_id, IncidentReport.source_id,
+                  IncidentReport.origin_id, IncidentReport.similarity)
+        .where(IncidentReport.incident_id.in_(incident_ids))
+        .order_by(IncidentReport.added_at, IncidentReport.event_id)
+    )
+    return [tuple(r) for r in rows]  # type: ignore[misc]  # Row -> the declared tuple
+
+
+async def repoint_origins(session: AsyncSession, incident_id: str, origins: Mapping[str, str]) -> None:
+    """Sets the origin of reports of the incident: a report published earlier than the one they copied came in."""
+    for event_id, origin_id in origins.items():
+        await session.execute(
+            sa.update(IncidentReport)
+            .where(IncidentReport.incident_id == incident_id, IncidentReport.event_id == event_id)
+            .values(origin_id=origin_id).execution_options(synchronize_session=False)
+        )
+
+
+async def incident_reports(session: AsyncSession, incident_id: str
+                           ) -> tuple[list[str], list[str], list[tuple[str, str, str | None]]]:
+    """(event ids in arrival order, distinct source ids, (event id, source id, origin id) of each report) of an
+    incident; also refreshes its counters."""
     rows = (await session.execute(
-        sa.select(IncidentReport.event_id, IncidentReport.source_id)
+        sa.select(IncidentReport.event_id, IncidentReport.source_id, IncidentReport.origin_id)
         .where(IncidentReport.incident_id == incident_id)
         .order_by(IncidentReport.added_at, IncidentReport.event_id)
     )).all()
@@ -104,7 +145,7 @@ async def incident_reports(session: AsyncSession, incident_id: str) -> tuple[lis
     row = await session.get(Incident, incident_id)
     if row is not None:
         row.report_count, row.source_count = len(events), len(sources)
-    return events, sources
+    return events, sources, [(r.event_id, r.source_id, r.origin_id) for r in rows]
 
 
 async def list_incidents(session: AsyncSession, *, state: str | None = None, since: datetime | None = None,

@@ -5,7 +5,7 @@ A repeated post (same source and guid, or url, or text) is answered `duplicate: 
 """
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -16,7 +16,7 @@ from services.ingest.normalise import dedup_key, to_post
 from services.ingest.outbox import PostOutbox
 from services.ingest.parse import Entry, language
 from services.ingest.settings import IngestSettings
-from shared.access import Access
+from shared.access import Access, Caller
 from shared.db import session_scope
 from shared.models import Source
 
@@ -90,6 +90,8 @@ class SourceHealth(BaseModel):
     last_success_at: datetime | None
     next_poll_at: datetime | None
     posts_seen: int
+    pushed_by: str | None = None
+    """A push source's owner: the name of the token that pushes to it."""
 
     @classmethod
     def of(cls, source: Source) -> "SourceHealth":
@@ -107,7 +109,7 @@ class SourceHealth(BaseModel):
             consecutive_failures=source.consecutive_failures, last_error=source.last_error,
             last_error_at=source.last_error_at, last_polled_at=source.last_polled_at,
             last_success_at=source.last_success_at, next_poll_at=source.next_poll_at,
-            posts_seen=source.posts_seen,
+            posts_seen=source.posts_seen, pushed_by=source.pushed_by,
         )
 
 
@@ -119,10 +121,12 @@ def build_router(
     router = APIRouter(tags=["ingest"])
     access = Access(sessions)
 
-    @router.post("/ingest", status_code=status.HTTP_202_ACCEPTED,
-                 dependencies=[Depends(access.require("ingest", "push posts"))])
-    async def ingest(post: PushedPost) -> Accepted:
-        """Stores a pushed post and publishes it to wf:posts once; a repeat is acknowledged as a duplicate."""
+    @router.post("/ingest", status_code=status.HTTP_202_ACCEPTED)
+    async def ingest(post: PushedPost, caller: Annotated[Caller, Depends(access.require("ingest", "push posts"))]
+                     ) -> Accepted:
+        """Stores a pushed post and publishes it to wf:posts once; a repeat is acknowledged as a duplicate.
+        The source belongs to the token that first pushed to it (`store.ensure_push_source`): another token's
+        post under it is 403."""
         now = datetime.now(UTC)
         entry = Entry(
             guid=post.guid, link=post.url, title=post.title, text=post.text,
@@ -133,7 +137,10 @@ def build_router(
         message = to_post(entry, post.source, now, key)
         async with session_scope(sessions) as session:
             try:
-                await store.ensure_push_source(session, post.source)
+                await store.ensure_push_source(session, post.source, None if caller.anonymous else caller.name,
+                                               admin=not caller.anonymous and caller.role == "admin")
+            except store.SourceOwnerError as exc:
+                raise HTTPException(status.HTTP_403_FORBIDDEN, exc.reason) from None
             except store.SourceError as exc:
                 raise HTTPException(status.HTTP_409_CONFLICT, exc.reason) from None
             new = await store.insert_post_if_new(session, message, key)

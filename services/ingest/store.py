@@ -26,6 +26,10 @@ class SourceError(ReasonError):
     """A source cannot be added or used as asked. `reason` says what to change."""
 
 
+class SourceOwnerError(SourceError):
+    """A push under a source the caller does not own: another token's, or a polled one."""
+
+
 def slug(name: str) -> str:
     """A source id from a human name: "Veille Sahel (FR)" -> "veille-sahel-fr"."""
     return re.sub(r"[^a-z0-9]+", "-", name.casefold()).strip("-")[:64].strip("-")
@@ -265,9 +269,17 @@ async def insert_new_posts(session: AsyncSession, posts: list[tuple[PostMessage,
     return new
 
 
-async def ensure_push_source(session: AsyncSession, source_id: str) -> None:
+async def ensure_push_source(session: AsyncSession, source_id: str, pushed_by: str | None = None, *,
+                             admin: bool = False) -> None:
     """Creates the push source `source_id` if it does not exist (a pushed post names its source); raises
-    SourceError if ops disabled or removed it, so that a bridge they turned off is refused, not heard."""
+    SourceError if ops disabled or removed it, so that a bridge they turned off is refused, not heard.
+
+    A push source belongs to the token that pushed to it first (`pushed_by`, the token's name; None in open
+    mode): a post under it from a token of another name, or without a token, raises SourceOwnerError, so that
+    one bridge cannot speak as another, and an outlet's story pushed under a second name is the pusher's own
+    doing. A source made in open mode, or before owners were recorded, is claimed by the first token to push to
+    it. An admin token may push under any push source (and claims none it did not create). A polled source
+    (a feed) takes no pushed posts."""
     if not SOURCE_ID.match(source_id):
         raise SourceError(
             f"source {source_id!r}: use 1-64 lower-case letters, digits, '.', '_' or '-', starting with a letter"
@@ -277,14 +289,26 @@ async def ensure_push_source(session: AsyncSession, source_id: str) -> None:
     await session.execute(
         insert(Source).values(
             id=source_id, name=source_id, url=None, kind="push", interval_seconds=0, enabled=True,
-            consecutive_failures=0, posts_seen=0,
+            consecutive_failures=0, posts_seen=0, pushed_by=pushed_by,
         ).on_conflict_do_nothing(index_elements=["id"])
     )
-    row = (await session.execute(sa.select(Source.enabled, Source.removed_at).where(Source.id == source_id))).one()
+    row = (await session.execute(sa.select(Source.enabled, Source.removed_at, Source.kind, Source.pushed_by)
+                                 .where(Source.id == source_id))).one()
     if row.removed_at is not None or not row.enabled:
         state = "removed" if row.removed_at is not None else "disabled"
         raise SourceError(f"source {source_id} is {state}: its posts are refused until `watchfloor source enable "
                           f"{source_id}`")
+    if row.kind != "push":
+        raise SourceOwnerError(f"source {source_id} is a polled {row.kind} source: push under a source id of "
+                               "your own")
+    if admin or row.pushed_by == pushed_by:
+        return
+    if row.pushed_by is None and pushed_by is not None:
+        await session.execute(sa.update(Source).where(Source.id == source_id, Source.pushed_by.is_(None))
+                              .values(pushed_by=pushed_by).execution_options(synchronize_session=False))
+        return
+    raise SourceOwnerError(f"source {source_id} is pushed by token {row.pushed_by!r}: push under a source id of "
+                           "your own, or with that token")
 
 
 async def count_pushed(session: AsyncSession, source_id: str, now: datetime) -> None:

@@ -23,6 +23,7 @@ def event(
     killed: int | None = None,
     is_event: bool = True,
     title: str = "Car bomb hits checkpoint on the outskirts of Niamey",
+    text: str | None = None,
     lang: str = "en",
     confidence: float = 0.9,
     status: str | None = None,
@@ -30,7 +31,7 @@ def event(
 ) -> EventMessage:
     return EventMessage(
         event_id=event_id.ljust(16, "0"), post_id=event_id.ljust(16, "0"), source_id=source,
-        url=f"https://example.org/{event_id}", title=title, text=title, lang=lang,
+        url=f"https://example.org/{event_id}", title=title, text=title if text is None else text, lang=lang,
         published_at=at, fetched_at=at + timedelta(minutes=2), classified_at=at + timedelta(minutes=2),
         is_event=is_event,
         actors=[ActorLabel(code=code, role=role, confidence=0.9,  # type: ignore[arg-type]  # test data

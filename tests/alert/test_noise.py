@@ -170,10 +170,11 @@ async def test_quiet_hours_hold_severity_i_and_ii_but_not_iii(
     assert (await _posts(webhook_receiver, 1))[0] == ("alert.fired", 1)
     assert json.loads(webhook_receiver.posts()[0].body)["data"]["incident_severity"] == "III"
 
-    # A second source corroborates the held Kollo alert: the subscriber will get the latest version only.
+    # A second source corroborates the held Kollo alert (its own report, not a copy): the subscriber will get
+    # the latest version only.
     await running.publish_event(event("kollo-2", source="src-fr", actors=(("ISSP", "perpetrator"),),
                                       tactics=("ambush",), place=("Kollo", 13.3043, 2.339, "NE"),
-                                      at=T0 + timedelta(minutes=20)))
+                                      at=T0 + timedelta(minutes=20), title="Embuscade meurtrière près de Kollo"))
 
     async def superseded() -> list:
         async with running.sessions() as session:

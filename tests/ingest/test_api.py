@@ -131,10 +131,48 @@ async def test_push_needs_a_token_of_role_ingest_once_an_admin_token_exists(
     assert tokens["ingest"].startswith("wf_i_")
     accepted = await http.post("/ingest", json=other, headers={"Authorization": f"Bearer {tokens['ingest']}"})
     assert accepted.status_code == 202
-    third = {**PUSHED, "url": "https://t.me/s/example_channel/4244"}
+    third = {**PUSHED, "source": "viewer-relay", "url": "https://t.me/s/example_channel/4244"}
     by_viewer = await http.post("/ingest", json=third, headers={"Authorization": f"Bearer {tokens['viewer']}"})
-    assert by_viewer.status_code == 202  # a higher role may push too
+    assert by_viewer.status_code == 202  # a higher role may push too (under a source of its own)
     assert len(await posts_on_stream(redis_url)) == 3
+
+
+async def test_a_push_source_belongs_to_the_token_that_pushed_to_it_first(
+    http: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], redis_url: str
+) -> None:
+    """A bridge cannot speak as another: a source is tied to the token's name (`pushed_by`), so one outlet's
+    story pushed under a second source name is that token's doing, not a second outlet's."""
+    from shared import access, store_access
+
+    assert (await http.post("/ingest", json=PUSHED)).status_code == 202   # open mode: made without an owner
+    tokens = {}
+    async with session_scope(sessions) as s:
+        for name, role in (("tg-bridge", "ingest"), ("other-bridge", "ingest"), ("lead", "admin")):
+            new = access.new_token(role)
+            await store_access.create_token(s, name=name, role=role, digest=new.digest, prefix=new.prefix,
+                                            created_by="test")
+            tokens[name] = {"Authorization": f"Bearer {new.secret}"}
+        await store.add_source(s, "https://veille.example/rss", name="veille-sahel")
+
+    def post(n: int, source: str = "telegram-bridge") -> dict:
+        return {**PUSHED, "source": source, "url": f"https://t.me/s/example_channel/{5000 + n}"}
+
+    assert (await http.post("/ingest", json=post(1), headers=tokens["tg-bridge"])).status_code == 202  # claims it
+    refused = await http.post("/ingest", json=post(2), headers=tokens["other-bridge"])
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == ("source telegram-bridge is pushed by token 'tg-bridge': push under a "
+                                        "source id of your own, or with that token")
+    assert (await http.post("/ingest", json=post(3), headers=tokens["lead"])).status_code == 202     # an admin
+    assert (await http.post("/ingest", json=post(4, "other-relay"), headers=tokens["other-bridge"])).status_code \
+        == 202
+    feed = await http.post("/ingest", json=post(5, "veille-sahel"), headers=tokens["tg-bridge"])
+    assert feed.status_code == 403 and "polled feed source" in feed.json()["detail"]
+    listing = {s["id"]: s["pushed_by"] for s in (await http.get("/api/sources", headers=tokens["lead"])).json()}
+    assert listing == {"telegram-bridge": "tg-bridge", "other-relay": "other-bridge", "veille-sahel": None}
+    async with session_scope(sessions) as s:
+        by_source = dict((await s.execute(sa.select(Post.source_id, sa.func.count()).group_by(Post.source_id))).all())
+    assert by_source == {"telegram-bridge": 3, "other-relay": 1}
+    assert len(await posts_on_stream(redis_url)) == 4
 
 
 @pytest.mark.parametrize(
