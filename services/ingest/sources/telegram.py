@@ -213,7 +213,8 @@ class TelegramKind:
                    last_modified: str | None, settings: IngestSettings) -> KindPage:
         """The newest page; then, while every message on it is past the cursor (a first poll, or more new
         messages than a page), older pages with `?before=`: up to `telegram_backfill_messages` on a first poll,
-        `max_entries_per_poll` later. Messages at or before the cursor come back as `seen` (edits)."""
+        `max_entries_per_poll` later. Messages at or before the cursor come back as `seen` (edits). Only the
+        newest page's failure fails the poll; an older page's ends the reading back."""
         last = int(cursor) if cursor and cursor.isdigit() else None
         limit = settings.telegram_backfill_messages if last is None else settings.max_entries_per_poll
         first, etag, last_modified = await self._page(client, handle, None, etag, last_modified, settings)
@@ -222,8 +223,11 @@ class TelegramKind:
         found = {m.id: m for m in first.messages}
         requests = 1
         while found and len(found) < limit and (last is None or min(found) > last + 1) and requests < 100:
-            older, _, _ = await self._page(client, handle, min(found), None, None, settings)
             requests += 1
+            try:
+                older, _, _ = await self._page(client, handle, min(found), None, None, settings)
+            except FeedFetchError:
+                break  # what the newest page gave is still news: keep it, read no further back this time
             fresh = [m for m in older.messages if m.id < min(found)] if older is not None else []
             if not fresh:
                 break
