@@ -186,7 +186,7 @@ class Poller:
         if kind is None or not source.handle:
             raise FeedFetchError(source.url or source.id, f"unknown source kind {source.kind!r} (this ingest is older"
                                  " than the source; upgrade it)", retryable=False)
-        async with self._host_slot(kind.host_url(self._settings)):
+        async with self._host_slot(kind.host_url(source.handle, self._settings)):
             return await kind.poll(self._http(), source.handle, source.cursor, source.etag, source.last_modified,
                                    self._settings)
 

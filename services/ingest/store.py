@@ -66,12 +66,12 @@ async def add_kind_source(
     min_interval: int = MIN_INTERVAL_SECONDS,
 ) -> Source:
     """Adds a platform source (a Telegram channel…) to poll through its kind's adapter, due at once, with no
-    cursor yet (its first poll reads back). Raises `SourceError` for a short interval or one already added."""
+    cursor yet (its first poll reads back). Raises `SourceError` for a short interval or one already added
+    (handles compare case-insensitively, as Telegram and Mastodon names do)."""
     if interval < min_interval:
         raise SourceError(f"interval {interval} s is too short; use at least {min_interval} s")
-    same = (await session.execute(
-        sa.select(Source).where(sa.or_(Source.url == url, sa.and_(Source.kind == kind, Source.handle == handle)))
-    )).scalar_one_or_none()
+    same_handle = sa.and_(Source.kind == kind, sa.func.lower(Source.handle) == handle.lower())
+    same = (await session.execute(sa.select(Source).where(sa.or_(Source.url == url, same_handle)))).scalar_one_or_none()
     if same is not None:
         raise SourceError(f"{url} is already polled as source {same.id!r}")
     if await session.get(Source, source_id) is not None:

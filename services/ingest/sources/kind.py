@@ -30,8 +30,8 @@ class SourceKind(Protocol):
         Raises ValueError with a reason if it is this kind's but malformed."""
         ...
 
-    def host_url(self, settings: IngestSettings) -> str:
-        """The base URL polls go to (for the per-host politeness slot)."""
+    def host_url(self, handle: str, settings: IngestSettings) -> str:
+        """The base URL `handle`'s polls go to (for the per-host politeness slot)."""
         ...
 
     async def poll(self, client: HttpClient, handle: str, cursor: str | None, etag: str | None,

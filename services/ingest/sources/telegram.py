@@ -187,7 +187,7 @@ class TelegramKind:
         channel = channel_of(text)
         return None if channel is None else (channel, f"{PUBLIC}/s/{channel}")
 
-    def host_url(self, settings: IngestSettings) -> str:
+    def host_url(self, handle: str, settings: IngestSettings) -> str:
         return settings.telegram_base_url
 
     async def _page(self, client: HttpClient, channel: str, before: int | None, etag: str | None,
