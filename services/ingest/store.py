@@ -147,8 +147,11 @@ async def edit_source(session: AsyncSession, source_id: str, *, actor: str, now:
     if url is not None and url.strip() != source.url:
         url = url.strip()
         parts = urlsplit(url)
-        if source.kind != "feed":
+        if source.kind == "push":
             raise SourceError(f"source {source_id!r} is a push source: it has no URL to change")
+        if source.kind != "feed":
+            raise SourceError(f"source {source_id!r} is a {source.kind} source: its address is not a URL to change;"
+                              f" `watchfloor source remove {source_id}` and add the new address")
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise SourceError(f"{url!r} is not an http(s) URL; give the feed's full address, e.g. https://host/rss")
         taken = (await session.execute(sa.select(Source.id).where(Source.url == url))).scalar_one_or_none()

@@ -219,3 +219,12 @@ async def test_a_channel_t_me_will_not_show_gets_a_health_reason(
     assert health.cursor is None and not await posts(sessions)
     if "429" in reason:
         assert health.next_poll_at is not None and health.next_poll_at >= started + timedelta(seconds=119)
+
+
+async def test_a_channel_has_no_url_to_edit(sessions: async_sessionmaker[AsyncSession]) -> None:
+    source_id = await add_channel(sessions, "telegram:relay_ne")
+    with pytest.raises(store.SourceError, match="is a telegram source: its address is not a URL to change"):
+        async with session_scope(sessions) as s:
+            await store.edit_source(s, source_id, actor="ops", now=datetime.now(UTC), url="https://t.me/s/other")
+    with pytest.raises(store.SourceError, match="already polled as source 'telegram-relay_ne'"):
+        await add_channel(sessions, "https://t.me/Relay_NE")
