@@ -27,6 +27,7 @@ class PostMessage(_Message):
     lang: str | None = None
     published_at: datetime | None = None
     fetched_at: datetime
+    forwarded_from: str | None = None  # a forward's original (t.me link or name): not an independent report
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

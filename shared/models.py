@@ -68,7 +68,10 @@ class Source(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     url: Mapped[str | None] = mapped_column(String(2000), unique=True)
-    kind: Mapped[str] = mapped_column(String(20), default="feed")  # feed | push
+    kind: Mapped[str] = mapped_column(String(20), default="feed")  # feed | push | telegram
+    # What a platform kind's adapter polls (a Telegram channel name) and the newest item it gave (a message id).
+    handle: Mapped[str | None] = mapped_column(String(200))
+    cursor: Mapped[str | None] = mapped_column(String(200))
     interval_seconds: Mapped[int] = mapped_column(Integer, default=300)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     etag: Mapped[str | None] = mapped_column(String(500))
@@ -102,6 +105,7 @@ class Post(Base):
     lang: Mapped[str | None] = mapped_column(String(8))
     published_at: Mapped[datetime | None]
     fetched_at: Mapped[datetime] = mapped_column(index=True)
+    forwarded_from: Mapped[str | None] = mapped_column(String(2000))  # the original a forward repeats
     # Outbox: set once the post is on wf:posts. A post committed but not queued (crash between the
     # commit and the publish) is queued again by ingest, so nothing stored is left unclassified.
     queued_at: Mapped[datetime | None] = mapped_column(index=True)

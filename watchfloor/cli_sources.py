@@ -7,7 +7,17 @@ import click
 from services.ingest import store
 from services.ingest.api import SourceHealth
 from services.ingest.settings import IngestSettings
-from watchfloor.context import BY, CliContext, operator, pass_ctx, run
+from watchfloor.context import BY, CliContext, checked, operator, pass_ctx, run
+
+
+def slug_or(name: str | None, default: str) -> str:
+    """The source id `--name` asks for, else the kind's own (`telegram-sahel_relay`)."""
+    if name is None:
+        return default
+    source_id = store.slug(name)
+    if not source_id:
+        raise click.ClickException(f"name {name!r} has no letters or digits to make a source id from")
+    return source_id
 
 
 @click.group()
@@ -22,12 +32,28 @@ def source() -> None:
               help="Seconds between polls (at least WATCHFLOOR_MIN_INTERVAL_SECONDS, default 10).")
 @pass_ctx
 def add(obj: CliContext, url: str, name: str | None, interval: int) -> None:
-    """Add a feed (RSS, Atom or JSON Feed); a running `up` polls it on its next tick. A URL that is not
-    http(s), or whose host is a loopback, private, link-local or metadata address, is refused unless
-    WATCHFLOOR_ALLOW_PRIVATE_URLS allows it."""
+    """Add a feed (RSS, Atom or JSON Feed) or a Telegram channel (telegram:CHANNEL, https://t.me/CHANNEL or
+    https://t.me/s/CHANNEL); a running `up` polls it on its next tick. A feed URL that is not http(s), or whose
+    host is a loopback, private, link-local or metadata address, is refused unless
+    WATCHFLOOR_ALLOW_PRIVATE_URLS allows it (a channel is read from WATCHFLOOR_TELEGRAM_BASE_URL, checked the
+    same way at every fetch)."""
+    from services.ingest.sources import parse_address
     from shared.urlguard import check_url
 
     settings = IngestSettings(**obj.overrides)
+    address = checked(lambda: parse_address(url))
+    if address is not None:
+        async def add_kind() -> str:
+            async with obj.session() as session:
+                src = await store.add_kind_source(
+                    session, address.kind, address.handle, address.url, source_id=slug_or(name, address.source_id),
+                    name=name or address.name, interval=interval, min_interval=settings.min_interval_seconds,
+                )
+                return src.id
+
+        source_id = run(add_kind)
+        click.echo(f"added source {source_id} {address.kind} {address.name} ({address.url}) every {interval}s")
+        return
 
     async def body() -> str:
         checked_url = await check_url(url, settings.url_policy)  # before the database: nothing stored if refused

@@ -4,7 +4,7 @@
 - sources: the token name that owns a push source (`pushed_by`).
 
 Revision ID: 0005c
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-04
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005c"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

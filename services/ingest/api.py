@@ -99,7 +99,7 @@ class SourceHealth(BaseModel):
             state: Literal["ok", "failing", "pending", "disabled"] = "disabled"
         elif source.consecutive_failures:
             state = "failing"
-        elif source.kind == "feed" and source.last_polled_at is None:
+        elif source.kind != "push" and source.last_polled_at is None:
             state = "pending"
         else:
             state = "ok"

@@ -31,9 +31,11 @@ from shared.urlguard import GuardedTransport, UrlPolicy, UrlRefused, check_addre
 class FeedFetchError(ReasonError):
     """The source could not be fetched. `reason` is shown to ops as-is; `retryable` drives backoff."""
 
-    def __init__(self, url: str, reason: str, *, retryable: bool, retry_after: float | None = None) -> None:
+    def __init__(self, url: str, reason: str, *, retryable: bool, retry_after: float | None = None,
+                 status: int | None = None) -> None:
         Exception.__init__(self, f"{url}: {reason}")
         self.url, self.reason, self.retryable, self.retry_after = url, reason, retryable, retry_after
+        self.status = status  # the HTTP status that caused it, if any: a platform adapter words its own reason
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,8 @@ def _status_error(url: str, response: httpx.Response) -> FeedFetchError:
             reason = f"rate limited, retry after {delay:.0f} s" if delay is not None else "rate limited (HTTP 429)"
         else:
             reason = f"{label}, retry after {delay:.0f} s" if delay is not None else label
-        return FeedFetchError(url, reason, retryable=True, retry_after=delay)
-    return FeedFetchError(url, label, retryable=status >= 500 or status == 408)
+        return FeedFetchError(url, reason, retryable=True, retry_after=delay, status=status)
+    return FeedFetchError(url, label, retryable=status >= 500 or status == 408, status=status)
 
 
 def _errnos(exc: BaseException) -> set[int]:

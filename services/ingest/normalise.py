@@ -82,4 +82,5 @@ def to_post(entry: Entry, source_id: str, now: datetime, key: str | None = None)
         lang=entry.lang[:8] if entry.lang else detect_language(entry.title, entry.text),
         published_at=entry.published_at,
         fetched_at=now,
+        forwarded_from=entry.forwarded_from[:MAX_COLUMN] if entry.forwarded_from else None,
     )

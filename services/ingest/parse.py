@@ -35,6 +35,7 @@ class Entry:
     text: str
     published_at: datetime | None = None
     lang: str | None = None
+    forwarded_from: str | None = None  # a platform post that forwards another: the original's link or name
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,9 @@ from services.ingest.outbox import PostOutbox
 from services.ingest.parse import FeedParseError, parse_feed
 from services.ingest.schedule import BackoffPolicy, PollOutcome, next_poll
 from services.ingest.settings import IngestSettings
+from services.ingest.sources import KINDS, KindPage
 from shared.db import session_scope
+from shared.messages import PostMessage
 from shared.models import Source
 from shared.outage import LoopErrors, outage, unavailable
 
@@ -38,6 +40,7 @@ class PollReport:
     source_id: str
     new: int = 0
     seen: int = 0
+    edited: int = 0  # stored posts whose text changed at the source (an edited Telegram message)
     not_modified: bool = False
     error: str | None = None
     next_poll_at: datetime | None = None
@@ -170,12 +173,22 @@ class Poller:
         """Polls one source now, due or not. Raises `store.SourceError` if there is no such feed source."""
         async with session_scope(self._sessions) as session:
             source = await store.get_source(session, source_id)
-        if source is None or source.kind != "feed" or not source.url:
+        if source is None or source.kind == "push" or not source.url:
             raise store.SourceError(f"no feed source {source_id!r}; `watchfloor source list` shows them")
         running = self._inflight.get(source_id)
         if running is not None:
             return await running
         return await self._poll_guarded(source)
+
+    async def _poll_kind(self, source: Source) -> KindPage:
+        """A platform source's poll, through its kind's adapter, in the per-host slot of the platform's host."""
+        kind = KINDS.get(source.kind)
+        if kind is None or not source.handle:
+            raise FeedFetchError(source.url or source.id, f"unknown source kind {source.kind!r} (this ingest is older"
+                                 " than the source; upgrade it)", retryable=False)
+        async with self._host_slot(kind.host_url(source.handle, self._settings)):
+            return await kind.poll(self._http(), source.handle, source.cursor, source.etag, source.last_modified,
+                                   self._settings)
 
     # -- one poll ---------------------------------------------------------------------------------------
 
@@ -202,7 +215,7 @@ class Poller:
     async def _poll(self, source: Source) -> PollReport:
         started = time.perf_counter()
         now = _utcnow()
-        assert source.url is not None  # only feed sources are claimed
+        assert source.url is not None  # push sources, the only ones without a URL, are never claimed
         outcome = PollOutcome(ok=True)
         error: str | None = None
         warning: str | None = None
@@ -210,18 +223,27 @@ class Poller:
         not_modified = False
         etag, last_modified = source.etag, source.last_modified
         seen = 0
+        revisions: list[PostMessage] = []
+        cursor: str | None = None
         try:
-            async with self._host_slot(source.url):
-                result = await fetch_feed(self._http(), source.url, source.etag, source.last_modified,
-                                          self._settings)
-            etag, last_modified, not_modified = result.etag, result.last_modified, result.not_modified
-            if result.body is not None:
-                parsed = parse_feed(result.body, result.url, result.headers)
-                warning = parsed.warning
-                entries = parsed.entries[: self._settings.max_entries_per_poll]
-                seen = len(entries)
-                keys = dedup_keys(entries)
-                posts = [(to_post(e, source.id, now, k), k) for e, k in zip(entries, keys, strict=True)]
+            if source.kind == "feed":
+                async with self._host_slot(source.url):
+                    result = await fetch_feed(self._http(), source.url, source.etag, source.last_modified,
+                                              self._settings)
+                etag, last_modified, not_modified = result.etag, result.last_modified, result.not_modified
+                entries = []
+                if result.body is not None:
+                    parsed = parse_feed(result.body, result.url, result.headers)
+                    warning = parsed.warning
+                    entries = parsed.entries[: self._settings.max_entries_per_poll]
+            else:
+                page = await self._poll_kind(source)
+                etag, last_modified, not_modified = page.etag, page.last_modified, page.not_modified
+                entries, cursor = page.new[-self._settings.max_entries_per_poll:], page.cursor
+                revisions = [to_post(e, source.id, now) for e in page.seen]
+            seen = len(entries) + len(revisions)
+            keys = dedup_keys(entries)
+            posts = [(to_post(e, source.id, now, k), k) for e, k in zip(entries, keys, strict=True)]
         except FeedFetchError as exc:
             error, outcome = exc.reason, PollOutcome(ok=False, retryable=exc.retryable, retry_after=exc.retry_after)
         except FeedParseError as exc:
@@ -233,16 +255,17 @@ class Poller:
         due = next_poll(source, outcome, now, self._policy, self._rng)
         async with session_scope(self._sessions) as session:
             new = await store.insert_new_posts(session, posts) if posts else []
+            edited = await store.update_changed_posts(session, revisions) if revisions else []
             await store.record_poll(
                 session, source.id, now=now, next_poll_at=due, error=error, etag=etag,
-                last_modified=last_modified, keep_validators=not_modified, new_posts=len(new),
+                last_modified=last_modified, keep_validators=not_modified, new_posts=len(new), cursor=cursor,
             )
         # After the commit: a crash here leaves the posts unqueued, and the outbox publishes them later.
-        if new:
-            await self._outbox.publish(new, now)
+        if new or edited:
+            await self._outbox.publish([*new, *edited], now)
         elapsed = (time.perf_counter() - started) * 1000
         report = PollReport(source_id=source.id, new=len(new), seen=seen, not_modified=not_modified,
-                            error=error, next_poll_at=due, elapsed_ms=elapsed)
+                            error=error, next_poll_at=due, elapsed_ms=elapsed, edited=len(edited))
         self._log(source, report, warning, now)
         return report
 
@@ -266,6 +289,7 @@ class Poller:
         else:
             self._warned.pop(source.id, None)
         logger.info(
-            "polled source=%s new=%d seen=%d 304=%s %.0fms",
-            source.id, report.new, report.seen, "yes" if report.not_modified else "no", report.elapsed_ms,
+            "polled source=%s new=%d seen=%d 304=%s%s %.0fms",
+            source.id, report.new, report.seen, "yes" if report.not_modified else "no",
+            f" edited={report.edited}" if report.edited else "", report.elapsed_ms,
         )

@@ -20,4 +20,18 @@ class IngestSettings(CommonSettings):
         60.0, ge=0, description="a stored post not on wf:posts after this long is published again (outbox);"
         " longer than a whole fetch, so a poll still publishing is not overtaken"
     )
+    telegram_base_url: str = Field(
+        "https://t.me", description="where Telegram's public channel previews (/s/CHANNEL) are read; tests and"
+        " mirrors point it elsewhere (it passes the same SSRF guard as every fetch)"
+    )
+    telegram_backfill_messages: int = Field(
+        100, ge=0, le=5000, description="messages read back (?before=) when a Telegram channel is first polled"
+    )
+    mastodon_base_url: str | None = Field(
+        None, description="read every Mastodon instance's public API from this URL instead of https://INSTANCE"
+        " (tests, a mirror); the SSRF guard applies"
+    )
+    mastodon_backfill_statuses: int = Field(
+        40, ge=1, le=40, description="statuses read on a Mastodon source's first poll (the API's page limit is 40)"
+    )
     user_agent: str = "watchfloor/0.1 (OSINT alerting; feed poller)"

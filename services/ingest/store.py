@@ -65,6 +65,31 @@ async def add_source(
     return source
 
 
+async def add_kind_source(
+    session: AsyncSession, kind: str, handle: str, url: str, *, source_id: str, name: str, interval: int = 300,
+    min_interval: int = MIN_INTERVAL_SECONDS,
+) -> Source:
+    """Adds a platform source (a Telegram channel…) to poll through its kind's adapter, due at once, with no
+    cursor yet (its first poll reads back). Raises `SourceError` for a short interval or one already added
+    (handles compare case-insensitively, as Telegram and Mastodon names do)."""
+    if interval < min_interval:
+        raise SourceError(f"interval {interval} s is too short; use at least {min_interval} s")
+    same_handle = sa.and_(Source.kind == kind, sa.func.lower(Source.handle) == handle.lower())
+    same = (await session.execute(sa.select(Source).where(sa.or_(Source.url == url, same_handle)))).scalar_one_or_none()
+    if same is not None:
+        raise SourceError(f"{url} is already polled as source {same.id!r}")
+    if await session.get(Source, source_id) is not None:
+        raise SourceError(f"a source with id {source_id!r} exists already")
+    source = Source(id=source_id, name=name, url=url, kind=kind, handle=handle, interval_seconds=interval,
+                    enabled=True, consecutive_failures=0, posts_seen=0)
+    session.add(source)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise SourceError(f"{url} (id {source_id!r}) was just added by someone else") from exc
+    return source
+
+
 async def get_source(session: AsyncSession, source_id: str) -> Source | None:
     return await session.get(Source, source_id)
 
@@ -73,7 +98,7 @@ async def make_due(session: AsyncSession, source_id: str, now: datetime) -> Sour
     """Asks for a poll now (after fixing a feed, say): a running poller takes it on its next tick, backoff
     or not. Raises `SourceError` if there is no such feed source."""
     source = await session.get(Source, source_id)
-    if source is None or source.kind != "feed" or source.removed_at is not None:
+    if source is None or source.kind == "push" or source.removed_at is not None:
         raise SourceError(f"no feed source {source_id!r}; `watchfloor source list` shows them")
     if not source.enabled:
         raise SourceError(f"source {source_id!r} is disabled; `watchfloor source enable {source_id}` polls it again")
@@ -126,8 +151,11 @@ async def edit_source(session: AsyncSession, source_id: str, *, actor: str, now:
     if url is not None and url.strip() != source.url:
         url = url.strip()
         parts = urlsplit(url)
-        if source.kind != "feed":
+        if source.kind == "push":
             raise SourceError(f"source {source_id!r} is a push source: it has no URL to change")
+        if source.kind != "feed":
+            raise SourceError(f"source {source_id!r} is a {source.kind} source: its address is not a URL to change;"
+                              f" `watchfloor source remove {source_id}` and add the new address")
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise SourceError(f"{url!r} is not an http(s) URL; give the feed's full address, e.g. https://host/rss")
         taken = (await session.execute(sa.select(Source.id).where(Source.url == url))).scalar_one_or_none()
@@ -158,14 +186,14 @@ async def remove_source(session: AsyncSession, source_id: str, *, actor: str, no
 
 def _due(now: datetime) -> sa.ColumnElement[bool]:
     return sa.and_(
-        Source.kind == "feed",
+        Source.kind != "push",  # feeds and every platform kind are polled; push sources are heard
         Source.enabled.is_(True),
         sa.or_(Source.next_poll_at.is_(None), Source.next_poll_at <= now),
     )
 
 
 async def due_sources(session: AsyncSession, now: datetime, limit: int | None = None) -> list[Source]:
-    """Enabled feed sources whose next poll time has come (never polled ones first). Read each tick, so a
+    """Enabled polled sources whose next poll time has come (never polled ones first). Read each tick, so a
     source added by another process is picked up without a restart."""
     query = sa.select(Source).where(_due(now)).order_by(Source.next_poll_at.is_not(None), Source.next_poll_at)
     if limit is not None:
@@ -203,6 +231,7 @@ async def record_poll(
     last_modified: str | None = None,
     keep_validators: bool = False,
     new_posts: int = 0,
+    cursor: str | None = None,
 ) -> None:
     """Writes one poll's outcome into the source's health. A success resets `consecutive_failures` and
     stores the validators (a 304 keeps the old ones unless it sent new ones, RFC 9111 §4.3.4); a failure
@@ -210,6 +239,8 @@ async def record_poll(
     values: dict[str, object] = {"last_polled_at": now, "next_poll_at": next_poll_at}
     if error is None:
         values.update(last_success_at=now, consecutive_failures=0, posts_seen=Source.posts_seen + new_posts)
+        if cursor is not None:
+            values["cursor"] = cursor[:200]
         if not keep_validators or etag is not None:
             values["etag"] = etag[:500] if etag else None
         if not keep_validators or last_modified is not None:
@@ -236,6 +267,7 @@ def _row(post: PostMessage, dedup_key: str) -> dict[str, object]:
         "id": post.post_id, "source_id": post.source_id, "dedup_key": dedup_key, "guid": post.guid,
         "url": post.url, "title": post.title, "text": post.text, "lang": post.lang,
         "published_at": post.published_at, "fetched_at": post.fetched_at, "queued_at": None,
+        "forwarded_from": post.forwarded_from,
     }
 
 
@@ -267,6 +299,24 @@ async def insert_new_posts(session: AsyncSession, posts: list[tuple[PostMessage,
         if await insert_post_if_new(session, post, key):
             new.append(post)
     return new
+
+
+async def update_changed_posts(session: AsyncSession, posts: list[PostMessage]) -> list[PostMessage]:
+    """Rewrites stored posts whose text changed (an edited Telegram message) and returns them, each marked
+    unqueued so the outbox publishes it again: classify overwrites the event of the same `post_id`, and what
+    followed from it is updated, never doubled. Posts not stored are ignored (they predate the source's
+    read-back), and so are unchanged ones."""
+    changed: list[PostMessage] = []
+    for post in posts:
+        row = await session.get(Post, post.post_id)
+        if row is None or (row.text == post.text and row.title == post.title):
+            continue
+        row.text, row.title, row.queued_at = post.text, post.title, None
+        row.fetched_at = post.fetched_at
+        if post.published_at is not None:
+            row.published_at = post.published_at
+        changed.append(_message(row))
+    return changed
 
 
 async def ensure_push_source(session: AsyncSession, source_id: str, pushed_by: str | None = None, *,
@@ -324,6 +374,7 @@ def _message(post: Post) -> PostMessage:
     return PostMessage(
         post_id=post.id, source_id=post.source_id, url=post.url, guid=post.guid, title=post.title,
         text=post.text, lang=post.lang, published_at=post.published_at, fetched_at=post.fetched_at,
+        forwarded_from=post.forwarded_from,
     )
 
 
