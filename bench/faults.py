@@ -389,82 +389,79 @@ async def _event_log_counts() -> tuple[set[str], int]:
 
 # --- scenarios ------------------------------------------------------------------------------------------
 
-def _chaos_kills(top: Topology, names: list[str], every_s: float, times: int) -> Callable[[], None]:
-    def run() -> None:
-        for n in range(times):
-            time.sleep(every_s)
+Chaos = Callable[[Topology, argparse.Namespace], None]
+
+
+def chaos_run(chaos: Chaos, doc: str, settle_extra_s: Callable[[argparse.Namespace], float] = lambda a: 0.0,
+              after: Callable[[Topology], None] | None = None) -> Callable[[Path, argparse.Namespace], dict]:
+    """A scenario: a fresh topology, --posts attacks pushed at 10 a second while `chaos` runs beside, then
+    `after` (a recovery an operator would do), then the counts once nothing moves."""
+    def run(folder: Path, args: argparse.Namespace) -> dict:
+        top = Topology(folder)
+        try:
+            now = datetime.now(UTC)
+            bodies = [post(n, now) for n in range(args.posts)]
+            started = time.monotonic()
+            accepted = top.push_all(bodies, rate=10, during=lambda: chaos(top, args))
+            for name in top.processes:
+                top.wait_healthy(name)
+            top.settle(len(accepted), timeout=240 + settle_extra_s(args))
+            if after is not None and len(top.alerts()) < len(accepted):
+                after(top)
+                top.settle(len(accepted))
+            return top.count(accepted, len(accepted), time.monotonic() - started)
+        finally:
+            top.close()
+    run.__doc__ = doc
+    return run
+
+
+def kills(names: list[str]) -> Chaos:
+    """kill -9 of `names` in turn every 1.5 s, each restarted 0.3 s later."""
+    def chaos(top: Topology, args: argparse.Namespace) -> None:
+        for n in range(max(4, args.posts // 15)):
+            time.sleep(1.5)
             name = names[n % len(names)]
             top.kill9(name)
             time.sleep(0.3)
             top.start(name, wait=False)
-    return run
+    return chaos
 
 
-def scenario_kill(names: list[str], label: str) -> Callable[[Path, argparse.Namespace], dict]:
-    def run(folder: Path, args: argparse.Namespace) -> dict:
-        top = Topology(folder)
-        try:
-            now = datetime.now(UTC)
-            bodies = [post(n, now) for n in range(args.posts)]
-            started = time.monotonic()
-            accepted = top.push_all(bodies, rate=10, during=_chaos_kills(top, names, 1.5, max(4, args.posts // 15)))
-            for name in names:
-                top.wait_healthy(name)
-            top.settle(len(accepted))
-            return top.count(accepted, len(accepted), time.monotonic() - started)
-        finally:
-            top.close()
-    run.__doc__ = label
-    return run
+def redis_goes(empty: bool) -> Chaos:
+    """Classify stopped first, so that posts wait on wf:posts when Redis goes: a restart must keep them, an
+    empty Redis must have them sent again."""
+    def chaos(top: Topology, args: argparse.Namespace) -> None:
+        time.sleep(args.posts / 10 / 3)
+        for name in ("classify-1", "classify-2"):
+            top.kill9(name)
+        time.sleep(3)
+        top.redis.restart(empty=empty)
+        for name in ("classify-1", "classify-2"):
+            top.start(name, wait=False)
+    return chaos
 
 
-def scenario_redis(empty: bool) -> Callable[[Path, argparse.Namespace], dict]:
-    def run(folder: Path, args: argparse.Namespace) -> dict:
-        top = Topology(folder)
-        try:
-            now = datetime.now(UTC)
-            bodies = [post(n, now) for n in range(args.posts)]
-            started = time.monotonic()
-
-            def chaos() -> None:
-                # Classify stopped first, so that posts wait on wf:posts when Redis goes: a restart must keep
-                # them, an empty Redis must have them sent again.
-                time.sleep(args.posts / 10 / 3)
-                for name in ("classify-1", "classify-2"):
-                    top.kill9(name)
-                time.sleep(3)
-                top.redis.restart(empty=empty)
-                for name in ("classify-1", "classify-2"):
-                    top.start(name, wait=False)
-
-            accepted = top.push_all(bodies, rate=10, during=chaos)
-            top.settle(len(accepted))
-            return top.count(accepted, len(accepted), time.monotonic() - started)
-        finally:
-            top.close()
-    run.__doc__ = ("Redis back empty (a new volume) with posts waiting on it" if empty
-                   else "Redis restarted with posts waiting on it")
-    return run
+def database_goes(top: Topology, args: argparse.Namespace) -> None:
+    time.sleep(3)
+    top.proxy.down()
+    time.sleep(args.outage)
+    top.proxy.up()
 
 
-def scenario_db_outage(folder: Path, args: argparse.Namespace) -> dict:
-    top = Topology(folder)
-    try:
-        now = datetime.now(UTC)
-        bodies = [post(n, now) for n in range(args.posts)]
-        started = time.monotonic()
+def receiver_goes(top: Topology, args: argparse.Namespace) -> None:
+    port = top.receiver.port
+    time.sleep(2)
+    kept = top.receiver.requests
+    top.receiver.close()
+    time.sleep(20)
+    top.receiver = WebhookReceiver(port=port)
+    top.receiver.requests[:0] = kept
 
-        def chaos() -> None:
-            time.sleep(3)
-            top.proxy.down()
-            time.sleep(args.outage)
-            top.proxy.up()
 
-        accepted = top.push_all(bodies, rate=10, during=chaos)
-        top.settle(len(accepted), timeout=240 + args.outage)
-        return top.count(accepted, len(accepted), time.monotonic() - started)
-    finally:
-        top.close()
+def replay_deliveries(top: Topology) -> None:
+    """Retries given up: the one command that sends them again."""
+    top.wf("delivery", "replay")
 
 
 def _poison(n: int) -> bytes:
@@ -505,32 +502,6 @@ def scenario_poison(folder: Path, args: argparse.Namespace) -> dict:
         top.close()
 
 
-def scenario_receiver_down(folder: Path, args: argparse.Namespace) -> dict:
-    top = Topology(folder)
-    try:
-        now = datetime.now(UTC)
-        bodies = [post(n, now) for n in range(args.posts)]
-        started = time.monotonic()
-        port = top.receiver.port
-
-        def chaos() -> None:
-            time.sleep(2)
-            kept = top.receiver.requests
-            top.receiver.close()
-            time.sleep(20)
-            top.receiver = WebhookReceiver(port=port)
-            top.receiver.requests[:0] = kept
-
-        accepted = top.push_all(bodies, rate=10, during=chaos)
-        top.settle(len(accepted))
-        if len(top.alerts()) < len(accepted):  # retries given up: the one command that re-sends them
-            top.wf("delivery", "replay")
-            top.settle(len(accepted))
-        return top.count(accepted, len(accepted), time.monotonic() - started)
-    finally:
-        top.close()
-
-
 def scenario_workers(workers: int) -> Callable[[Path, argparse.Namespace], dict]:
     def run(folder: Path, args: argparse.Namespace) -> dict:
         top = Topology(folder, alert_workers=workers)
@@ -555,21 +526,20 @@ def scenario_workers(workers: int) -> Callable[[Path, argparse.Namespace], dict]
 
 
 SCENARIOS: dict[str, Callable[[Path, argparse.Namespace], dict]] = {
-    "kill-ingest": scenario_kill(["ingest"], "kill -9 of ingest every 1.5 s, restarted"),
-    "kill-classify": scenario_kill(["classify-1", "classify-2"], "kill -9 of a classify worker every 1.5 s"),
-    "kill-alert": scenario_kill(["alert-1"], "kill -9 of the alert worker every 1.5 s, restarted"),
-    "kill-any": scenario_kill(["ingest", "classify-1", "alert-1", "classify-2", "api"], "kill -9 of each in turn"),
-    "redis-restart": scenario_redis(empty=False),
-    "redis-empty": scenario_redis(empty=True),
-    "db-outage": scenario_db_outage,
+    "kill-ingest": chaos_run(kills(["ingest"]), "kill -9 of ingest every 1.5 s, restarted"),
+    "kill-classify": chaos_run(kills(["classify-1", "classify-2"]), "kill -9 of a classify worker every 1.5 s"),
+    "kill-alert": chaos_run(kills(["alert-1"]), "kill -9 of the alert worker every 1.5 s, restarted"),
+    "kill-any": chaos_run(kills(["ingest", "classify-1", "alert-1", "classify-2", "api"]), "kill -9 of each in turn"),
+    "redis-restart": chaos_run(redis_goes(empty=False), "Redis restarted with posts waiting on it"),
+    "redis-empty": chaos_run(redis_goes(empty=True), "Redis back empty (a new volume) with posts waiting on it"),
+    "db-outage": chaos_run(database_goes, "database unreachable for --outage seconds mid-flow",
+                           settle_extra_s=lambda a: a.outage),
     "poison-1000": scenario_poison,
-    "receiver-down": scenario_receiver_down,
+    "receiver-down": chaos_run(receiver_goes, "webhook receiver down 20 s, then back", after=replay_deliveries),
     "alert-workers-2": scenario_workers(2),
     "alert-workers-4": scenario_workers(4),
 }
-scenario_db_outage.__doc__ = "database unreachable for --outage seconds mid-flow"
 scenario_poison.__doc__ = "1,000 poisoned messages (100k-deep nesting, 3 MB, not JSON, wrong types) among posts"
-scenario_receiver_down.__doc__ = "webhook receiver down 20 s, then back"
 
 
 def main() -> None:
