@@ -86,6 +86,8 @@ def overrides_for_cli(overrides: dict[str, Any]) -> tuple[dict[str, Any], str | 
         chosen["database_url"] = up["database_url"]
     if up.get("redis_url") and not os.environ.get("WATCHFLOOR_REDIS_URL"):
         chosen["redis_url"] = up["redis_url"]
+    if Path("var").resolve() == Path(up["data_dir"]):
+        return chosen, None  # the default here is that very system: nothing to point out
     return chosen, f"using the running `watchfloor up` (pid {up['pid']}, data dir {up['data_dir']}, console " \
                    f"{up['console']}); pass --data-dir to choose another"
 
