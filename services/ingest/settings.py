@@ -1,8 +1,11 @@
 """Ingest settings (`WATCHFLOOR_*`): how often to look for due feeds, and the limits one fetch must respect."""
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from shared.settings import CommonSettings
+
+PLATFORM_SPACING: dict[str, float] = {"t.me": 3.0, "api.gdeltproject.org": 5.0}
+"""Seconds between requests to platforms known to throttle pollers; `WATCHFLOOR_HOST_SPACING` overrides."""
 
 
 class IngestSettings(CommonSettings):
@@ -20,4 +23,27 @@ class IngestSettings(CommonSettings):
         60.0, ge=0, description="a stored post not on wf:posts after this long is published again (outbox);"
         " longer than a whole fetch, so a poll still publishing is not overtaken"
     )
+    host_min_spacing_seconds: float = Field(
+        1.0, ge=0, description="least time between two requests to one host, across every ingest process (Redis)"
+    )
+    host_spacing: dict[str, float] = Field(
+        default_factory=dict, description='per-host spacing over the built-in ones, JSON: {"t.me": 3, '
+        '"api.gdeltproject.org": 5}; a host covers its subdomains; 0 turns spacing off for that host'
+    )
+    host_max_wait_seconds: float = Field(
+        10.0, ge=0, description="a poll waits this long at most for its host's turn; further off, it is deferred"
+    )
     user_agent: str = "watchfloor/0.1 (OSINT alerting; feed poller)"
+
+    @field_validator("host_spacing")
+    @classmethod
+    def _spacing_not_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        for host, seconds in value.items():
+            if seconds < 0:
+                raise ValueError(f"WATCHFLOOR_HOST_SPACING: {host!r} has {seconds} s; use 0 or more")
+        return value
+
+    @property
+    def spacing_per_host(self) -> dict[str, float]:
+        """The built-in platform spacings with `host_spacing` over them."""
+        return {**PLATFORM_SPACING, **self.host_spacing}
