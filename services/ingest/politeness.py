@@ -2,10 +2,13 @@
 one host, and a host-wide hold when it answers 429 or 503 with `Retry-After`.
 
 Each host has one key, `wf:host:<host>`, holding the earliest time (Redis server clock, ms) of its next
-request. A poll takes a turn with one Lua script, atomically: the turn is max(key, now), and the key moves to
-turn + spacing. The server's clock is the only clock, so processes on machines with skewed clocks still space
-their requests. A turn further away than `max_wait` is not taken: the poll is deferred to it instead of
-holding a poll slot while it sleeps (a long Retry-After, or many sources of one host due at once).
+request. A poll asks for its turn with one Lua script, atomically: if the host is free, the turn is granted
+now and the key moves to now + spacing; if not, nothing changes and the poll sleeps until the host is free,
+then asks again. A turn is granted at the moment the request goes out (not reserved ahead and sent late),
+so two requests are never closer than the spacing, and the server's clock is the only clock, so processes on
+machines with skewed clocks agree. A host that will not be free within `max_wait` is not waited for: the poll
+is deferred to then instead of holding a poll slot while it sleeps (a long Retry-After, or many sources of
+one host due at once).
 
 If Redis cannot be reached, the same rule is kept in this process's memory (reported once as a Redis
 outage): one process stays polite, several may together exceed the spacing until Redis is back.
@@ -24,9 +27,8 @@ from shared.outage import REDIS, outage
 KEY_PREFIX = "wf:host:"
 KEEP_MS = 60_000  # a key outlives its last turn by this much, so idle hosts leave nothing behind
 
-# KEYS[1] host key; ARGV: spacing ms, hold ms (Retry-After) or -1, max wait ms, ms a key outlives its turn.
-# Returns the wait in ms before this turn; with a hold, or when the turn is over max wait, nothing is taken
-# and the wait returned is how long until the host is free (the caller defers).
+# KEYS[1] host key; ARGV: spacing ms, hold ms (Retry-After) or -1, ms a key outlives its last turn.
+# Returns 0 when the turn is granted (or the hold set), else the ms until the host is free (nothing changed).
 _TURN = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -34,24 +36,25 @@ local free_at = tonumber(redis.call('GET', KEYS[1]) or '0')
 local hold = tonumber(ARGV[2])
 if hold >= 0 then
   if now + hold > free_at then
-    redis.call('SET', KEYS[1], now + hold, 'PX', hold + tonumber(ARGV[4]))
+    redis.call('SET', KEYS[1], now + hold, 'PX', hold + tonumber(ARGV[3]))
   end
   return 0
 end
-local turn = math.max(free_at, now)
-if turn - now > tonumber(ARGV[3]) then
-  return turn - now
+if free_at > now then
+  return free_at - now
 end
-local nxt = turn + tonumber(ARGV[1])
-redis.call('SET', KEYS[1], nxt, 'PX', nxt - now + tonumber(ARGV[4]))
-return turn - now
+local spacing = tonumber(ARGV[1])
+if spacing > 0 then
+  redis.call('SET', KEYS[1], now + spacing, 'PX', spacing + tonumber(ARGV[3]))
+end
+return 0
 """
 
 
 @dataclass(frozen=True)
 class Turn:
-    """When this process may send its request to the host: `wait` seconds from now. `deferred`: the turn
-    was too far away and was not taken; poll the source again in `wait` seconds."""
+    """A turn taken after waiting `wait` seconds; or, `deferred`, not taken: the host is free in `wait`
+    seconds, poll the source again then."""
 
     wait: float
     deferred: bool = False
@@ -89,24 +92,29 @@ class HostGate:
         self._script = client.register_script(_TURN)
         self._local: dict[str, float] = {}  # host -> monotonic time it is free again (Redis down)
 
-    async def turn(self, host: str) -> Turn:
-        """Takes this process's next turn at `host`, or says how long to defer if it is beyond `max_wait`."""
+    async def wait_turn(self, host: str) -> Turn:
+        """Waits for this process's turn at `host` and takes it: send the request right after. If the host is
+        not free within `max_wait` of the first ask, returns with `deferred` and the seconds until it is free."""
         spacing = self._spacing.of(host)
+        waited = 0.0
+        while True:
+            busy = await self._busy_for(host, spacing)
+            if busy <= 0:
+                return Turn(waited)
+            if waited + busy > self._max_wait:
+                return Turn(busy, deferred=True)
+            await asyncio.sleep(busy)
+            waited += busy
+
+    async def _busy_for(self, host: str, spacing: float) -> float:
+        """0 if the turn is now taken, else the seconds until the host is free."""
         try:
-            wait_ms = await self._run(host, spacing_ms=round(spacing * 1000), hold_ms=-1)
+            busy_ms = await self._run(host, spacing_ms=round(spacing * 1000), hold_ms=-1)
         except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
             outage(REDIS).failed(exc, where="host spacing")
-            return self._local_turn(host, spacing)
+            return self._local_busy_for(host, spacing)
         outage(REDIS).ok()
-        wait = wait_ms / 1000
-        return Turn(wait, deferred=wait > self._max_wait)
-
-    async def wait_turn(self, host: str) -> Turn:
-        """`turn`, then sleeps until it, unless it was deferred."""
-        turn = await self.turn(host)
-        if turn.wait > 0 and not turn.deferred:
-            await asyncio.sleep(turn.wait)
-        return turn
+        return busy_ms / 1000
 
     async def hold(self, host: str, seconds: float) -> None:
         """No request to `host` from any process for `seconds` (its Retry-After), unless held longer already."""
@@ -118,14 +126,12 @@ class HostGate:
         self._local[host] = max(self._local.get(host, now), now + seconds)
 
     async def _run(self, host: str, *, spacing_ms: int, hold_ms: int) -> int:
-        result = await self._script(keys=[KEY_PREFIX + host],
-                                    args=[spacing_ms, hold_ms, round(self._max_wait * 1000), KEEP_MS])
-        return int(result)
+        return int(await self._script(keys=[KEY_PREFIX + host], args=[spacing_ms, hold_ms, KEEP_MS]))
 
-    def _local_turn(self, host: str, spacing: float) -> Turn:
+    def _local_busy_for(self, host: str, spacing: float) -> float:
         now = time.monotonic()
-        turn = max(self._local.get(host, now), now)
-        if turn - now > self._max_wait:
-            return Turn(turn - now, deferred=True)
-        self._local[host] = turn + spacing
-        return Turn(turn - now)
+        free_at = self._local.get(host, now)
+        if free_at > now:
+            return free_at - now
+        self._local[host] = now + spacing
+        return 0.0

@@ -256,13 +256,13 @@ class Poller:
         content_read = False
         host = host_of(source.url)
         try:
+            client = self._http()  # built before the turn: the request goes out as soon as the turn is taken
             async with self._host_slot(host):
                 turn = await self._gate.wait_turn(host)
                 if turn.deferred:
                     return await self._defer(source, turn.wait, started)
                 now = _utcnow()  # after the wait: the poll happens now, and the interval counts from here
-                result = await fetch_feed(self._http(), source.url, source.etag, source.last_modified,
-                                          self._settings)
+                result = await fetch_feed(client, source.url, source.etag, source.last_modified, self._settings)
             etag, last_modified, not_modified = result.etag, result.last_modified, result.not_modified
             if result.body is not None:
                 parsed = parse_feed(result.body, result.url, result.headers)

@@ -183,9 +183,12 @@ async def claim_due_sources(
     )
     if session.get_bind().dialect.name == "postgresql":
         picked = picked.with_for_update(skip_locked=True)
+    # A CTE, not `id IN (subquery)`: PostgreSQL may run a LIMIT ... FOR UPDATE subquery once per row and
+    # claim more than `limit` sources (seen: 5 claimed with limit 2); a CTE runs once.
+    ids = picked.cte("picked")
     result = await session.execute(
         sa.update(Source)
-        .where(Source.id.in_(picked.scalar_subquery()), _due(now))  # due again: another process may have won
+        .where(Source.id == ids.c.id, _due(now))  # due again: another process may have claimed it meanwhile
         .values(next_poll_at=lease_until)
         .returning(Source),
         execution_options={"synchronize_session": False},
