@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import redis.asyncio
 import sqlalchemy as sa
+from click.testing import CliRunner
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest import store
@@ -28,6 +29,7 @@ from shared.db import session_scope
 from shared.models import Post
 from tests.ingest.conftest import feed_bytes
 from tests.servers import FeedServer
+from watchfloor.cli import main
 
 
 @asynccontextmanager
@@ -124,7 +126,7 @@ async def test_a_hold_longer_than_a_poll_may_wait_defers_the_hosts_sources_witho
 
 async def test_dropped_items_warn_in_health_once_and_a_poll_under_the_cap_clears_it(
     db_url: str, redis_url: str, sessions: async_sessionmaker[AsyncSession], feed_server: FeedServer,
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url = feed_server.route("/rss", feed_bytes("sahel_fr_ar.rss.xml"))  # three items, three dates
     await add(sessions, url, "veille-sahel")
@@ -141,6 +143,9 @@ async def test_dropped_items_warn_in_health_once_and_a_poll_under_the_cap_clears
         async with session_scope(sessions) as s:
             kept = sorted((await s.execute(sa.select(Post.guid))).scalars())
         assert kept == ["veille-sahel-20261122-0007", "veille-sahel-20261123-0001"]  # the newest two
+        monkeypatch.setenv("WATCHFLOOR_DATABASE_URL", db_url)
+        listed = await asyncio.to_thread(CliRunner().invoke, main, ["source", "list"], catch_exceptions=False)
+        assert f"warning: {expected}" in listed.output
 
         feed_server.route("/rss", feed_bytes("niamey_vbied.rss.xml"))  # two items: under the cap
         assert (await svc.poll_once("veille-sahel")).dropped == 0
