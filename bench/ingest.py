@@ -212,8 +212,10 @@ def main() -> None:
         warm = time.monotonic()
         cpu_start = _cpu_seconds(process.pid)
         polls_start = _polls(log)
+        psutil.cpu_percent(percpu=True)
         time.sleep(args.seconds)
         end = time.monotonic()
+        cores = psutil.cpu_percent(percpu=True)
         cpu = _cpu_seconds(process.pid) - cpu_start
         polls = _polls(log) - polls_start
     finally:
@@ -248,6 +250,8 @@ def main() -> None:
     print(f"server saw: {server.requests(warm, end) / seconds:,.1f} requests/s")
     print(f"cpu of the ingest process: {cpu:.1f} s in {seconds:.0f} s = {100 * cpu / seconds:.0f} % of one core; "
           f"{1000 * cpu / max(polls, 1):.2f} ms a poll")
+    print("busy per core (ingest on " + args.cpu + "; the server, Redis and PostgreSQL on the others): "
+          + ", ".join(f"core {n} {pct_busy:.0f} %" for n, pct_busy in enumerate(cores)))
     if late:
         print(f"late against schedule (poll time - next_poll_at): p50 {statistics.median(late):6.2f} s  "
               f"p95 {pct(late, 95):6.2f} s  max {max(late):6.2f} s  ({len(late):,} polls)")

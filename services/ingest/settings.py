@@ -13,7 +13,10 @@ class IngestSettings(CommonSettings):
     fetch_timeout_seconds: float = Field(20.0, gt=0, description="whole fetch, connect to last byte")
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="a bigger feed body is refused")
     max_redirects: int = Field(5, ge=0)
-    max_entries_per_poll: int = Field(500, ge=1, description="entries beyond this in one feed are ignored")
+    max_entries_per_poll: int = Field(
+        500, ge=1, description="the newest this many entries of a feed are read; the source's health warns when "
+        "more were dropped"
+    )
     min_interval_seconds: int = Field(10, ge=1, description="shortest poll interval `source add` accepts")
     default_interval_seconds: int = Field(300, ge=10, description="poll interval of a new source")
     poll_concurrency: int = Field(8, ge=1, description="sources fetched at the same time")
