@@ -26,6 +26,8 @@ from shared.outage import REDIS, outage
 
 KEY_PREFIX = "wf:host:"
 KEEP_MS = 60_000  # a key outlives its last turn by this much, so idle hosts leave nothing behind
+REDIS_RETRY_SECONDS = 5.0  # while Redis is down, it is tried again this often, not on every turn (a failed
+                           # connect costs seconds of retries)
 
 # KEYS[1] host key; ARGV: spacing ms, hold ms (Retry-After) or -1, ms a key outlives its last turn.
 # Returns 0 when the turn is granted (or the hold set), else the ms until the host is free (nothing changed).
@@ -91,6 +93,7 @@ class HostGate:
         self._max_wait = max_wait
         self._script = client.register_script(_TURN)
         self._local: dict[str, float] = {}  # host -> monotonic time it is free again (Redis down)
+        self._redis_retry_at = 0.0  # monotonic; after a failure, turns are local until then
 
     async def wait_turn(self, host: str) -> Turn:
         """Waits for this process's turn at `host` and takes it: send the request right after. If the host is
@@ -108,21 +111,27 @@ class HostGate:
 
     async def _busy_for(self, host: str, spacing: float) -> float:
         """0 if the turn is now taken, else the seconds until the host is free."""
+        if time.monotonic() < self._redis_retry_at:
+            return self._local_busy_for(host, spacing)
         try:
             busy_ms = await self._run(host, spacing_ms=round(spacing * 1000), hold_ms=-1)
         except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
             outage(REDIS).failed(exc, where="host spacing")
+            self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
             return self._local_busy_for(host, spacing)
         outage(REDIS).ok()
         return busy_ms / 1000
 
     async def hold(self, host: str, seconds: float) -> None:
         """No request to `host` from any process for `seconds` (its Retry-After), unless held longer already."""
-        try:
-            await self._run(host, spacing_ms=0, hold_ms=max(0, round(seconds * 1000)))
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-            outage(REDIS).failed(exc, where="host spacing")
         now = time.monotonic()
+        if now >= self._redis_retry_at:
+            try:
+                await self._run(host, spacing_ms=0, hold_ms=max(0, round(seconds * 1000)))
+            except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+                outage(REDIS).failed(exc, where="host spacing")
+                self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+            now = time.monotonic()
         self._local[host] = max(self._local.get(host, now), now + seconds)
 
     async def _run(self, host: str, *, spacing_ms: int, hold_ms: int) -> int:

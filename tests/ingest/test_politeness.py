@@ -177,3 +177,29 @@ def test_kept_entries_are_the_newest(dated: bool, kept: list[str]) -> None:
     assert sorted(e.guid or "" for e in got) == sorted(kept)
     assert warning is not None and warning.startswith("feed had 3 items, kept the newest 2")
     assert kept_entries(entries, 3) == (entries, None)
+
+
+async def test_while_redis_is_down_a_process_keeps_the_spacing_on_its_own(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import socket
+
+    from services.ingest.politeness import HostGate
+    from shared import outage
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = redis.asyncio.Redis(port=sock.getsockname()[1])
+    gate = HostGate(dead, HostSpacing(0.3, {}), max_wait=5.0)
+    outage.reset()
+    try:
+        with caplog.at_level(logging.ERROR, logger="shared.outage"):
+            first = await gate.wait_turn("a.example")
+            second = await gate.wait_turn("a.example")
+            other = await gate.wait_turn("b.example")
+        assert (first.wait, other.wait) == (0.0, 0.0)
+        assert 0.25 <= second.wait <= 0.3 and not second.deferred
+        assert caplog.text.count("redis unavailable") == 1  # reported once, as every Redis outage is
+    finally:
+        outage.reset()
+        await dead.aclose()
