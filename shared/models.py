@@ -82,6 +82,9 @@ class Source(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None]
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # What the last poll that read the feed wants ops to know (items dropped over the cap); None if nothing.
+    last_warning: Mapped[str | None] = mapped_column(Text)
+    last_warning_at: Mapped[datetime | None]
     posts_seen: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Soft delete: a removed source is never polled and not listed, but its posts stay in the log.

@@ -19,6 +19,10 @@ from tests.servers import FeedServer, WebhookReceiver
 # Every test server listens on 127.0.0.1, which the SSRF guard refuses by default; set before any settings
 # are built, and inherited by the `watchfloor up` subprocesses. Tests of the guard itself override it.
 os.environ.setdefault("WATCHFLOOR_ALLOW_PRIVATE_URLS", "127.0.0.1/32")
+# Test feed servers all live on 127.0.0.1, many feeds to one server: no politeness spacing there (default 1 s
+# between requests to a host), so tests and `watchfloor up` subprocesses poll at test speed. The spacing tests
+# set it explicitly.
+os.environ.setdefault("WATCHFLOOR_HOST_SPACING", '{"127.0.0.1": 0}')
 # `watchfloor up` processes started by tests record themselves here, not in the user's ~/.local/state, so a
 # CLI command in a test never attaches to a system the developer is running.
 os.environ.setdefault("WATCHFLOOR_STATE_DIR", tempfile.mkdtemp(prefix="watchfloor-test-state-"))

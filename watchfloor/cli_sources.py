@@ -99,6 +99,8 @@ def list_(obj: CliContext, as_json: bool) -> None:
         last_ok = h.last_success_at.isoformat(timespec="seconds") if h.last_success_at else "-"
         click.echo(f"{h.id:<20} {h.kind:<5} {status}{failing}  every {h.interval_seconds}s  "
                    f"last ok {last_ok}  posts {h.posts_seen}  {h.url or ''}")
+        if h.last_warning:
+            click.echo(f"{'':<20} warning: {h.last_warning}")
 
 
 @source.command(name="disable")

@@ -86,6 +86,8 @@ class SourceHealth(BaseModel):
     consecutive_failures: int
     last_error: str | None
     last_error_at: datetime | None
+    last_warning: str | None  # e.g. items dropped over WATCHFLOOR_MAX_ENTRIES_PER_POLL; cleared by a poll without
+    last_warning_at: datetime | None
     last_polled_at: datetime | None
     last_success_at: datetime | None
     next_poll_at: datetime | None
@@ -107,7 +109,8 @@ class SourceHealth(BaseModel):
             id=source.id, name=source.name, url=source.url, kind=source.kind, status=state,
             enabled=source.enabled, interval_seconds=source.interval_seconds,
             consecutive_failures=source.consecutive_failures, last_error=source.last_error,
-            last_error_at=source.last_error_at, last_polled_at=source.last_polled_at,
+            last_error_at=source.last_error_at, last_warning=source.last_warning,
+            last_warning_at=source.last_warning_at, last_polled_at=source.last_polled_at,
             last_success_at=source.last_success_at, next_poll_at=source.next_poll_at,
             posts_seen=source.posts_seen, pushed_by=source.pushed_by,
         )

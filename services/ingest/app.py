@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest.api import build_router
 from services.ingest.outbox import PostOutbox
+from services.ingest.politeness import HostGate, HostSpacing
 from services.ingest.poller import Poller, PollReport
 from services.ingest.settings import IngestSettings
 from shared import streams
@@ -32,7 +33,9 @@ class IngestService:
         self.outbox = PostOutbox(sessions, self._publish_post)
         self.epoch = EpochWatch(redis, "ingest", self.outbox.replay_since,
                                 timedelta(seconds=settings.replay_window_seconds))
-        self.poller = Poller(settings, sessions, self.outbox)
+        spacing = HostSpacing(settings.host_min_spacing_seconds, settings.spacing_per_host)
+        gate = HostGate(redis, spacing, max_wait=settings.host_max_wait_seconds)
+        self.poller = Poller(settings, sessions, self.outbox, gate)
         self.router = build_router(settings, sessions, self.outbox)
 
     async def _publish_post(self, post: PostMessage) -> None:

@@ -1,7 +1,11 @@
 """The `Poller`: every tick, poll the due sources concurrently (bounded), each poll one line in the log.
 
-    poll = fetch ─▶ parse ─▶ normalise ─▶ store new posts + source health (one transaction)
-                                              └─▶ outbox: publish each new post once ─▶ mark queued
+    poll = host's turn ─▶ fetch ─▶ parse ─▶ normalise ─▶ store new posts + source health (one transaction)
+             (Redis)                                        └─▶ outbox: publish each new post once ─▶ mark queued
+
+Politeness per host (politeness.py): at most `per_host_concurrency` fetches at once from this process, a
+minimum spacing between requests to one host across every process, and a 429/503 Retry-After holds the
+whole host. A poll whose host is not free for longer than `host_max_wait_seconds` is deferred, not failed.
 
 A failing source never stops the loop: its reason goes into `sources.last_error`, it is logged at WARNING
 when it changes (a repeated identical failure is not logged again), and it is retried with backoff.
@@ -13,7 +17,6 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -21,7 +24,8 @@ from services.ingest import store
 from services.ingest.fetch import FeedFetchError, HttpClient, fetch_feed, make_client
 from services.ingest.normalise import dedup_keys, to_post
 from services.ingest.outbox import PostOutbox
-from services.ingest.parse import FeedParseError, parse_feed
+from services.ingest.parse import Entry, FeedParseError, parse_feed
+from services.ingest.politeness import HostGate, host_of
 from services.ingest.schedule import BackoffPolicy, PollOutcome, next_poll
 from services.ingest.settings import IngestSettings
 from services.ingest.sources import KINDS, KindPage
@@ -45,10 +49,31 @@ class PollReport:
     error: str | None = None
     next_poll_at: datetime | None = None
     elapsed_ms: float = 0.0
+    deferred: bool = False  # not fetched: its host was not free soon enough; due again at next_poll_at
+    dropped: int = 0  # items over max_entries_per_poll, not read
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def kept_entries(entries: list[Entry], cap: int) -> tuple[list[Entry], str | None]:
+    """At most `cap` entries, the newest: by date when every entry has one (some feeds list oldest first),
+    else the first `cap` (feeds list newest first). With a warning for ops when some were dropped."""
+    if len(entries) <= cap:
+        return entries, None
+    if all(e.published_at is not None for e in entries):
+        order = sorted(range(len(entries)), key=lambda i: entries[i].published_at or _EPOCH, reverse=True)
+        keep = sorted(order[:cap])  # newest, in the feed's own order
+        kept = [entries[i] for i in keep]
+    else:
+        kept = entries[:cap]
+    warning = (f"feed had {len(entries):,} items, kept the newest {cap:,}; raise WATCHFLOOR_MAX_ENTRIES_PER_POLL "
+               "or poll more often")
+    return kept, warning
 
 
 def _duration(seconds: float) -> str:
@@ -67,12 +92,14 @@ class Poller:
         settings: IngestSettings,
         sessions: async_sessionmaker[AsyncSession],
         outbox: PostOutbox,
+        gate: HostGate,
         *,
         rng: random.Random | None = None,
     ) -> None:
         self._settings = settings
         self._sessions = sessions
         self._outbox = outbox
+        self._gate = gate
         self._policy = BackoffPolicy(cap_seconds=settings.backoff_cap_seconds)
         self._rng = rng or random.Random()
         self._client: HttpClient | None = None
@@ -81,6 +108,8 @@ class Poller:
         self._warned: dict[str, str] = {}
         self._per_host: dict[str, asyncio.Semaphore] = {}
         self._tick_lock = asyncio.Lock()
+        self._requeued_at = float("-inf")  # monotonic time of the last outbox requeue
+        self._tick_full = False  # the last tick claimed every free slot: more sources may be due
 
     # -- lifecycle --------------------------------------------------------------------------------------
 
@@ -121,9 +150,19 @@ class Poller:
                 await self.tick()
             except Exception as exc:
                 errors.failed(exc)
+                self._tick_full = False
             else:
                 errors.ok()
+            await self._until_next_tick()
+
+    async def _until_next_tick(self) -> None:
+        """Sleeps one tick, or, if the last tick filled every slot (a backlog), only until a poll ends and
+        frees one: throughput is bounded by the polls, not by the tick."""
+        inflight = list(self._inflight.values())
+        if not (self._tick_full and inflight):
             await asyncio.sleep(self._settings.poll_tick_seconds)
+            return
+        await asyncio.wait(inflight, timeout=self._settings.poll_tick_seconds, return_when=asyncio.FIRST_COMPLETED)
 
     @property
     def _lease(self) -> timedelta:
@@ -131,16 +170,20 @@ class Poller:
         return timedelta(seconds=self._settings.fetch_timeout_seconds + 60)
 
     async def tick(self, now: datetime | None = None) -> list[asyncio.Task[PollReport]]:
-        """Re-publishes stranded posts, then starts polls for due sources, up to the free slots. One tick at a
-        time per poller: a source claimed is in `_inflight` before another tick (or `drain`) looks."""
+        """Re-publishes stranded posts (at most once per `poll_tick_seconds`), then starts polls for due
+        sources, up to the free slots. One tick at a time per poller: a source claimed is in `_inflight` before
+        another tick (or `drain`) looks."""
         async with self._tick_lock:
             now = now or _utcnow()
-            await self._outbox.requeue(now, timedelta(seconds=self._settings.requeue_after_seconds))
+            if time.monotonic() - self._requeued_at >= self._settings.poll_tick_seconds:
+                self._requeued_at = time.monotonic()
+                await self._outbox.requeue(now, timedelta(seconds=self._settings.requeue_after_seconds))
             free = self._settings.poll_concurrency - len(self._inflight)
             if free <= 0:
                 return []
             async with session_scope(self._sessions) as session:
                 claimed = await store.claim_due_sources(session, now, now + self._lease, free)
+            self._tick_full = len(claimed) == free
             started = []
             for source in claimed:
                 task = asyncio.create_task(self._poll_guarded(source), name=f"poll-{source.id}")
@@ -180,22 +223,27 @@ class Poller:
             return await running
         return await self._poll_guarded(source)
 
-    async def _poll_kind(self, source: Source) -> KindPage:
-        """A platform source's poll, through its kind's adapter, in the per-host slot of the platform's host."""
+    async def _poll_kind(self, source: Source, client: HttpClient) -> KindPage:
+        """A platform source's poll, through its kind's adapter (the caller holds the host's slot and turn)."""
         kind = KINDS.get(source.kind)
         if kind is None or not source.handle:
             raise FeedFetchError(source.url or source.id, f"unknown source kind {source.kind!r} (this ingest is older"
                                  " than the source; upgrade it)", retryable=False)
-        async with self._host_slot(kind.host_url(source.handle, self._settings)):
-            return await kind.poll(self._http(), source.handle, source.cursor, source.etag, source.last_modified,
-                                   self._settings)
+        return await kind.poll(client, source.handle, source.cursor, source.etag, source.last_modified,
+                               self._settings)
+
+    def _host(self, source: Source) -> str:
+        """The host a poll of `source` asks: the feed's, or the platform's for a platform source."""
+        kind = KINDS.get(source.kind)
+        if kind is not None and source.handle:
+            return host_of(kind.host_url(source.handle, self._settings))
+        return host_of(source.url or "")
 
     # -- one poll ---------------------------------------------------------------------------------------
 
-    def _host_slot(self, url: str) -> asyncio.Semaphore:
+    def _host_slot(self, host: str) -> asyncio.Semaphore:
         """Politeness: at most `per_host_concurrency` fetches at once to one host, however many of its feeds
         are due (hosts block pollers that open many connections at once: miniflux#3289)."""
-        host = (urlsplit(url).hostname or "").lower()
         if host not in self._per_host:
             self._per_host[host] = asyncio.Semaphore(self._settings.per_host_concurrency)
         return self._per_host[host]
@@ -222,30 +270,44 @@ class Poller:
         posts = []
         not_modified = False
         etag, last_modified = source.etag, source.last_modified
-        seen = 0
+        seen = dropped = 0
+        dropped_warning: str | None = None
+        content_read = False
         revisions: list[PostMessage] = []
         cursor: str | None = None
+        host = self._host(source)
         try:
-            if source.kind == "feed":
-                async with self._host_slot(source.url):
-                    result = await fetch_feed(self._http(), source.url, source.etag, source.last_modified,
+            client = self._http()  # built before the turn: the request goes out as soon as the turn is taken
+            async with self._host_slot(host):
+                turn = await self._gate.wait_turn(host)
+                if turn.deferred:
+                    return await self._defer(source, turn.wait, started)
+                now = _utcnow()  # after the wait: the poll happens now, and the interval counts from here
+                if source.kind == "feed":
+                    result = await fetch_feed(client, source.url, source.etag, source.last_modified,
                                               self._settings)
+                else:
+                    page = await self._poll_kind(source, client)
+            entries: list[Entry] = []
+            if source.kind == "feed":
                 etag, last_modified, not_modified = result.etag, result.last_modified, result.not_modified
-                entries = []
                 if result.body is not None:
                     parsed = parse_feed(result.body, result.url, result.headers)
                     warning = parsed.warning
-                    entries = parsed.entries[: self._settings.max_entries_per_poll]
+                    entries, dropped_warning = kept_entries(parsed.entries, self._settings.max_entries_per_poll)
+                    dropped, content_read = len(parsed.entries) - len(entries), True
             else:
-                page = await self._poll_kind(source)
                 etag, last_modified, not_modified = page.etag, page.last_modified, page.not_modified
-                entries, cursor = page.new[-self._settings.max_entries_per_poll:], page.cursor
+                entries, dropped_warning = kept_entries(page.new, self._settings.max_entries_per_poll)
+                dropped, content_read, cursor = len(page.new) - len(entries), True, page.cursor
                 revisions = [to_post(e, source.id, now) for e in page.seen]
             seen = len(entries) + len(revisions)
             keys = dedup_keys(entries)
             posts = [(to_post(e, source.id, now, k), k) for e, k in zip(entries, keys, strict=True)]
         except FeedFetchError as exc:
             error, outcome = exc.reason, PollOutcome(ok=False, retryable=exc.retryable, retry_after=exc.retry_after)
+            if exc.retry_after is not None:  # the host asked every client to wait, not only this feed's
+                await self._gate.hold(host, min(exc.retry_after, self._settings.backoff_cap_seconds))
         except FeedParseError as exc:
             error, outcome = exc.reason, PollOutcome(ok=False, retryable=False)
         except Exception as exc:  # a parser bug on hostile bytes must not stop the other sources
@@ -259,15 +321,27 @@ class Poller:
             await store.record_poll(
                 session, source.id, now=now, next_poll_at=due, error=error, etag=etag,
                 last_modified=last_modified, keep_validators=not_modified, new_posts=len(new), cursor=cursor,
+                warning=dropped_warning, content_read=content_read,
             )
         # After the commit: a crash here leaves the posts unqueued, and the outbox publishes them later.
         if new or edited:
             await self._outbox.publish([*new, *edited], now)
         elapsed = (time.perf_counter() - started) * 1000
         report = PollReport(source_id=source.id, new=len(new), seen=seen, not_modified=not_modified,
-                            error=error, next_poll_at=due, elapsed_ms=elapsed, edited=len(edited))
+                            error=error, next_poll_at=due, elapsed_ms=elapsed, edited=len(edited), dropped=dropped)
+        if dropped_warning and source.last_warning is None:  # once, when it starts; health shows it meanwhile
+            logger.warning("poll dropped items source=%s dropped=%d warning=%r", source.id, dropped, dropped_warning)
         self._log(source, report, warning, now)
         return report
+
+    async def _defer(self, source: Source, wait: float, started: float) -> PollReport:
+        """Gives the claimed source back, due when its host is free: waiting for a host is not a failure."""
+        due = _utcnow() + timedelta(seconds=wait)
+        async with session_scope(self._sessions) as session:
+            await store.defer_poll(session, source.id, due)
+        logger.debug("poll deferred source=%s host_free_in=%s", source.id, _duration(wait))
+        return PollReport(source_id=source.id, next_poll_at=due, deferred=True,
+                          elapsed_ms=(time.perf_counter() - started) * 1000)
 
     def _log(self, source: Source, report: PollReport, warning: str | None, now: datetime) -> None:
         next_in = _duration(((report.next_poll_at or now) - now).total_seconds())

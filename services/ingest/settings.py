@@ -1,8 +1,11 @@
 """Ingest settings (`WATCHFLOOR_*`): how often to look for due feeds, and the limits one fetch must respect."""
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from shared.settings import CommonSettings
+
+PLATFORM_SPACING: dict[str, float] = {"t.me": 3.0, "api.gdeltproject.org": 5.0}
+"""Seconds between requests to platforms known to throttle pollers; `WATCHFLOOR_HOST_SPACING` overrides."""
 
 
 class IngestSettings(CommonSettings):
@@ -10,7 +13,10 @@ class IngestSettings(CommonSettings):
     fetch_timeout_seconds: float = Field(20.0, gt=0, description="whole fetch, connect to last byte")
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="a bigger feed body is refused")
     max_redirects: int = Field(5, ge=0)
-    max_entries_per_poll: int = Field(500, ge=1, description="entries beyond this in one feed are ignored")
+    max_entries_per_poll: int = Field(
+        500, ge=1, description="the newest this many entries of a feed are read; the source's health warns when "
+        "more were dropped"
+    )
     min_interval_seconds: int = Field(10, ge=1, description="shortest poll interval `source add` accepts")
     default_interval_seconds: int = Field(300, ge=10, description="poll interval of a new source")
     poll_concurrency: int = Field(8, ge=1, description="sources fetched at the same time")
@@ -34,4 +40,27 @@ class IngestSettings(CommonSettings):
     mastodon_backfill_statuses: int = Field(
         40, ge=1, le=40, description="statuses read on a Mastodon source's first poll (the API's page limit is 40)"
     )
+    host_min_spacing_seconds: float = Field(
+        1.0, ge=0, description="least time between two requests to one host, across every ingest process (Redis)"
+    )
+    host_spacing: dict[str, float] = Field(
+        default_factory=dict, description='per-host spacing over the built-in ones, JSON: {"t.me": 3, '
+        '"api.gdeltproject.org": 5}; a host covers its subdomains; 0 turns spacing off for that host'
+    )
+    host_max_wait_seconds: float = Field(
+        10.0, ge=0, description="a poll waits this long at most for its host's turn; further off, it is deferred"
+    )
     user_agent: str = "watchfloor/0.1 (OSINT alerting; feed poller)"
+
+    @field_validator("host_spacing")
+    @classmethod
+    def _spacing_not_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        for host, seconds in value.items():
+            if seconds < 0:
+                raise ValueError(f"WATCHFLOOR_HOST_SPACING: {host!r} has {seconds} s; use 0 or more")
+        return value
+
+    @property
+    def spacing_per_host(self) -> dict[str, float]:
+        """The built-in platform spacings with `host_spacing` over them."""
+        return {**PLATFORM_SPACING, **self.host_spacing}

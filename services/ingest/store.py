@@ -204,20 +204,37 @@ async def due_sources(session: AsyncSession, now: datetime, limit: int | None = 
 async def claim_due_sources(
     session: AsyncSession, now: datetime, lease_until: datetime, limit: int
 ) -> list[Source]:
-    """Due sources this process will poll now. Each is leased by moving `next_poll_at` to `lease_until`
-    with a conditional UPDATE, so two ingest processes never poll one source at once, and a poller that
-    dies mid-poll leaves the source due again when the lease runs out."""
-    claimed = []
-    for source in await due_sources(session, now, limit):
-        result = await session.execute(
-            sa.update(Source)
-            .where(Source.id == source.id, _due(now))
-            .values(next_poll_at=lease_until)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
-            claimed.append(source)
-    return claimed
+    """Due sources this process will poll now (never polled ones first). Each is leased by moving
+    `next_poll_at` to `lease_until`, in one conditional UPDATE ... RETURNING, so two ingest processes never
+    poll one source at once, and a poller that dies mid-poll leaves the source due again when the lease runs
+    out. On PostgreSQL the rows are picked with FOR UPDATE SKIP LOCKED: processes claiming together take
+    different sources instead of queueing on the same rows."""
+    picked = (
+        sa.select(Source.id).where(_due(now))
+        .order_by(Source.next_poll_at.is_not(None), Source.next_poll_at).limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        picked = picked.with_for_update(skip_locked=True)
+    # A CTE, not `id IN (subquery)`: PostgreSQL may run a LIMIT ... FOR UPDATE subquery once per row and
+    # claim more than `limit` sources (seen: 5 claimed with limit 2); a CTE runs once.
+    ids = picked.cte("picked")
+    result = await session.execute(
+        sa.update(Source)
+        .where(Source.id == ids.c.id, _due(now))  # due again: another process may have claimed it meanwhile
+        .values(next_poll_at=lease_until)
+        .returning(Source),
+        execution_options={"synchronize_session": False},
+    )
+    return list(result.scalars())
+
+
+async def defer_poll(session: AsyncSession, source_id: str, next_poll_at: datetime) -> None:
+    """Gives back a claimed source unpolled, due again at `next_poll_at` (its host is not free before); its
+    health is unchanged: waiting for a busy host is not a failure."""
+    await session.execute(
+        sa.update(Source).where(Source.id == source_id).values(next_poll_at=next_poll_at)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def record_poll(
@@ -232,11 +249,17 @@ async def record_poll(
     keep_validators: bool = False,
     new_posts: int = 0,
     cursor: str | None = None,
+    warning: str | None = None,
+    content_read: bool = False,
 ) -> None:
     """Writes one poll's outcome into the source's health. A success resets `consecutive_failures` and
     stores the validators (a 304 keeps the old ones unless it sent new ones, RFC 9111 §4.3.4); a failure
-    counts up and keeps `last_error` until the next failure replaces it, so ops can see what last went wrong."""
+    counts up and keeps `last_error` until the next failure replaces it, so ops can see what last went wrong.
+    `warning` (items dropped over the cap) is set by a poll that read the feed (`content_read`) and cleared by
+    one that read it without a warning; a 304 or a failure leaves it as it was."""
     values: dict[str, object] = {"last_polled_at": now, "next_poll_at": next_poll_at}
+    if content_read:
+        values.update(last_warning=warning, last_warning_at=now if warning else None)
     if error is None:
         values.update(last_success_at=now, consecutive_failures=0, posts_seen=Source.posts_seen + new_posts)
         if cursor is not None:
