@@ -2,7 +2,7 @@
 so, and ops see it in `watchfloor source list` and GET /api/sources), and when it was set.
 
 Revision ID: 0005i
-Revises: 0004
+Revises: 0005c
 Create Date: 2026-12-04
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005i"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005c"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
