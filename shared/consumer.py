@@ -16,7 +16,6 @@ data); `GroupWatch` recreates the group and restarts it. This module and the ser
 FastStream users.
 """
 
-import asyncio
 import json
 import logging
 import sys
@@ -34,6 +33,7 @@ from redis.exceptions import ResponseError
 
 from shared import deadletter, outage, streams
 from shared.messages import to_wire
+from shared.periodic import Periodic
 from shared.settings import CommonSettings
 
 logger = logging.getLogger(__name__)
@@ -289,35 +289,28 @@ async def group_info(redis: Redis, stream: str, group: str) -> dict[str, Any] | 
     return None
 
 
-class GroupWatch:
+class GroupWatch(Periodic):
     """Keeps this process's consumers consuming: recreates a lost consumer group (logged at ERROR, once per
     loss) and restarts a subscriber FastStream stopped (it stops for good on NOGROUP)."""
 
+    name = "consumer-group-watch"
+
     def __init__(self, broker: RedisBroker, redis: Redis, interval: float = GROUP_CHECK_SECONDS) -> None:
-        self._broker, self._redis, self._interval = broker, redis, interval
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(interval)
+        self._broker, self._redis = broker, redis
         self._errors = outage.LoopErrors("consumer group watch", logger, uses=(outage.REDIS,))
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="consumer-group-watch")
+    def should_run(self) -> bool:
+        return bool(getattr(self._broker, "running", True))
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+    async def round(self) -> None:
+        await self.check()
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            if not getattr(self._broker, "running", True):
-                return
-            try:
-                await self.check()
-            except Exception as exc:  # Redis away: the next round tries again
-                self._errors.failed(exc)
-            else:
-                self._errors.ok()
+    def failed(self, exc: Exception) -> None:  # Redis away: the next round tries again
+        self._errors.failed(exc)
+
+    def succeeded(self) -> None:
+        self._errors.ok()
 
     async def check(self) -> list[str]:
         """One round; returns the stages whose group had to be recreated."""

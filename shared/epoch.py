@@ -12,8 +12,6 @@ the database and sends again whatever is missing.
 A replay that fails (the database is down too) drops the marker again, so that the next check retries it.
 """
 
-import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -21,18 +19,22 @@ from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
+from shared.periodic import Periodic
+
 logger = logging.getLogger(__name__)
 
 Replay = Callable[[datetime], Awaitable[int]]
 """Publishes again what the stage produced since the given time; returns how many messages."""
 
 
-class EpochWatch:
+class EpochWatch(Periodic):
+    name = "redis-epoch-watch"
+
     def __init__(self, redis: Redis, stage: str, replay: Replay, window: timedelta, every_s: float = 2.0) -> None:
-        self.redis, self.stage, self.replay, self.window, self.every_s = redis, stage, replay, window, every_s
+        super().__init__(every_s)
+        self.redis, self.stage, self.replay, self.window = redis, stage, replay, window
         self.key = f"wf:epoch:{stage}"
         self._seen: bytes | None = None
-        self._task: asyncio.Task | None = None
 
     async def check(self, now: datetime | None = None) -> int:
         """One look at the marker; returns how many messages were published again (0 almost always)."""
@@ -61,20 +63,8 @@ class EpochWatch:
                      extra={"stage": self.stage, "count": count})
         return count
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.check()
-            except Exception as exc:  # Redis or the database away: the outage is logged where it is met
-                logger.debug("epoch check failed stage=%s reason=%r", self.stage, exc)
-            await asyncio.sleep(self.every_s)
+    async def round(self) -> None:
+        await self.check()
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    def failed(self, exc: Exception) -> None:  # Redis or the database away: the outage is logged where it is met
+        logger.debug("epoch check failed stage=%s reason=%r", self.stage, exc)

@@ -5,11 +5,12 @@ every group on its stream has acked it: below both the group's last-delivered id
 pending id. A stream nobody consumes yet is left whole.
 """
 
-import asyncio
 import logging
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+
+from shared.periodic import Periodic
 
 logger = logging.getLogger(__name__)
 
@@ -48,30 +49,21 @@ async def trim_consumed(redis: Redis, stream: str, *, exact: bool = False) -> in
     return int(await redis.xtrim(stream, minid=minid, approximate=not exact))
 
 
-class Trimmer:
+class Trimmer(Periodic):
     """Trims the given streams every `interval` seconds while the process runs."""
 
+    name = "stream-trimmer"
+
     def __init__(self, redis: Redis, streams: list[str], interval: float) -> None:
-        self._redis, self._streams, self._interval = redis, streams, interval
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(interval)
+        self._redis, self._streams = redis, streams
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="stream-trimmer")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            for stream in self._streams:
-                try:
-                    trimmed = await trim_consumed(self._redis, stream)
-                except Exception as exc:  # Redis away: the next round tries again; nothing is lost by waiting
-                    logger.warning("trim failed stream=%s reason=%r", stream, f"{type(exc).__name__}: {exc}")
-                    continue
-                if trimmed:
-                    logger.info("trimmed stream=%s entries=%d (acked by every group)", stream, trimmed)
+    async def round(self) -> None:
+        for stream in self._streams:
+            try:
+                trimmed = await trim_consumed(self._redis, stream)
+            except Exception as exc:  # Redis away: the next round tries again; nothing is lost by waiting
+                logger.warning("trim failed stream=%s reason=%r", stream, f"{type(exc).__name__}: {exc}")
+                continue
+            if trimmed:
+                logger.info("trimmed stream=%s entries=%d (acked by every group)", stream, trimmed)

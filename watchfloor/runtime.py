@@ -135,7 +135,7 @@ def build_app(
                 for service in services:
                     await service.start()
                     started.append(service)
-                await trimmer.start()
+                trimmer.start()
                 logger.info("watchfloor running services=%s", ",".join(names))
                 yield
             finally:
