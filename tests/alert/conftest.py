@@ -1,6 +1,7 @@
 """The alert service running for real: FastStream on real Redis, the database (SQLite and PostgreSQL)."""
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -84,7 +85,16 @@ def alert_settings(redis_url: str, db_url: str, **overrides: Any) -> AlertSettin
 async def running(redis_url: str, db_url: str, sessions: async_sessionmaker[AsyncSession]
                   ) -> AsyncIterator[Running]:
     """The service with the first rule ops wrote (ISSP or any car bomb within 50 km of Niamey)."""
-    settings = alert_settings(redis_url, db_url)
+    async with run_service(alert_settings(redis_url, db_url), sessions) as service:
+        yield service
+
+
+@contextlib.asynccontextmanager
+async def run_service(settings: AlertSettings, sessions: async_sessionmaker[AsyncSession]
+                      ) -> AsyncIterator[Running]:
+    """The alert service on `settings`, with the first rule ops wrote, running until the block ends."""
+    redis_url = settings.redis_url
+    assert redis_url is not None
     async with session_scope(sessions) as session:
         await commands.upsert_rule(session, load_rule_text(FIRST_RULE, "issp-niamey-50km.yaml"), FIRST_RULE,
                                 "rules/issp-niamey-50km.yaml", actor="test")

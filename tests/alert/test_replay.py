@@ -18,14 +18,12 @@ from click.testing import CliRunner, Result
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from services.alert import commands, store_deliveries
-from services.alert.app import AlertService
 from services.alert.store_subscriptions import signing_secrets
 from shared import ids
-from shared.consumer import make_broker
 from shared.db import session_scope
 from shared.models import DeliveryAttempt, Notification, Subscription
 from tests.alert.apiclient import base_url, bearer, make_token, server
-from tests.alert.conftest import Running, alert_settings, eventually
+from tests.alert.conftest import Running, alert_settings, eventually, run_service
 from tests.alert.events import vbied_niamey_en, vbied_niamey_fr
 from tests.servers import WebhookReceiver
 from watchfloor.cli import main
@@ -276,25 +274,8 @@ class HangingReceiver(WebhookReceiver):
 @pytest.fixture
 async def slow_running(redis_url: str, db_url: str, sessions: Any) -> AsyncIterator[Running]:
     """The alert service with a 1 s webhook deadline."""
-    from redis.asyncio import Redis
-
-    settings = alert_settings(redis_url, db_url, webhook_timeout_seconds=1.0)
-    async with session_scope(sessions) as session:
-        from services.alert.rules import load_rule_text
-        from tests.alert.test_rules import FIRST_RULE
-
-        await commands.upsert_rule(session, load_rule_text(FIRST_RULE), FIRST_RULE, None, actor="test")
-    redis = Redis.from_url(redis_url)
-    broker = make_broker(redis_url)
-    service = AlertService(settings, broker, redis, sessions)
-    async with broker:
-        await broker.start()
-        await service.start()
-        try:
-            yield Running(service, broker, redis, sessions, settings)
-        finally:
-            await service.stop()
-    await redis.aclose()
+    async with run_service(alert_settings(redis_url, db_url, webhook_timeout_seconds=1.0), sessions) as service:
+        yield service
 
 
 async def test_an_attempt_is_on_record_while_in_flight_and_no_second_dispatcher_takes_it(
