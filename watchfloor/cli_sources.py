@@ -32,11 +32,13 @@ def source() -> None:
               help="Seconds between polls (at least WATCHFLOOR_MIN_INTERVAL_SECONDS, default 10).")
 @pass_ctx
 def add(obj: CliContext, url: str, name: str | None, interval: int) -> None:
-    """Add a feed (RSS, Atom or JSON Feed) or a Telegram channel (telegram:CHANNEL, https://t.me/CHANNEL or
-    https://t.me/s/CHANNEL); a running `up` polls it on its next tick. A feed URL that is not http(s), or whose
+    """Add a feed (RSS, Atom or JSON Feed), a Telegram channel (telegram:CHANNEL, https://t.me/CHANNEL or
+    https://t.me/s/CHANNEL), a Mastodon account or hashtag (mastodon:@user@host, mastodon:#tag@host), a Bluesky
+    account (bluesky:HANDLE, https://bsky.app/profile/HANDLE) or a GDELT query (gdelt:"QUERY"); a running `up`
+    polls it on its next tick. A feed URL that is not http(s), or whose
     host is a loopback, private, link-local or metadata address, is refused unless
-    WATCHFLOOR_ALLOW_PRIVATE_URLS allows it (a channel is read from WATCHFLOOR_TELEGRAM_BASE_URL, checked the
-    same way at every fetch)."""
+    WATCHFLOOR_ALLOW_PRIVATE_URLS allows it (a platform source is read from its WATCHFLOOR_*_BASE_URL, checked
+    the same way at every fetch)."""
     from services.ingest.sources import parse_address
     from shared.urlguard import check_url
 

@@ -40,6 +40,20 @@ class IngestSettings(CommonSettings):
     mastodon_backfill_statuses: int = Field(
         40, ge=1, le=40, description="statuses read on a Mastodon source's first poll (the API's page limit is 40)"
     )
+    bluesky_base_url: str = Field(
+        "https://public.api.bsky.app", description="the Bluesky AppView author feeds are read from"
+        " (/xrpc/app.bsky.feed.getAuthorFeed); tests and mirrors point it elsewhere (the SSRF guard applies)"
+    )
+    bluesky_backfill_posts: int = Field(
+        30, ge=1, le=100, description="posts asked for per Bluesky poll, the newest first (the API's limit is 100)"
+    )
+    gdelt_base_url: str = Field(
+        "https://api.gdeltproject.org", description="where GDELT DOC 2.0 queries (/api/v2/doc/doc) are sent;"
+        " tests and mirrors point it elsewhere (the SSRF guard applies)"
+    )
+    gdelt_max_records: int = Field(
+        75, ge=1, le=250, description="articles asked for per GDELT poll, the newest first (the API's limit is 250)"
+    )
     host_min_spacing_seconds: float = Field(
         1.0, ge=0, description="least time between two requests to one host, across every ingest process (Redis)"
     )

@@ -14,16 +14,14 @@ are not followed (`min_id` never returns an older status). What instances answer
     not JSON       not a Mastodon API at that address
 """
 
-import json
 import re
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from services.ingest.fetch import FeedFetchError, HttpClient, fetch_feed
+from services.ingest.fetch import FeedFetchError, HttpClient
 from services.ingest.parse import Entry, FeedParseError, html_to_text, language
 from services.ingest.settings import IngestSettings
-from services.ingest.sources.kind import KindPage
+from services.ingest.sources.kind import KindPage, get, iso_time, json_of, retrying, reworded
 
 _ACCOUNT = re.compile(r"^@?([A-Za-z0-9_]{1,30})@([A-Za-z0-9.-]+\.[A-Za-z]{2,}|localhost)$")
 _TAG = re.compile(r"^#(\w{1,100})@([A-Za-z0-9.-]+\.[A-Za-z]{2,}|localhost)$")
@@ -59,16 +57,6 @@ def public_url(handle: str) -> str:
 
 # -- statuses (pure) ----------------------------------------------------------------------------------------
 
-def _when(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
 def _key(status_id: str) -> tuple[int, str]:
     return (len(status_id), status_id)  # ids are decimal strings (snowflakes): longer is newer
 
@@ -87,7 +75,7 @@ def status_entry(status: dict[str, Any]) -> Entry | None:
     link = shown.get("url") or shown.get("uri")
     return Entry(
         guid=f"mastodon:{uri}", link=link if isinstance(link, str) else uri, title="", text=text,
-        published_at=_when(shown.get("created_at")), lang=language(shown.get("language")),
+        published_at=iso_time(shown.get("created_at")), lang=language(shown.get("language")),
         forwarded_from=(boosted.get("url") or boosted.get("uri")) if boosted else None,
     )
 
@@ -95,11 +83,7 @@ def status_entry(status: dict[str, Any]) -> Entry | None:
 def parse_statuses(body: bytes) -> list[tuple[str, Entry]]:
     """(status id, entry) for each readable status, oldest first. Raises FeedParseError if the body is not a
     JSON list of statuses."""
-    try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FeedParseError("not Mastodon's API: the answer is not JSON (is the instance a Mastodon server?)") \
-            from exc
+    doc = json_of(body, "not Mastodon's API: the answer is not JSON (is the instance a Mastodon server?)")
     if not isinstance(doc, list):
         raise FeedParseError("not Mastodon's API: expected a list of statuses")
     found = []
@@ -124,11 +108,10 @@ def _reason(exc: FeedFetchError, handle: str) -> FeedFetchError:
         reason = (f"{instance} requires sign-in to read {what} (HTTP {exc.status}): it runs in authorized-fetch or"
                   " limited mode; follow it through another instance")
     elif exc.status == 429:
-        after = f", retrying after {exc.retry_after:.0f} s" if exc.retry_after is not None else ""
-        reason = f"{instance} rate limited reading {what} (HTTP 429){after}; poll it less often"
+        reason = f"{instance} rate limited reading {what} (HTTP 429){retrying(exc)}; poll it less often"
     else:
         return exc
-    return FeedFetchError(exc.url, reason, retryable=exc.retryable, retry_after=exc.retry_after, status=exc.status)
+    return reworded(exc, reason)
 
 
 class MastodonKind:
@@ -144,10 +127,7 @@ class MastodonKind:
     async def _get(self, client: HttpClient, handle: str, path: str, etag: str | None, last_modified: str | None,
                    settings: IngestSettings) -> tuple[bytes | None, str | None, str | None]:
         url = self.host_url(handle, settings).rstrip("/") + path
-        try:
-            result = await fetch_feed(client, url, etag, last_modified, settings)
-        except FeedFetchError as exc:
-            raise _reason(exc, handle) from exc
+        result = await get(client, url, etag, last_modified, settings, lambda exc: _reason(exc, handle))
         return result.body, result.etag, result.last_modified
 
     async def poll(self, client: HttpClient, handle: str, cursor: str | None, etag: str | None,
@@ -160,10 +140,7 @@ class MastodonKind:
             body, _, _ = await self._get(client, handle, f"/api/v1/accounts/lookup?acct={quote(name)}", None, None,
                                          settings)
             requests += 1
-            try:
-                found = json.loads(body or b"")
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise FeedParseError("not Mastodon's API: the account lookup is not JSON") from exc
+            found = json_of(body, "not Mastodon's API: the account lookup is not JSON")
             if not isinstance(found, dict) or not str(found.get("id", "")).isdigit():
                 raise FeedParseError(f"not Mastodon's API: the lookup of @{name} gave no account id")
             account = str(found["id"])
