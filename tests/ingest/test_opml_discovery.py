@@ -235,3 +235,21 @@ def test_a_declared_encoding_stays_authoritative() -> None:
     assert wrong.entries[0].title != "Attaque à Téra : l'armée nigérienne répond"
     utf8 = parse_feed(FRENCH.encode("utf-8"), "http://x/", {"Content-Type": "application/rss+xml"})
     assert utf8.entries[0].title == "Attaque à Téra : l'armée nigérienne répond" and utf8.warning is None
+
+
+async def test_the_poller_stores_legacy_encoded_posts_as_their_text(
+        service, sessions, feed_server: FeedServer, wf) -> None:
+    import sqlalchemy as sa
+
+    from shared.models import Post
+
+    fr = feed_server.route("/fr.xml", FRENCH.encode("windows-1252"), content_type="application/rss+xml")
+    ar = feed_server.route("/ar.xml", ARABIC.encode("windows-1256"), content_type="text/xml")
+    for url, name in ((fr, "veille-fr"), (ar, "veille-ar")):
+        assert (await asyncio.to_thread(wf, "source", "add", url, "--name", name, "--as-is")).exit_code == 0
+    reports = await service.drain()
+    assert sorted((r.source_id, r.new, r.error) for r in reports) == [("veille-ar", 1, None), ("veille-fr", 1, None)]
+    async with sessions() as session:
+        titles = dict((await session.execute(sa.select(Post.source_id, Post.title))).all())
+    assert titles == {"veille-fr": "Attaque à Téra : l'armée nigérienne répond",
+                      "veille-ar": "هجوم مسلح على موقع عسكري قرب تيرا في غرب النيجر"}
