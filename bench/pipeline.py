@@ -86,7 +86,7 @@ def main() -> None:
         system.start()
         system.cli("rule", "add", str(tmp / "rule.yaml"))
         system.cli("subscription", "add", receiver.url)
-        system.cli("source", "add", url, "--name", "bench", "--interval", "1")
+        system.cli("source", "add", url, "--name", "bench", "--interval", "1", "--as-is")  # first hit = first poll
         for n in range(args.rounds):
             items.append(item(n))
             added = time.monotonic()

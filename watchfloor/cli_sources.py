@@ -1,6 +1,8 @@
 """`watchfloor source …`: the feeds ingest polls (ingest's store)."""
 
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -8,6 +10,9 @@ from services.ingest import store
 from services.ingest.api import SourceHealth
 from services.ingest.settings import IngestSettings
 from watchfloor.context import BY, CliContext, checked, operator, pass_ctx, run
+
+if TYPE_CHECKING:
+    from services.ingest.fetch import FetchResult
 
 
 def slug_or(name: str | None, default: str) -> str:
@@ -30,15 +35,17 @@ def source() -> None:
 @click.option("--name", default=None, help="A short name; also the source id.")
 @click.option("--interval", default=300, show_default=True, type=click.IntRange(min=1),
               help="Seconds between polls (at least WATCHFLOOR_MIN_INTERVAL_SECONDS, default 10).")
+@click.option("--as-is", is_flag=True, help="Add the URL as given, without looking for a site page's feed.")
 @pass_ctx
-def add(obj: CliContext, url: str, name: str | None, interval: int) -> None:
+def add(obj: CliContext, url: str, name: str | None, interval: int, as_is: bool) -> None:
     """Add a feed (RSS, Atom or JSON Feed), a Telegram channel (telegram:CHANNEL, https://t.me/CHANNEL or
     https://t.me/s/CHANNEL), a Mastodon account or hashtag (mastodon:@user@host, mastodon:#tag@host), a Bluesky
     account (bluesky:HANDLE, https://bsky.app/profile/HANDLE) or a GDELT query (gdelt:"QUERY"); a running `up`
-    polls it on its next tick. A feed URL that is not http(s), or whose
-    host is a loopback, private, link-local or metadata address, is refused unless
-    WATCHFLOOR_ALLOW_PRIVATE_URLS allows it (a platform source is read from its WATCHFLOOR_*_BASE_URL, checked
-    the same way at every fetch)."""
+    polls it on its next tick. A feed URL that is not http(s), or whose host is a loopback, private,
+    link-local or metadata address, is refused unless WATCHFLOOR_ALLOW_PRIVATE_URLS allows it (a platform
+    source is read from its WATCHFLOOR_*_BASE_URL, checked the same way at every fetch). A URL that answers a
+    web page is replaced by the first feed its <link rel="alternate"> offers, the others listed, unless
+    --as-is."""
     from services.ingest.sources import parse_address
     from shared.urlguard import check_url
 
@@ -57,15 +64,64 @@ def add(obj: CliContext, url: str, name: str | None, interval: int) -> None:
         click.echo(f"added source {source_id} {address.kind} {address.name} ({address.url}) every {interval}s")
         return
 
-    async def body() -> str:
+    async def body() -> tuple[str, str, list[str]]:
         checked_url = await check_url(url, settings.url_policy)  # before the database: nothing stored if refused
+        feed_url, others = checked_url, []
+        if not as_is:
+            feed_url, others = await _discovered(checked_url, settings)
         async with obj.session() as session:
-            src = await store.add_source(session, checked_url, name=name, interval=interval,
+            src = await store.add_source(session, feed_url, name=name, interval=interval,
                                          min_interval=settings.min_interval_seconds)
-            return src.id
+            return src.id, feed_url, others
 
-    source_id = run(body)
-    click.echo(f"added source {source_id} {url} every {interval}s")
+    source_id, feed_url, others = run(body)
+    if feed_url != url.strip():
+        click.echo(f"{url} is a web page; its feed {feed_url} was picked")
+        for other in others:
+            click.echo(f"  also offered: {other}")
+    click.echo(f"added source {source_id} {feed_url} every {interval}s")
+
+
+DISCOVERY_TIMEOUT = 5.0
+
+
+async def _discovered(url: str, settings: IngestSettings) -> tuple[str, list[str]]:
+    """The feed a URL names: itself, unless it answers an HTML page whose `<link rel="alternate">` offers
+    feeds; then the first of them (checked by the address guard like any URL added) and the others, as
+    "URL (type)". A page that cannot be fetched now is added as given (the poller reports why it fails);
+    an HTML page with no feed link is refused."""
+    from services.ingest.fetch import FeedFetchError, fetch_feed, make_client
+    from services.ingest.opml import discover_feeds
+    from services.ingest.parse import looks_like_html
+    from shared.urlguard import check_url
+
+    probe = settings.model_copy(update={"fetch_timeout_seconds": min(settings.fetch_timeout_seconds,
+                                                                       DISCOVERY_TIMEOUT)})
+    async with make_client(probe) as client:
+        try:
+            got = await fetch_feed(client, url, None, None, probe)
+        except FeedFetchError:
+            return url, []
+    content_type = got.headers.get("content-type", "").lower()
+    body = got.body or b""
+    if not (looks_like_html(body) or ("html" in content_type.split(";")[0] and not _is_feed(body, got))):
+        return url, []  # a feed (some servers send RSS as text/html): added as given
+    found = discover_feeds(body, got.url)
+    if not found:
+        raise click.ClickException(f"{url} is a web page with no <link rel=\"alternate\"> to an RSS, Atom or "
+                                   "JSON feed; give the feed's own address")
+    first = await check_url(found[0].url, settings.url_policy)
+    return first, [f"{f.url} ({f.type})" for f in found[1:]]
+
+
+def _is_feed(body: bytes, got: "FetchResult") -> bool:
+    from services.ingest.parse import FeedParseError, parse_feed
+
+    try:
+        parse_feed(body, got.url, got.headers)
+    except FeedParseError:
+        return False
+    return True
 
 
 @source.command(name="poll")
@@ -175,3 +231,77 @@ def remove(obj: CliContext, source_id: str, by: str | None) -> None:
 
     run(body)
     click.echo(f"source {source_id} removed; its posts stay in the log")
+
+
+@source.command(name="import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--interval", default=300, show_default=True, type=click.IntRange(min=1),
+              help="Seconds between polls for an outline without wf:interval.")
+@pass_ctx
+def import_(obj: CliContext, file: Path, interval: int) -> None:
+    """Add every feed of an OPML file (outlines with xmlUrl, nested folders included). Feeds already added
+    are skipped; a URL the address guard refuses, or one that cannot be added, is reported with its reason
+    and the others are still added (exit status 1 if any was refused)."""
+    from services.ingest.opml import parse_opml
+    from shared.urlguard import UrlRefused, check_url
+
+    settings = IngestSettings(**obj.overrides)
+    feeds = checked(lambda: parse_opml(file.read_bytes()))
+
+    async def body() -> list[tuple[str, str, str]]:
+        outcomes: list[tuple[str, str, str]] = []  # (added|skipped|refused, url, what)
+        for feed in feeds:
+            try:
+                url = await check_url(feed.url, settings.url_policy)
+            except UrlRefused as exc:
+                outcomes.append(("refused", feed.url, exc.reason))
+                continue
+            try:
+                async with obj.session() as session:  # one transaction a feed: one refusal undoes nothing else
+                    known = await store.source_by_url(session, url)
+                    if known is None:
+                        src = await store.add_source(session, url, name=feed.name or feed.source_id,
+                                                     interval=feed.interval or interval,
+                                                     min_interval=settings.min_interval_seconds)
+                        src_id, every = src.id, src.interval_seconds
+            except store.SourceError as exc:
+                outcomes.append(("refused", url, exc.reason))
+                continue
+            if known is not None:
+                removed = " (removed; `watchfloor source enable` restores it)" if known.removed_at else ""
+                outcomes.append(("skipped", url, f"already polled as source {known.id!r}{removed}"))
+                continue
+            outcomes.append(("added", url, f"as {src_id} every {every}s"
+                             + (f" (folder {feed.folder})" if feed.folder else "")))
+        return outcomes
+
+    outcomes = run(body)
+    for status, url, what in outcomes:
+        click.echo(f"{status:<8} {url}  {what}")
+    counts = {k: sum(1 for o in outcomes if o[0] == k) for k in ("added", "skipped", "refused")}
+    click.echo(f"{counts['added']} added, {counts['skipped']} skipped, {counts['refused']} refused "
+               f"of {len(feeds)} feeds in {file}")
+    if counts["refused"]:
+        raise SystemExit(1)
+
+
+@source.command(name="export")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
+              help="Write here instead of standard output.")
+@pass_ctx
+def export(obj: CliContext, output: Path | None) -> None:
+    """The feed sources as OPML 2.0 (platform sources such as Telegram channels are not feeds and are left
+    out); wf:id and wf:interval keep each source's id and polling interval for a later import."""
+    from services.ingest.opml import FeedSource, write_opml
+
+    async def body() -> list[FeedSource]:
+        async with obj.session() as session:
+            return [FeedSource(s.id, s.name or s.url, s.url, s.interval_seconds)
+                    for s in await store.list_sources(session) if s.kind == "feed" and s.url]
+
+    document = write_opml(run(body))
+    if output is None:
+        click.echo(document, nl=False)
+    else:
+        output.write_text(document, encoding="utf-8")
+        click.echo(f"wrote {document.count('<outline ')} feeds to {output}", err=True)

@@ -179,8 +179,37 @@ def _xml_reason(exc: BaseException | None) -> str:
     return f"not a readable feed: {type(exc).__name__}: {exc}"
 
 
+_XML_ENCODING = re.compile(rb"^(?:\xef\xbb\xbf)?\s*<\?xml[^>]*\sencoding\s*=", re.I)
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+
+
+def undeclared_encoding(body: bytes, content_type: str) -> str | None:
+    """The charset charset-normalizer guesses for a body that declares none and is not UTF-8, else None.
+
+    A declared encoding stays authoritative: a charset in Content-Type, a BOM or an XML encoding declaration
+    means the body is left to feedparser as it is. Only a body that declares nothing and fails to decode as
+    UTF-8 (the XML default) is guessed: the legacy Windows/ISO code pages feeds still come in."""
+    if "charset=" in content_type or body.startswith(_BOMS) or _XML_ENCODING.match(body[:1024]):
+        return None
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return None
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(body).best()
+    return best.encoding if best is not None else None
+
+
 def _parse_xml(body: bytes, url: str, headers: Mapping[str, str]) -> ParsedFeed:
     response_headers = {k.lower(): v for k, v in headers.items()}
+    guessed = undeclared_encoding(body, response_headers.get("content-type", "").lower())
+    if guessed is not None:  # re-encoded as UTF-8 and said so, so feedparser does not read it as UTF-8/ASCII
+        body = body.decode(guessed, errors="replace").encode("utf-8")
+        media = response_headers.get("content-type", "").split(";")[0].strip() or "application/xml"
+        response_headers["content-type"] = f"{media}; charset=utf-8"
     response_headers["content-location"] = url  # base for relative links; feedparser fetches nothing
     try:
         parsed = feedparser.parse(body, response_headers=response_headers, sanitize_html=True)
@@ -209,6 +238,9 @@ def _parse_xml(body: bytes, url: str, headers: Mapping[str, str]) -> ParsedFeed:
     warning = None
     if exc is not None:
         warning = _xml_reason(exc) if hasattr(exc, "getLineNumber") else f"{type(exc).__name__}: {exc}"
+    if guessed is not None:
+        warning = f"no declared encoding and not UTF-8: read as {guessed} (best guess)" + (
+            f"; {warning}" if warning else "")
     return ParsedFeed(entries=entries, format=version or "unknown", warning=warning,
                       title=html_to_text(parsed.feed.get("title") or ""), lang=feed_lang)
 

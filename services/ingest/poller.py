@@ -357,7 +357,8 @@ class Poller:
         if source.consecutive_failures:
             logger.info("poll recovered source=%s after=%d failures", source.id, source.consecutive_failures)
         if warning and self._warned.get(source.id) != warning:
-            logger.warning("feed not well-formed but read source=%s warning=%r", source.id, warning)
+            # not well-formed but read, or read in a guessed charset
+            logger.warning("feed read with a warning source=%s warning=%r", source.id, warning)
         if warning:
             self._warned[source.id] = warning
         else:

@@ -65,6 +65,11 @@ async def add_source(
     return source
 
 
+async def source_by_url(session: AsyncSession, url: str) -> Source | None:
+    """The source polling exactly this URL, removed ones included (they keep their URL)."""
+    return (await session.execute(sa.select(Source).where(Source.url == url.strip()))).scalar_one_or_none()
+
+
 async def add_kind_source(
     session: AsyncSession, kind: str, handle: str, url: str, *, source_id: str, name: str, interval: int = 300,
     min_interval: int = MIN_INTERVAL_SECONDS,

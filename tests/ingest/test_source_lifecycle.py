@@ -39,7 +39,7 @@ async def test_a_disabled_source_is_not_polled_until_enabled(
     service: IngestService, sessions: async_sessionmaker[AsyncSession], feed_server: FeedServer, wf
 ) -> None:
     url = feed_server.route("/rss", feed_bytes("sahel_fr_ar.rss.xml"))
-    await wf("source", "add", url, "--name", "veille-sahel")
+    await wf("source", "add", url, "--name", "veille-sahel", "--as-is")  # no discovery probe: hits count polls
     await wf("source", "disable", "veille-sahel")
     assert await service.drain() == []
     assert feed_server.hits("/rss") == []
@@ -59,7 +59,7 @@ async def test_edit_moves_a_feed_and_remove_keeps_its_posts(
 ) -> None:
     old = feed_server.route("/old", feed_bytes("sahel_fr_ar.rss.xml"), headers={"ETag": '"o1"'})
     new = feed_server.route("/new", feed_bytes("sahel_fr_ar.rss.xml"))
-    await wf("source", "add", old, "--name", "veille-sahel")
+    await wf("source", "add", old, "--name", "veille-sahel", "--as-is")
     await service.drain()
     assert await _posts(sessions) == 3
 
