@@ -161,18 +161,21 @@ def list_(obj: CliContext, as_json: bool) -> None:
             click.echo(f"{'':<20} warning: {h.last_warning}")
 
 
+def _set_enabled(obj: CliContext, source_id: str, enabled: bool, by: str | None) -> None:
+    async def body() -> None:
+        async with obj.session() as session:
+            await store.set_source_enabled(session, source_id, enabled, actor=by or operator(), now=datetime.now(UTC))
+
+    run(body)
+
+
 @source.command(name="disable")
 @click.argument("source_id")
 @BY
 @pass_ctx
 def disable(obj: CliContext, source_id: str, by: str | None) -> None:
     """Stop polling a source (its posts stay); a running `up` skips it from its next tick."""
-
-    async def body() -> None:
-        async with obj.session() as session:
-            await store.set_source_enabled(session, source_id, False, actor=by or operator(), now=datetime.now(UTC))
-
-    run(body)
+    _set_enabled(obj, source_id, False, by)
     click.echo(f"source {source_id} disabled: not polled until `watchfloor source enable {source_id}`")
 
 
@@ -182,12 +185,7 @@ def disable(obj: CliContext, source_id: str, by: str | None) -> None:
 @pass_ctx
 def enable(obj: CliContext, source_id: str, by: str | None) -> None:
     """Poll a source again, on the next tick (a removed source is restored)."""
-
-    async def body() -> None:
-        async with obj.session() as session:
-            await store.set_source_enabled(session, source_id, True, actor=by or operator(), now=datetime.now(UTC))
-
-    run(body)
+    _set_enabled(obj, source_id, True, by)
     click.echo(f"source {source_id} enabled: polled on the next tick")
 
 
