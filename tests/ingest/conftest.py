@@ -9,10 +9,13 @@ import redis.asyncio
 from faststream.redis.parser import BinaryMessageFormatV1
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.ingest import store
 from services.ingest.app import IngestService
 from services.ingest.settings import IngestSettings
 from shared import streams
 from shared.consumer import make_broker
+from shared.db import session_scope
+from shared.models import Source
 
 FEEDS = Path(__file__).resolve().parent.parent / "fixtures" / "feeds"
 
@@ -52,3 +55,25 @@ async def service(
         yield svc
         await svc.stop()
     await client.aclose()
+
+
+async def add_platform_source(sessions: async_sessionmaker[AsyncSession], written: str) -> str:
+    """`watchfloor source add WRITTEN` for a platform address (telegram:, mastodon:, bluesky:, gdelt:), stored
+    as the CLI stores it; returns the source id."""
+    from services.ingest.sources import parse_address
+
+    address = parse_address(written)
+    assert address is not None
+    async with session_scope(sessions) as s:
+        src = await store.add_kind_source(s, address.kind, address.handle, address.url,
+                                          source_id=address.source_id, name=address.name)
+    return src.id
+
+
+async def due_now(sessions: async_sessionmaker[AsyncSession], source_id: str) -> Source:
+    """Makes the source due at once and returns it as stored."""
+    async with session_scope(sessions) as s:
+        found = await s.get(Source, source_id)
+        assert found is not None
+        found.next_poll_at = None
+    return found

@@ -9,14 +9,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.ingest import store
 from services.ingest.app import IngestService
 from services.ingest.settings import IngestSettings
 from services.ingest.sources import AddressError, parse_address
 from services.ingest.sources.bluesky import parse_feed
 from shared.db import session_scope
-from shared.models import Post, Source
-from tests.ingest.conftest import posts_on_stream
+from shared.models import Post
+from tests.ingest.conftest import add_platform_source, due_now, posts_on_stream
 from tests.servers import FeedServer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "bluesky"
@@ -67,39 +66,22 @@ def test_a_malformed_bluesky_handle_is_refused(written: str) -> None:
         parse_address(written)
 
 
-async def add(sessions: async_sessionmaker[AsyncSession], written: str) -> str:
-    address = parse_address(written)
-    assert address is not None
-    async with session_scope(sessions) as s:
-        src = await store.add_kind_source(s, address.kind, address.handle, address.url,
-                                          source_id=address.source_id, name=address.name)
-    return src.id
-
-
-async def again(sessions: async_sessionmaker[AsyncSession], source_id: str) -> Source:
-    async with session_scope(sessions) as s:
-        found = await s.get(Source, source_id)
-        assert found is not None
-        found.next_poll_at = None
-    return found
-
-
 async def test_an_account_is_read_then_only_newer_posts_are_published(
     service: IngestService, sessions: async_sessionmaker[AsyncSession], feed_server: FeedServer, redis_url: str,
 ) -> None:
     doc = json.loads((FIXTURES / "author_feed.json").read_bytes())
     feed_server.route(FEED, json.dumps({"feed": doc["feed"][1:], "cursor": "x"}), content_type=JSON)
-    source_id = await add(sessions, "bluesky:sahelwatch.bsky.social")
+    source_id = await add_platform_source(sessions, "bluesky:sahelwatch.bsky.social")
 
     [report] = await service.drain()
     assert (report.new, report.error) == (2, None)
     reposted = "2026-12-04T09:30:00.000Z|at://did:plc:x4ruq7ut4bbyvvz2p3l2prr5/app.bsky.feed.post/3lcotzxq2mk2y"
-    assert (await again(sessions, source_id)).cursor == reposted
+    assert (await due_now(sessions, source_id)).cursor == reposted
 
     feed_server.route(FEED, json.dumps(doc), content_type=JSON)  # the whole page again, one post newer
     [report] = await service.drain()
     assert (report.new, report.error) == (1, None)
-    assert (await again(sessions, source_id)).cursor == BOMB
+    assert (await due_now(sessions, source_id)).cursor == BOMB
     [report] = await service.drain()  # nothing new: nothing published
     assert (report.new, report.error) == (0, None)
 
@@ -124,10 +106,10 @@ async def test_an_account_the_appview_will_not_show_gets_a_health_reason(
 ) -> None:
     feed_server.route("/xrpc/app.bsky.feed.getAuthorFeed?actor=gone.bsky.social&limit=20", body, status=status,
                       content_type=JSON)
-    source_id = await add(sessions, "bluesky:gone.bsky.social")
+    source_id = await add_platform_source(sessions, "bluesky:gone.bsky.social")
     [report] = await service.drain()
     assert report.error is not None and report.error.startswith(reason), report.error
-    assert (await again(sessions, source_id)).last_error == report.error
+    assert (await due_now(sessions, source_id)).last_error == report.error
 
 
 def test_source_add_takes_a_bluesky_handle_once(db_url: str) -> None:

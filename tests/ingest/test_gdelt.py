@@ -8,14 +8,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.ingest import store
 from services.ingest.app import IngestService
 from services.ingest.settings import IngestSettings
 from services.ingest.sources import AddressError, parse_address
 from services.ingest.sources.gdelt import api_path, parse_articles
-from shared.db import session_scope
-from shared.models import Source
-from tests.ingest.conftest import posts_on_stream
+from tests.ingest.conftest import add_platform_source, due_now, posts_on_stream
 from tests.servers import FeedServer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "gdelt"
@@ -73,39 +70,22 @@ def test_a_query_gdelt_would_refuse_is_refused(written: str, problem: str) -> No
         parse_address(written)
 
 
-async def add(sessions: async_sessionmaker[AsyncSession], written: str) -> str:
-    address = parse_address(written)
-    assert address is not None
-    async with session_scope(sessions) as s:
-        src = await store.add_kind_source(s, address.kind, address.handle, address.url,
-                                          source_id=address.source_id, name=address.name)
-    return src.id
-
-
-async def again(sessions: async_sessionmaker[AsyncSession], source_id: str) -> Source:
-    async with session_scope(sessions) as s:
-        found = await s.get(Source, source_id)
-        assert found is not None
-        found.next_poll_at = None
-    return found
-
-
 async def test_a_query_is_read_then_only_newer_articles_are_published(
     service: IngestService, sessions: async_sessionmaker[AsyncSession], feed_server: FeedServer, redis_url: str,
 ) -> None:
     doc = json.loads((FIXTURES / "artlist.json").read_bytes())
     feed_server.route(PATH, json.dumps({"articles": doc["articles"][1:]}), content_type=JSON)
-    source_id = await add(sessions, f"gdelt:{QUERY}")
+    source_id = await add_platform_source(sessions, f"gdelt:{QUERY}")
 
     [report] = await service.drain()
     assert (report.new, report.error) == (2, None)
-    assert (await again(sessions, source_id)).cursor == "20261204T104500Z"
+    assert (await due_now(sessions, source_id)).cursor == "20261204T104500Z"
 
     # one more article seen in the same 15-minute update, and the older one again: only the new one is published
     feed_server.route(PATH, json.dumps(doc), content_type=JSON)
     [report] = await service.drain()
     assert (report.new, report.error) == (1, None)
-    assert (await again(sessions, source_id)).cursor == "20261204T104500Z"
+    assert (await due_now(sessions, source_id)).cursor == "20261204T104500Z"
     feed_server.route(PATH, b"{}", content_type=JSON)  # GDELT's "no articles"
     [report] = await service.drain()
     assert (report.new, report.error) == (0, None)
@@ -124,10 +104,10 @@ async def test_a_query_gdelt_will_not_answer_gets_a_health_reason(
     body: bytes, reason: str,
 ) -> None:
     feed_server.route(PATH, body, status=status, content_type="text/html; charset=utf-8")
-    source_id = await add(sessions, f"gdelt:{QUERY}")
+    source_id = await add_platform_source(sessions, f"gdelt:{QUERY}")
     [report] = await service.drain()
     assert report.error is not None and report.error.startswith(reason), report.error
-    assert (await again(sessions, source_id)).last_error == report.error
+    assert (await due_now(sessions, source_id)).last_error == report.error
 
 
 def test_source_add_takes_a_gdelt_query_once(db_url: str) -> None:

@@ -9,14 +9,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.ingest import store
 from services.ingest.app import IngestService
 from services.ingest.settings import IngestSettings
 from services.ingest.sources import AddressError, parse_address
 from services.ingest.sources.mastodon import parse_statuses
 from shared.db import session_scope
-from shared.models import Post, Source
-from tests.ingest.conftest import posts_on_stream
+from shared.models import Post
+from tests.ingest.conftest import add_platform_source, due_now, posts_on_stream
 from tests.servers import FeedServer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "mastodon"
@@ -62,23 +61,6 @@ def test_a_malformed_mastodon_address_is_refused() -> None:
         parse_address("mastodon:sahel watch")
 
 
-async def add(sessions: async_sessionmaker[AsyncSession], written: str) -> str:
-    address = parse_address(written)
-    assert address is not None
-    async with session_scope(sessions) as s:
-        src = await store.add_kind_source(s, address.kind, address.handle, address.url,
-                                          source_id=address.source_id, name=address.name)
-    return src.id
-
-
-async def again(sessions: async_sessionmaker[AsyncSession], source_id: str) -> Source:
-    async with session_scope(sessions) as s:
-        found = await s.get(Source, source_id)
-        assert found is not None
-        found.next_poll_at = None
-    return found
-
-
 async def test_an_account_is_read_then_followed_with_min_id(
     service: IngestService, sessions: async_sessionmaker[AsyncSession], feed_server: FeedServer, redis_url: str,
 ) -> None:
@@ -86,11 +68,11 @@ async def test_an_account_is_read_then_followed_with_min_id(
     feed_server.route("/api/v1/accounts/lookup?acct=sahelwatch", (FIXTURES / "account_lookup.json").read_bytes(),
                       content_type=JSON)
     feed_server.route(f"{STATUSES}?limit=20", json.dumps(statuses[1:]), content_type=JSON)
-    source_id = await add(sessions, "mastodon:@sahelwatch@mastodon.social")
+    source_id = await add_platform_source(sessions, "mastodon:@sahelwatch@mastodon.social")
 
     [report] = await service.drain()
     assert (report.new, report.error) == (2, None)
-    assert (await again(sessions, source_id)).cursor == f"{ACCOUNT}:113569000000000200"
+    assert (await due_now(sessions, source_id)).cursor == f"{ACCOUNT}:113569000000000200"
 
     feed_server.route(f"{STATUSES}?limit=40&min_id=113569000000000200", json.dumps(statuses[:1]), content_type=JSON)
     [report] = await service.drain()
@@ -109,10 +91,10 @@ async def test_a_hashtag_timeline_is_read(
 ) -> None:
     feed_server.route("/api/v1/timelines/tag/Niamey?limit=20", (FIXTURES / "statuses.json").read_bytes(),
                       content_type=JSON)
-    source_id = await add(sessions, "mastodon:#Niamey@mastodon.social")
+    source_id = await add_platform_source(sessions, "mastodon:#Niamey@mastodon.social")
     [report] = await service.drain()
     assert (report.new, report.error) == (3, None)
-    assert (await again(sessions, source_id)).cursor == "113570000000000300"
+    assert (await due_now(sessions, source_id)).cursor == "113570000000000300"
 
 
 @pytest.mark.parametrize(("status", "reason"), [
@@ -127,10 +109,10 @@ async def test_an_account_the_instance_will_not_show_gets_a_health_reason(
 ) -> None:
     feed_server.route("/api/v1/accounts/lookup?acct=gone", b'{"error":"Record not found"}', status=status,
                       content_type=JSON)
-    source_id = await add(sessions, "mastodon:@gone@mastodon.social")
+    source_id = await add_platform_source(sessions, "mastodon:@gone@mastodon.social")
     [report] = await service.drain()
     assert report.error is not None and report.error.startswith(reason), report.error
-    assert (await again(sessions, source_id)).last_error == report.error
+    assert (await due_now(sessions, source_id)).last_error == report.error
 
 
 async def test_an_address_that_is_not_mastodon_says_so(
@@ -138,7 +120,7 @@ async def test_an_address_that_is_not_mastodon_says_so(
 ) -> None:
     feed_server.route("/api/v1/timelines/tag/sahel?limit=20", b"<html><body>Welcome</body></html>",
                       content_type="text/html")
-    await add(sessions, "mastodon:#sahel@mastodon.social")
+    await add_platform_source(sessions, "mastodon:#sahel@mastodon.social")
     [report] = await service.drain()
     assert report.error == "not Mastodon's API: the answer is not JSON (is the instance a Mastodon server?)"
 

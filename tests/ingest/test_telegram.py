@@ -16,7 +16,7 @@ from services.ingest.sources import AddressError, parse_address
 from services.ingest.sources.telegram import channel_of, parse_preview
 from shared.db import session_scope
 from shared.models import Post, Source
-from tests.ingest.conftest import posts_on_stream
+from tests.ingest.conftest import add_platform_source, due_now, posts_on_stream
 from tests.servers import FeedServer
 from tests.telegram_preview import Msg, preview_page
 
@@ -102,20 +102,6 @@ async def tg_service(tg_settings: IngestSettings, redis_url: str, sessions: asyn
     await client.aclose()
 
 
-async def add_channel(sessions: async_sessionmaker[AsyncSession], written: str) -> str:
-    address = parse_address(written)
-    assert address is not None
-    async with session_scope(sessions) as s:
-        src = await store.add_kind_source(s, address.kind, address.handle, address.url,
-                                          source_id=address.source_id, name=address.name)
-    return src.id
-
-
-async def poll_now(sessions: async_sessionmaker[AsyncSession], source_id: str) -> None:
-    async with session_scope(sessions) as s:
-        await s.execute(sa.update(Source).where(Source.id == source_id).values(next_poll_at=None))
-
-
 async def posts(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Post]:
     async with session_scope(sessions) as s:
         return {p.guid: p for p in (await s.execute(sa.select(Post))).scalars()}
@@ -139,7 +125,7 @@ async def test_first_poll_reads_back_then_only_new_messages_are_published(
     feed_server.route("/s/relay_ne", preview_page("relay_ne", msgs(8, 9, 10)), content_type=HTML)
     feed_server.route("/s/relay_ne?before=8", preview_page("relay_ne", msgs(5, 6, 7)), content_type=HTML)
     feed_server.route("/s/relay_ne?before=5", preview_page("relay_ne", msgs(2, 3, 4)), content_type=HTML)
-    source_id = await add_channel(sessions, "https://t.me/s/relay_ne")
+    source_id = await add_platform_source(sessions, "https://t.me/s/relay_ne")
     assert source_id == "telegram-relay_ne"
 
     [report] = await tg_service.drain()
@@ -154,7 +140,7 @@ async def test_first_poll_reads_back_then_only_new_messages_are_published(
 
     # A new message: only it is published; the older ones on the page are not posts again.
     feed_server.route("/s/relay_ne", preview_page("relay_ne", msgs(9, 10, 11)), content_type=HTML)
-    await poll_now(sessions, source_id)
+    await due_now(sessions, source_id)
     [report] = await tg_service.drain()
     assert (report.new, report.edited, report.error) == (1, 0, None)
     on_stream = await posts_on_stream(redis_url)
@@ -170,13 +156,13 @@ async def test_an_edited_message_updates_its_post_and_republishes_it(
     first = msgs(20, 21)
     feed_server.route("/s/relay_ml", preview_page("relay_ml", first), content_type=HTML)
     feed_server.route("/s/relay_ml?before=20", preview_page("relay_ml", []), content_type=HTML)
-    source_id = await add_channel(sessions, "telegram:relay_ml")
+    source_id = await add_platform_source(sessions, "telegram:relay_ml")
     await tg_service.drain()
     before = (await posts(sessions))["telegram:relay_ml/20"]
 
     edited = [Msg(20, "Correction: 12 killed near Ménaka, not 2", first[0].at, edited=True), first[1]]
     feed_server.route("/s/relay_ml", preview_page("relay_ml", edited), content_type=HTML)
-    await poll_now(sessions, source_id)
+    await due_now(sessions, source_id)
     [report] = await tg_service.drain()
     assert (report.new, report.edited) == (0, 1)
     after = await posts(sessions)
@@ -188,7 +174,7 @@ async def test_an_edited_message_updates_its_post_and_republishes_it(
     assert {m["post_id"] for m in on_stream} == {before.id}
 
     # Polled again unchanged: nothing more goes out.
-    await poll_now(sessions, source_id)
+    await due_now(sessions, source_id)
     [report] = await tg_service.drain()
     assert (report.new, report.edited) == (0, 0)
     assert len(await posts_on_stream(redis_url)) == 3
@@ -210,7 +196,7 @@ async def test_a_channel_t_me_will_not_show_gets_a_health_reason(
     route = dict(route)  # the same parameters serve both databases
     body = route.pop("body")
     feed_server.route("/s/closed_ch", body, **route)
-    source_id = await add_channel(sessions, "telegram:closed_ch")
+    source_id = await add_platform_source(sessions, "telegram:closed_ch")
     started = datetime.now(UTC)
     [report] = await tg_service.drain()
     assert report.error is not None and report.error.startswith(reason), report.error
@@ -222,9 +208,9 @@ async def test_a_channel_t_me_will_not_show_gets_a_health_reason(
 
 
 async def test_a_channel_has_no_url_to_edit(sessions: async_sessionmaker[AsyncSession]) -> None:
-    source_id = await add_channel(sessions, "telegram:relay_ne")
+    source_id = await add_platform_source(sessions, "telegram:relay_ne")
     with pytest.raises(store.SourceError, match="is a telegram source: its address is not a URL to change"):
         async with session_scope(sessions) as s:
             await store.edit_source(s, source_id, actor="ops", now=datetime.now(UTC), url="https://t.me/s/other")
     with pytest.raises(store.SourceError, match="already polled as source 'telegram-relay_ne'"):
-        await add_channel(sessions, "https://t.me/Relay_NE")
+        await add_platform_source(sessions, "https://t.me/Relay_NE")
