@@ -94,6 +94,7 @@ class EventMessage(_Message):
     post_id: str
     source_id: str
     url: str | None = None
+    forwarded_from: str | None = None  # the post's: what it forwards (services/alert/copies.py links the two)
     title: str = ""
     text: str = ""
     lang: str | None = None

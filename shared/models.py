@@ -192,6 +192,13 @@ class IncidentReport(Base):
     origin_id: Mapped[str | None] = mapped_column(String(64))
     # Estimated Jaccard similarity to the report it copies (None for an original).
     similarity: Mapped[float | None] = mapped_column(Float)
+    # How a copy was found: "text" (near-duplicate words) or "forward" (it forwards or links to its origin).
+    via: Mapped[str | None] = mapped_column(String(10))
+    # Its own address, what it forwards and the links it cites (copies.canonical_url, forward_of, citations),
+    # so that a later report is linked to it whichever comes first.
+    url: Mapped[str | None] = mapped_column(String(2000))
+    forward_of: Mapped[str | None] = mapped_column(String(2000))
+    cites: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
 class Rule(Base):

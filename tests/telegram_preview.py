@@ -14,6 +14,8 @@ class Msg:
     text: str
     at: datetime
     edited: bool = False
+    forwarded_from: tuple[str, str] | None = None
+    """A forward: (the original's author, its t.me link)."""
 
 
 def preview_page(channel: str, messages: list[Msg]) -> str:
@@ -21,12 +23,16 @@ def preview_page(channel: str, messages: list[Msg]) -> str:
     rows = []
     for m in messages:
         meta = "edited " if m.edited else ""
+        forward = "" if m.forwarded_from is None else (
+            '<div class="tgme_widget_message_forwarded_from accent_color">Forwarded from <a class="tgme_widget_message'
+            f'_forwarded_from_name" href="{html.escape(m.forwarded_from[1])}"><span dir="auto">'
+            f'{html.escape(m.forwarded_from[0])}</span></a></div>')
         rows.append(f"""
 <div class="tgme_widget_message_wrap js-widget_message_wrap">
   <div class="tgme_widget_message text_not_supported_wrap js-widget_message" data-post="{channel}/{m.id}">
     <div class="tgme_widget_message_bubble">
       <div class="tgme_widget_message_author accent_color"><a class="tgme_widget_message_owner_name"
-        href="https://t.me/{channel}"><span dir="auto">{channel}</span></a></div>
+        href="https://t.me/{channel}"><span dir="auto">{channel}</span></a></div>{forward}
       <div class="tgme_widget_message_text js-message_text" dir="auto">{html.escape(m.text)}</div>
       <div class="tgme_widget_message_footer compact js-message_footer">
         <div class="tgme_widget_message_info short js-message_info">

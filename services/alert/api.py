@@ -381,16 +381,16 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
         reposts and syndicated copies of it) and how many sources are independent (`independent_source_count`)."""
         async with sessions() as session:
             rows = await store_incidents.list_incidents(session, state=state, since=_aware("since", since), limit=limit)
-            reports: dict[str, list[tuple[str, str, str | None, float | None]]] = {r.id: [] for r in rows}
+            reports: dict[str, list[tuple[str, str, str | None, float | None, str | None]]] = {r.id: [] for r in rows}
             for incident_id, *report in await store_incidents.report_origins(session, list(reports)):
-                reports[incident_id].append(tuple(report))  # type: ignore[arg-type]  # (event, source, origin, sim)
+                reports[incident_id].append(tuple(report))  # type: ignore[arg-type]  # (event, source, origin, sim, via)
         return [{
             "id": r.id, "state": r.state, "first_seen_at": _iso(r.first_seen_at), "last_seen_at": _iso(r.last_seen_at),
             "lat": r.lat, "lon": r.lon, "country": r.country, "place": r.place, "actors": r.actors,
             "perpetrator": r.perpetrator, "tactics": r.tactics, "killed": r.killed, "report_count": r.report_count,
             "source_count": r.source_count, "version": r.version, "corroboration": r.corroboration,
             "severity": r.severity, "resolved_at": _iso(r.resolved_at),
-            "independent_source_count": len(copies.independent_sources((e, s, o) for e, s, o, _ in reports[r.id])),
+            "independent_source_count": len(copies.independent_sources((e, s, o) for e, s, o, *_ in reports[r.id])),
             "origins": copies.by_origin(reports[r.id]),
         } for r in rows]
 

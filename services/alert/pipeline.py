@@ -385,17 +385,21 @@ class AlertPipeline:
             if change.kind != "known":
                 # Compared with this incident's reports only: bounded by the incident, not the whole log.
                 others = [] if change.kind == "open" else [
-                    copies.Report(r.event_id, r.source_id, r.reported_at or r.added_at, r.signature, r.origin_id)
+                    copies.Report(r.event_id, r.source_id, r.reported_at or r.added_at, r.signature, r.origin_id,
+                                  r.url, r.forward_of, tuple(r.cites or ()))
                     for r in await store_incidents.reports_of_incidents(session, [incident.id])]
-                origin = copies.find_origin(
-                    copies.Report(event.event_id, event.source_id, event_time(event), signature), others,
-                    self.copy_policy)
+                report = copies.Report(
+                    event.event_id, event.source_id, event_time(event), signature, url=copies.canonical_url(event.url),
+                    forward_of=copies.forward_of(event.forwarded_from),
+                    cites=copies.citations(event.text, self.copy_policy.max_chars))
+                origin = copies.find_origin(report, others, self.copy_policy)
                 # False only if this report was recorded meanwhile (a re-classification elsewhere): a redelivery.
                 added = await store_incidents.add_report(
                     session, incident.id, event.event_id, event.source_id, reported_at=event_time(event),
-                    signature=signature, origin_id=origin.origin, similarity=origin.similarity)
+                    signature=signature, origin_id=origin.origin, similarity=origin.similarity, via=origin.via,
+                    url=report.url, forward_of=report.forward_of, cites=report.cites)
                 if added and origin.repoint:
-                    await store_incidents.repoint_origins(session, incident.id, origin.repoint)
+                    await store_incidents.repoint_origins(session, incident.id, origin.repoint, origin.vias)
             event_ids, source_ids, reports = await store_incidents.incident_reports(session, incident.id)
             independent = copies.independent_sources(reports)
             levels = incident_levels(row.severity, row.corroboration, incident, source_ids, self.severity,
@@ -449,7 +453,8 @@ class AlertPipeline:
         out = unsent + out
         for message in out:
             await self.outbox.publish(message)
-        copied = f" copy_of={origin.copy_of[:8]} sim={origin.similarity:.2f}" if origin.copy_of else ""
+        copied = "" if not origin.copy_of else f" copy_of={origin.copy_of[:8]} via={origin.via}" + (
+            f" sim={origin.similarity:.2f}" if origin.similarity is not None else "")
         logger.info(
             "evaluated event=%s incident=%s %s%s reports=%d sources=%d independent=%d rules=%d alerts=%d %.0fms",
             event.event_id[:8], incident.id[:8], change.kind if added else "known", copied, len(event_ids),

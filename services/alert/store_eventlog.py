@@ -169,20 +169,21 @@ def _spans(label: dict[str, Any] | None) -> list[dict[str, Any]]:
 async def reports(session: AsyncSession, event_ids: list[str]) -> list[dict[str, Any]]:
     """The reports of an alert, in its order: each post's title, text and link, the evidence spans its
     labels came from (offsets into `title` or `text`), for the console to highlight, and its `origin`: the
-    report it is a forward, repost or syndicated copy of (with the `similarity`), or itself."""
+    report it is a forward, repost or syndicated copy of (`via` "forward" or "text", with the `similarity`), or
+    itself."""
     if not event_ids:
         return []
     rows = (await session.execute(
-        sa.select(Event, Post, IncidentReport.origin_id, IncidentReport.similarity)
+        sa.select(Event, Post, IncidentReport.origin_id, IncidentReport.similarity, IncidentReport.via)
         .outerjoin(Post, Post.id == Event.post_id)
         .outerjoin(IncidentReport, IncidentReport.event_id == Event.id)
         .where(Event.id.in_(event_ids)))).all()
-    by_id = {event.id: (event, post, origin, similarity) for event, post, origin, similarity in rows}
+    by_id = {event.id: (event, post, origin, similarity, via) for event, post, origin, similarity, via in rows}
     out = []
     for event_id in event_ids:
         if event_id not in by_id:
             continue
-        event, post, origin, similarity = by_id[event_id]
+        event, post, origin, similarity, via = by_id[event_id]
         spans = []
         for actor in event.actors or []:
             spans += [{**s, "label": f"actor {actor['code']} ({actor.get('role')})"} for s in _spans(actor)]
@@ -198,7 +199,7 @@ async def reports(session: AsyncSession, event_ids: list[str]) -> list[dict[str,
             "lang": post.lang if post else None, "confidence": event.confidence, "spans": spans,
             "status": event.status, "status_reason": event.status_reason,
             "unresolved_place": event.unresolved_place if not event.place else None,
-            "origin": origin or event.id, "similarity": similarity,
+            "origin": origin or event.id, "similarity": similarity, "via": via,
         })
     return out
 

@@ -3,7 +3,7 @@ Rows in, rows out (`IncidentView.of_row` turns a row into what clustering looks 
 transaction."""
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -86,12 +86,15 @@ async def save_incident(session: AsyncSession, incident_id: str, columns: Mappin
 
 async def add_report(session: AsyncSession, incident_id: str, event_id: str, source_id: str, *,
                      reported_at: datetime | None = None, signature: bytes | None = None,
-                     origin_id: str | None = None, similarity: float | None = None) -> bool:
-    """Links a report to its incident, with where it comes from (`origin_id`, the report it copies or itself);
-    False when it already was (unique per event)."""
+                     origin_id: str | None = None, similarity: float | None = None, via: str | None = None,
+                     url: str | None = None, forward_of: str | None = None, cites: Sequence[str] = ()) -> bool:
+    """Links a report to its incident, with where it comes from (`origin_id`, the report it copies or itself,
+    found `via` text or forward) and its canonical address, what it forwards and the links it cites; False when
+    it already was (unique per event)."""
     stmt = insert_or_ignore(session, IncidentReport).values(
         event_id=event_id, incident_id=incident_id, source_id=source_id, added_at=utcnow(), reported_at=reported_at,
-        signature=signature, origin_id=origin_id, similarity=similarity,
+        signature=signature, origin_id=origin_id, similarity=similarity, via=via, url=url, forward_of=forward_of,
+        cites=list(cites) or None,
     ).on_conflict_do_nothing(index_elements=["event_id"])
     return bool((await session.execute(stmt)).rowcount)
 
@@ -107,27 +110,32 @@ async def reports_of_incidents(session: AsyncSession, incident_ids: list[str]) -
 
 
 async def report_origins(session: AsyncSession, incident_ids: list[str]
-                         ) -> list[tuple[str, str, str, str | None, float | None]]:
-    """(incident id, event id, source id, origin id, similarity) of every report of these incidents, in
+                         ) -> list[tuple[str, str, str, str | None, float | None, str | None]]:
+    """(incident id, event id, source id, origin id, similarity, via) of every report of these incidents, in
     arrival order."""
     if not incident_ids:
         return []
     rows = await session.execute(
         sa.select(IncidentReport.incident_id, IncidentReport.event_id, IncidentReport.source_id,
-                  IncidentReport.origin_id, IncidentReport.similarity)
+                  IncidentReport.origin_id, IncidentReport.similarity, IncidentReport.via)
         .where(IncidentReport.incident_id.in_(incident_ids))
         .order_by(IncidentReport.added_at, IncidentReport.event_id)
     )
     return [tuple(r) for r in rows]  # type: ignore[misc]  # Row -> the declared tuple
 
 
-async def repoint_origins(session: AsyncSession, incident_id: str, origins: Mapping[str, str]) -> None:
-    """Sets the origin of reports of the incident: a report published earlier than the one they copied came in."""
+async def repoint_origins(session: AsyncSession, incident_id: str, origins: Mapping[str, str],
+                          vias: Mapping[str, str] | None = None) -> None:
+    """Sets the origin of reports of the incident: a report published earlier than the one they copied came in,
+    or one they forward. `vias` says how an original that becomes a copy was found to be one."""
     for event_id, origin_id in origins.items():
+        values: dict[str, Any] = {"origin_id": origin_id}
+        if vias and event_id in vias:
+            values["via"] = vias[event_id]
         await session.execute(
             sa.update(IncidentReport)
             .where(IncidentReport.incident_id == incident_id, IncidentReport.event_id == event_id)
-            .values(origin_id=origin_id).execution_options(synchronize_session=False)
+            .values(**values).execution_options(synchronize_session=False)
         )
 
 

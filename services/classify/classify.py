@@ -664,6 +664,7 @@ def classify_post(
         post_id=post.post_id,
         source_id=post.source_id,
         url=post.url,
+        forwarded_from=post.forwarded_from,
         title=post.title,
         text=post.text,
         lang=post.lang,

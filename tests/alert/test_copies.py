@@ -7,10 +7,15 @@ from datetime import timedelta
 import pytest
 
 from services.alert.copies import (
+    MAX_CITATIONS,
     CopyPolicy,
     Report,
+    by_origin,
+    canonical_url,
+    citations,
     corroboration_reason,
     find_origin,
+    forward_of,
     independent_sources,
     signature,
     similarity,
@@ -103,6 +108,80 @@ def test_origin(new: Report, reports: list[Report], origin: str, copy_of: str | 
     found = find_origin(new, reports, POLICY)
     assert (found.origin, found.copy_of, found.repoint) == (origin, copy_of, repoint)
     assert (found.similarity is None) is (copy_of is None)
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("https://www.sahel-wire.example/2026/niamey/?utm_source=tg&utm_medium=x#top", "http://sahel-wire.example/2026/niamey"),
+    ("https://t.me/s/sahelwire/812", "https://t.me/sahelwire/812?single"),
+    ("https://telegram.me/sahelwire/812/", "https://t.me/sahelwire/812"),
+    ("https://example.org/a?b=2&a=1", "https://example.org/a?a=1&b=2&fbclid=XYZ"),
+], ids=["scheme, www, slash, fragment, utm", "t.me preview path and ?single", "telegram.me", "query order, fbclid"])
+def test_one_address_written_two_ways_is_one(a: str, b: str) -> None:
+    assert canonical_url(a) == canonical_url(b) is not None
+
+
+@pytest.mark.parametrize("url", [None, "", "Sahel Wire", "ftp://x.org/a", "https://", "http://[::1", "https://x:99999/"])
+def test_what_is_not_a_web_address_has_no_canonical_form(url: str | None) -> None:
+    assert canonical_url(url) is None
+
+
+def test_a_forward_names_its_original_by_link_else_by_author() -> None:
+    assert forward_of("https://t.me/s/sahelwire/812") == "t.me/sahelwire/812"
+    assert forward_of("  Sahel   WIRE ") == "name:sahel wire"
+    assert forward_of(None) is None and forward_of("  ") is None
+
+
+def test_citations_are_the_text_links_canonical_bounded() -> None:
+    text = "Read: https://Sahel-Wire.example/a/?utm_source=x. Also www.rfi.fr/afrique/1, and (https://x.org/b)."
+    assert citations(text, 10_000) == ("sahel-wire.example/a", "rfi.fr/afrique/1", "x.org/b")
+    many = " ".join(f"https://x.org/{i}" for i in range(100_000))          # 2 MB of links
+    started = time.perf_counter()
+    assert len(citations(many, 1_000_000)) == MAX_CITATIONS
+    assert time.perf_counter() - started < 0.5
+
+
+def _linked(event_id: str, source: str, text: str, minutes: int, *, url: str | None = None,
+            forwards: str | None = None, origin: str | None = None) -> Report:
+    return Report(event_id, source, T0 + timedelta(minutes=minutes), signature("", text, POLICY), origin,
+                  url=canonical_url(url), forward_of=forward_of(forwards), cites=citations(text, 10_000))
+
+
+STORY = _linked("story", "wire", WIRE, 0, url="https://wire.example/2026/niamey")
+WIRE_TG = "Car bomb at Niamey checkpoint, 3 soldiers killed, IS Sahel claims. https://wire.example/2026/niamey?utm_source=tg"
+FWD_1 = _linked("fwd1", "tg-relay", WIRE_TG, 20, url="https://t.me/relay/5", forwards="https://t.me/wire/812")
+FWD_2 = _linked("fwd2", "tg-alerts", "Niamey: car bomb, IS Sahel claims.", 25, url="https://t.me/alerts/9",
+                forwards="https://t.me/s/wire/812")
+
+
+@pytest.mark.parametrize(("new", "reports", "origin", "copy_of", "via", "repoint", "vias"), [
+    (FWD_1, [STORY], "story", "story", "forward", {}, {}),
+    (STORY, [FWD_1], "story", None, None, {"fwd1": "story"}, {"fwd1": "forward"}),
+    (FWD_2, [FWD_1], "fwd1", "fwd1", "forward", {}, {}),
+    (FWD_2, [STORY, _linked("fwd1", "tg-relay", WIRE_TG, 20, url="https://t.me/relay/5",
+                            forwards="https://t.me/wire/812", origin="story")], "story", "fwd1", "forward", {}, {}),
+    (_linked("early", "tg", WIRE_TG, -5, url="https://t.me/relay/5"), [STORY], "story", "story", "forward", {}, {}),
+    (_linked("own", "rfi", OWN_REPORT, 30, url="https://rfi.fr/1", forwards="Sahel Watch"),
+     [STORY, _linked("fwdx", "tg", "other words entirely", 10, forwards="Sahel Watch")], "fwdx", "fwdx", "forward",
+     {}, {}),
+    (_linked("own", "rfi", OWN_REPORT, 30, url="https://rfi.fr/1"), [STORY, FWD_1], "own", None, None, {}, {}),
+], ids=["a forward linking the story is its copy, though its words differ",
+        "the story arriving after its forward becomes the forward's origin",
+        "two forwards of one message not among the reports: the second copies the first",
+        "a forward of a forward's original joins the story's group",
+        "a report citing the story is never its origin, even published earlier",
+        "forwards named only by author link to each other",
+        "an own report with other words stays an original"])
+def test_forwards_and_links(new: Report, reports: list[Report], origin: str, copy_of: str | None, via: str | None,
+                            repoint: dict[str, str], vias: dict[str, str]) -> None:
+    found = find_origin(new, reports, POLICY)
+    assert (found.origin, found.copy_of, found.via, found.repoint, found.vias) == (origin, copy_of, via, repoint, vias)
+
+
+def test_reports_grouped_by_origin_say_how_each_copy_was_found() -> None:
+    groups = by_origin([("story", "wire", None, None, None), ("fwd1", "tg", "story", None, "forward"),
+                        ("blog", "blog", "story", 0.91, "text"), ("own", "rfi", "own", None, None)])
+    assert [(g["source_id"], [(r["event_id"], r["via"]) for r in g["reports"]]) for g in groups] == [
+        ("wire", [("story", None), ("fwd1", "forward"), ("blog", "text")]), ("rfi", [("own", None)])]
 
 
 @pytest.mark.parametrize(("reports", "independent", "reason"), [
