@@ -252,7 +252,8 @@ def test_an_officer_reads_source_health_failing_first(system: System, feed_serve
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            # An officer's browser in Niamey (UTC+1): the console's days and clock times are UTC all the same.
+            page = browser.new_page(viewport={"width": 1440, "height": 900}, timezone_id="Africa/Niamey")
             dialogs: list[str] = []
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
             page.goto(system.base_url + "/")
@@ -329,10 +330,10 @@ def test_an_officer_reads_source_health_failing_first(system: System, feed_serve
                 const now = Date.parse("2026-11-24T15:00:00Z");
                 const at = (s) => new Date(now - s * 1000).toISOString();
                 return [30, 40 * 60, 5 * 3600, 2 * 86400, 0, -4 * 60, 24 * 3600 + 55 * 60, 13 * 3600, 20 * 86400]
-                  .map((s) => relativeTime(at(s), now));
+                  .map((s) => relativeTime(at(s), now)).concat([relativeTime("2026-11-24T14:30:00", now)]);
             }""")
             assert labels == ["30 s ago", "40 min ago", "5 h ago", "2 days ago", "just now", "in 4 min",
-                              "yesterday 14:05Z", "today 02:00Z", "2026-11-04"]
+                              "yesterday 14:05Z", "today 02:00Z", "2026-11-04", "30 min ago"]
             # A shown label is recomputed from its ISO time, not frozen at render ("2 min ago" for 40 min).
             stale = page.evaluate("""() => {
                 const t = document.querySelector('tr.source[data-source="veille-sahel"] time');
