@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 SERVICE_NAMES = ("ingest", "classify", "alert")
 RUNNABLE_NAMES = (*SERVICE_NAMES, "api")
 """`watchfloor run` also runs `api`: the console and the API without the alert pipeline (alert workers scale)."""
+CONSOLE_SERVICES = {"alert", "api"}
+"""The services whose router serves the console page."""
 
 
 class Service(Protocol):
@@ -149,6 +151,12 @@ def build_app(
     for service in services:
         if service.router is not None:
             app.include_router(service.router)
+    if CONSOLE_SERVICES & set(names) and "ingest" not in names:
+        # The console's sources page reads GET /api/sources from the server that served it; without ingest
+        # in this process (`run api`, `run alert`), the read-only route comes on its own.
+        from services.ingest.api import build_sources_router
+
+        app.include_router(build_sources_router(sessions))
 
     outage.install_http(app)  # a database or Redis outage: 503 + Retry-After, logged once, not a 500 per request
 

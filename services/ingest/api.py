@@ -154,6 +154,17 @@ def build_router(
             await outbox.publish([message], now)
         return Accepted(post_id=message.post_id, duplicate=not new)
 
+    router.include_router(build_sources_router(sessions, access))
+    return router
+
+
+def build_sources_router(sessions: async_sessionmaker[AsyncSession], access: Access | None = None) -> APIRouter:
+    """`GET /api/sources` alone: the ingest service serves it, and so does a process that serves the console
+    without ingest (`watchfloor run api` or `run alert`, see watchfloor/runtime.py), since the console's
+    sources page asks the server it came from."""
+    router = APIRouter(tags=["ingest"])
+    access = access or Access(sessions)
+
     @router.get("/api/sources", dependencies=[Depends(access.require("viewer", "read source health"))])
     async def sources() -> list[SourceHealth]:
         """Every source with its health: status, failures, last error, last and next poll. Needs a viewer

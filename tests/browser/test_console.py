@@ -12,13 +12,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
 from tests.e2e.conftest import WATCHFLOOR, System, free_port
+from tests.servers import FeedServer
 
 CHROMIUM = os.environ.get("WATCHFLOOR_TEST_CHROMIUM", "/usr/bin/chromium")
 RULE = Path(__file__).parent.parent.parent / "rules" / "issp-niamey-50km.yaml"
@@ -198,4 +201,196 @@ def test_an_admin_puts_an_unplaced_village_on_the_map_and_its_alert_fires(system
                          "SELECT actor, action FROM audit WHERE target_kind = 'place'")
     assert places == [("Kandagou", "NE", "gis-lead", "officer's 1:200k sheet")]
     assert audit == [("gis-lead", "place.added")]
+    assert system.stop() == 0, system.logs()
+
+
+FEED = (Path(__file__).parent.parent / "fixtures" / "feeds" / "sahel_fr_ar.rss.xml").read_bytes()
+XSS_NAME = "<img src=x onerror=alert(1)>"
+
+
+def wait_for_sources(system: System, token: str, want: dict[str, str], timeout: float = 30.0) -> list[dict]:
+    """GET /api/sources until each named source has the wanted status (a real poll happened)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listing = httpx.get(system.base_url + "/api/sources", headers={"Authorization": f"Bearer {token}"},
+                            timeout=10).json()
+        seen = {s["id"]: s for s in listing}
+        if all(sid in seen and seen[sid]["status"] == status and (status == "disabled" or seen[sid]["last_polled_at"])
+               for sid, status in want.items()):
+            return listing
+        assert time.monotonic() < deadline, (listing, system.logs())
+        time.sleep(0.3)
+
+
+def described(page: Any, source_id: str) -> dict[str, str]:
+    """A source's detail panel as {label: text}."""
+    return page.eval_on_selector(f"#source-detail-{source_id} dl", """dl => Object.fromEntries(
+        [...dl.querySelectorAll("dt")].map(dt => [dt.textContent, dt.nextElementSibling.textContent]))""")
+
+
+def test_an_officer_reads_source_health_failing_first(system: System, feed_server: FeedServer,
+                                                       tmp_path: Path) -> None:
+    assert Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM}: apt-get install chromium"
+    ok_url = feed_server.route("/veille.xml", FEED)
+    broken_url = feed_server.route("/relay.xml", b"upstream exploded", status=500, content_type="text/plain")
+    odd_url = feed_server.route("/odd.xml", FEED)
+    off_url = feed_server.route("/old.xml", FEED)
+    system.start()
+    system.cli("source", "add", ok_url, "--name", "Veille Sahel", "--interval", "600", "--as-is")
+    system.cli("source", "add", broken_url, "--name", "Relay Menaka", "--interval", "10", "--as-is")
+    system.cli("source", "add", odd_url, "--name", XSS_NAME, "--interval", "600", "--as-is")
+    system.cli("source", "add", off_url, "--name", "Archive feed", "--as-is")
+    system.cli("source", "disable", "archive-feed")
+    token_add(system, "lead", "admin")  # ends open mode
+    viewer = token_add(system, "wall-screen", "viewer")  # source health is a viewer's read
+    pusher = token_add(system, "bridge", "ingest")
+    xss_id = "img-src-x-onerror-alert-1"
+    listing = wait_for_sources(system, viewer, {"veille-sahel": "ok", "relay-menaka": "failing", xss_id: "ok",
+                                                "archive-feed": "disabled"})
+    assert {s["id"]: s["last_error"] for s in listing}["relay-menaka"] == "HTTP 500 Internal Server Error"
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            # An officer's browser in Niamey (UTC+1): the console's days and clock times are UTC all the same.
+            page = browser.new_page(viewport={"width": 1440, "height": 900}, timezone_id="Africa/Niamey")
+            dialogs: list[str] = []
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto(system.base_url + "/")
+            page.wait_for_selector("#gate:not([hidden])")
+            page.fill("#gate-token", viewer)
+            page.click("#gate-form button[type=submit]")
+            page.wait_for_selector("#status.live", timeout=10_000)
+            assert page.is_visible("#alerts-view") and not page.is_visible("#sources-view")   # alerts stay the default
+
+            # The tabs are reachable from the keyboard: focus the alerts tab, arrow right to Sources.
+            page.focus("#tab-alerts")
+            page.keyboard.press("ArrowRight")
+            page.wait_for_selector("#sources-view:not([hidden]) tr.source")
+            assert page.get_attribute("#tab-sources", "aria-selected") == "true"
+            assert not page.is_visible("#alerts-view")
+            assert page.evaluate("location.hash") == "#sources"
+            headers = page.locator("#sources-table thead th[scope=col]").all_text_contents()
+            assert headers == ["Source", "Status", "Last poll", "Last success", "Posts seen", "Last error",
+                               "Last warning", "Next poll"]             # no last_post_at in the API yet: no column
+
+            ids = page.eval_on_selector_all("tr.source", "rows => rows.map(r => r.dataset.source)")
+            assert ids == ["relay-menaka", xss_id, "archive-feed", "veille-sahel"]   # failing first, then by name
+            def cell(sid: str, selector: str) -> str:
+                return page.locator(f'tr.source[data-source="{sid}"] {selector}').first.text_content() or ""
+
+            assert cell("relay-menaka", ".pill.st-failing") == "failing"
+            assert cell("relay-menaka", ".last-error") == "HTTP 500 Internal Server Error"
+            assert page.is_visible('tr.source[data-source="relay-menaka"] .last-error')
+            assert cell("veille-sahel", ".pill.st-ok") == "ok"
+            assert cell("archive-feed", ".pill.st-disabled") == "disabled"
+            assert cell("veille-sahel", ".pill.kind") == "feed"
+            polled = page.locator('tr.source[data-source="veille-sahel"] time').first
+            assert polled.text_content() in {"just now"} | {f"{n} s ago" for n in range(5, 60)}
+            assert (polled.get_attribute("title") or "").endswith(" UTC")            # the absolute time on hover
+            assert int(cell("veille-sahel", "td.num")) > 0
+
+            # A name is text, never markup.
+            assert cell(xss_id, ".source-name") == XSS_NAME
+            assert page.locator("#sources-view img").count() == 0
+
+            shots = SCREENSHOT.parent
+            page.screenshot(path=str(shots / "console-sources.png"), full_page=False)
+
+            page.fill("#source-filter", "menaka")           # by name
+            assert page.eval_on_selector_all("tr.source", "r => r.map(x => x.dataset.source)") == ["relay-menaka"]
+            page.fill("#source-filter", "/veille.xml")      # by url
+            assert page.eval_on_selector_all("tr.source", "r => r.map(x => x.dataset.source)") == ["veille-sahel"]
+            page.fill("#source-filter", "no such source")
+            assert page.locator("tr.source").count() == 0 and page.is_visible("#sources-empty")
+            page.fill("#source-filter", "")
+            page.check("#source-problems")
+            assert page.eval_on_selector_all("tr.source", "r => r.map(x => x.dataset.source)") == ["relay-menaka"]
+            page.uncheck("#source-problems")
+            assert page.locator("tr.source").count() == 4
+
+            # Expand a row: everything, the url as text (no link to an internal address).
+            page.click('tr.source[data-source="relay-menaka"] td:nth-child(3)')
+            detail = page.wait_for_selector("tr.source-detail#source-detail-relay-menaka")
+            assert page.get_attribute('tr.source[data-source="relay-menaka"] .source-name', "aria-expanded") == "true"
+            assert page.text_content("#source-detail-relay-menaka .source-url") == broken_url
+            assert detail.query_selector("a") is None
+            fields = described(page, "relay-menaka")
+            assert fields["interval"] == "every 10 s"
+            assert int(fields["consecutive failures"]) >= 1
+            assert fields["last error"].startswith("HTTP 500 Internal Server Error (")
+            assert fields["pushed by"] == "—" and fields["enabled"] == "yes"
+            page.screenshot(path=str(shots / "console-sources-detail.png"), full_page=False)
+            page.focus('tr.source[data-source="relay-menaka"] .source-name')
+            page.keyboard.press("Enter")
+            page.wait_for_selector("#source-detail-relay-menaka", state="detached")
+
+            # One relative-time function, pure, tested as the officer reads it.
+            labels = page.evaluate("""() => {
+                const now = Date.parse("2026-11-24T15:00:00Z");
+                const at = (s) => new Date(now - s * 1000).toISOString();
+                return [30, 40 * 60, 5 * 3600, 2 * 86400, 0, -4 * 60, 24 * 3600 + 55 * 60, 13 * 3600, 20 * 86400]
+                  .map((s) => relativeTime(at(s), now)).concat([relativeTime("2026-11-24T14:30:00", now)]);
+            }""")
+            assert labels == ["30 s ago", "40 min ago", "5 h ago", "2 days ago", "just now", "in 4 min",
+                              "yesterday 14:05Z", "today 02:00Z", "2026-11-04", "30 min ago"]
+            # A shown label is recomputed from its ISO time, not frozen at render ("2 min ago" for 40 min).
+            stale = page.evaluate("""() => {
+                const t = document.querySelector('tr.source[data-source="veille-sahel"] time');
+                t.setAttribute("datetime", new Date(Date.now() - 40 * 60 * 1000 - 500).toISOString());
+                retick();
+                return t.textContent;
+            }""")
+            assert stale == "40 min ago"
+
+            # Fields other branches add to SourceHealth are shown when the API sends them.
+            since = (datetime.now(UTC) - timedelta(hours=4, minutes=2)).isoformat()
+
+            def with_watch_fields(route: Any) -> None:
+                body = route.fetch().json()
+                for s in body:
+                    if s["id"] == "veille-sahel":
+                        s.update(last_post_at=s["last_success_at"], watch_state="silent", watch_since=since,
+                                 watch_reason="no post for 4 h (usually every 20 min)", lang="fr",
+                                 keep=["Niger", "Mali"], block=["football"], posts_filtered=7,
+                                 last_filtered=s["last_success_at"])
+                route.fulfill(json=body)
+
+            page.route("**/api/sources", with_watch_fields)
+            page.click("#source-refresh")
+            page.wait_for_selector("#sources-table th >> text=Last post")
+            assert cell("veille-sahel", ".pill.watch") == "silent for 4 h"
+            assert cell("veille-sahel", ".watch-reason") == "no post for 4 h (usually every 20 min)"
+            assert page.eval_on_selector_all("tr.source", "r => r.map(x => x.dataset.source)")[:2] == [
+                "relay-menaka", "veille-sahel"]                                  # failing, then silent, then the rest
+            page.click('tr.source[data-source="veille-sahel"] .source-name')
+            fields = described(page, "veille-sahel")
+            assert (fields["language hint"], fields["keep patterns"], fields["block patterns"],
+                    fields["posts filtered"]) == ("fr", "NigerMali", "football", "7")
+            assert fields["watch"].startswith("silent since ") and fields["last post"].endswith(" ago)")
+            page.screenshot(path=str(shots / "console-sources-watch.png"), full_page=False)
+            page.unroute("**/api/sources")
+
+            # An API error is said in the view, and the last list stays (marked as such).
+            page.route("**/api/sources", lambda route: route.fulfill(
+                status=503, json={"detail": "database unavailable, retry later"}, headers={"retry-after": "5"}))
+            page.click("#source-refresh")
+            page.wait_for_selector("#source-error:not([hidden])")
+            error = page.text_content("#source-error") or ""
+            assert "HTTP 503" in error and "database unavailable, retry later" in error and "Showing the list" in error
+            assert page.locator("tr.source").count() == 4
+            page.unroute("**/api/sources")
+
+            # A token too low for source health (ingest): 403, said plainly, not an empty table.
+            other = browser.new_page(viewport={"width": 1200, "height": 700})
+            other.add_init_script(f"localStorage.setItem('watchfloor.token', {json.dumps(pusher)})")
+            other.goto(system.base_url + "/#sources")
+            other.wait_for_selector("#source-error:not([hidden])")
+            refused = other.text_content("#source-error") or ""
+            assert "HTTP 403" in refused and "needs viewer" in refused, refused
+            assert not other.is_visible("#sources-table")
+            other.screenshot(path=str(shots / "console-sources-403.png"), full_page=False)
+            assert dialogs == []
+        finally:
+            browser.close()
     assert system.stop() == 0, system.logs()
