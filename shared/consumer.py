@@ -32,6 +32,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from shared import deadletter, outage, streams
+from shared.logs import ID_FIELDS, current_ids, message_ids
 from shared.messages import to_wire
 from shared.periodic import Periodic
 from shared.settings import CommonSettings
@@ -160,18 +161,20 @@ def subscribe(
             reason = exc.reason if isinstance(exc, PoisonError) else f"undecodable: {outage.describe(exc)}"
             await park(msg, raw, entry_id, reason, await msg.get_delivery_count())
             return
-        try:
-            await handle(item)
-        except Exception as exc:
-            await failed(msg, raw, entry_id, exc)
-            return
-        # Ack only after the handler's commit: a crash before this line means redelivery, never loss.
-        await msg.ack()
-        state.handled += 1
-        state.last_handled_at = time.time()
-        for what in (outage.DATABASE, outage.REDIS):  # a handled message used both: they are back
-            outage.outage(what).ok()
-        logger.debug("handled stage=%s entry=%s %.0fms", stage, entry_id, (time.perf_counter() - started) * 1000)
+        with message_ids(**carried_ids(msg, item)):  # every line logged while handling it names it
+            try:
+                await handle(item)
+            except Exception as exc:
+                await failed(msg, raw, entry_id, exc)
+                return
+            # Ack only after the handler's commit: a crash before this line means redelivery, never loss.
+            await msg.ack()
+            state.handled += 1
+            state.last_handled_at = time.time()
+            for what in (outage.DATABASE, outage.REDIS):  # a handled message used both: they are back
+                outage.outage(what).ok()
+            logger.debug("handled stage=%s entry=%s %.0fms", stage, entry_id, (time.perf_counter() - started) * 1000,
+                         extra={**log_fields, "entry_id": entry_id})
 
     async def failed(msg: RedisStreamMessage, raw: bytes, entry_id: str, exc: Exception) -> None:
         what = outage.unavailable(exc)
@@ -251,14 +254,26 @@ async def _tolerant_parser(msg: Any, original: Callable[[Any], Awaitable[Any]]) 
         return await original({**msg, "data": {b"__data__": raw}})
 
 
+def carried_ids(msg: Any, item: BaseModel) -> dict[str, str]:
+    """The ids a handled message's log lines carry: those of the message that caused it (its entry's headers,
+    set by `publish`), then its own (`post_id`, `event_id`, `alert_id` fields), which win."""
+    headers = getattr(msg, "headers", None) or {}
+    ids = {k: v for k in ID_FIELDS if isinstance(v := headers.get(k), str) and v}
+    ids.update({k: v for k in ID_FIELDS if isinstance(v := getattr(item, k, None), str) and v})
+    return ids
+
+
 def _entry_id(msg: RedisStreamMessage) -> str:
     ids = msg.raw_message.get("message_ids") or [b""]
     return ids[0].decode() if isinstance(ids[0], bytes) else str(ids[0])
 
 
 async def publish(broker: RedisBroker, stream: str, message: BaseModel, settings: CommonSettings) -> None:
-    """Publishes one message. Streams are trimmed by shared.trim once every group has acked, not here."""
-    await broker.publish(to_wire(message), stream=stream)
+    """Publishes one message. Streams are trimmed by shared.trim once every group has acked, not here.
+
+    The ids of the message being handled (`shared.logs.message_ids`) go along as headers, so the stage that
+    consumes this one logs them too: an alert version carries the post_id of the post that fired it."""
+    await broker.publish(to_wire(message), stream=stream, headers=current_ids() or None)
 
 
 async def create_group(redis: Redis, stream: str, group: str) -> bool:
