@@ -23,17 +23,17 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from faststream import AckPolicy
 from faststream.redis import RedisBroker, RedisStreamMessage, StreamSub
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SkipValidation, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from shared import deadletter, outage, streams
 from shared.logs import ID_FIELDS, current_ids, message_ids
-from shared.messages import to_wire
+from shared.messages import DeadLetterEntry, to_wire
 from shared.periodic import Periodic
 from shared.settings import CommonSettings
 
@@ -211,10 +211,15 @@ def subscribe(
 
     # Two distinct callables: FastStream keys a handler by its function, so one function registered
     # twice would leave one of the subscribers without a handler.
-    async def on_new(msg: RedisStreamMessage) -> None:
+    # `body` (unused) is what the AsyncAPI document shows the stream carries (`model`); SkipValidation, because the
+    # body is `decode`d here, bounded, and parked when it is not a `model`: validated by FastStream, a poison
+    # message would fail before any handler of ours and stay pending forever.
+    documented = Annotated[model, SkipValidation]  # type: ignore[valid-type]  # the stage's model, a variable
+
+    async def on_new(body: documented, msg: RedisStreamMessage) -> None:  # type: ignore[valid-type]
         await guarded(msg)
 
-    async def on_reclaimed(msg: RedisStreamMessage) -> None:
+    async def on_reclaimed(body: documented, msg: RedisStreamMessage) -> None:  # type: ignore[valid-type]
         await guarded(msg)
 
     # `decoder=_raw_body`: FastStream would otherwise json-decode every body before the handler runs, where
@@ -222,15 +227,28 @@ def subscribe(
     reader = broker.subscriber(
         stream=StreamSub(stream, group=group, consumer=settings.consumer_name, max_records=max_records),
         ack_policy=AckPolicy.MANUAL, decoder=_raw_body, parser=_tolerant_parser,
+        title=f"{stream}:{group}", description=f"consumer group `{group}` ({stage} stage): "
+        f"{streams.about(stream)}",
     )
     reader(on_new)
-    reclaimer = broker.subscriber(
+    reclaimer = broker.subscriber(  # the same stream and group as the reader: one entry in the document
         stream=StreamSub(stream, group=group, consumer=f"{settings.consumer_name}-reclaim",
                          min_idle_time=settings.claim_idle_ms),
-        ack_policy=AckPolicy.MANUAL, decoder=_raw_body, parser=_tolerant_parser,
+        ack_policy=AckPolicy.MANUAL, decoder=_raw_body, parser=_tolerant_parser, include_in_schema=False,
     )
     reclaimer(on_reclaimed)
     state.subscribers += [reader, reclaimer]
+    publishes(broker, streams.dlq_stream(stage), DeadLetterEntry, by=stage)
+
+
+def publishes(broker: RedisBroker, stream: str, model: type[BaseModel], *, by: str) -> None:
+    """Declares that stage `by` writes `model`s to `stream`, for the AsyncAPI document (`publish` needs no
+    declaration: it is what a reader of the document learns the stream carries, and who writes it)."""
+    title = stream if stream == streams.dlq_stream(by) else f"{stream}:{by}"
+    if any(getattr(p.specification.config, "title_", None) == title for p in broker.publishers):
+        return  # two alert workers in one process, or a service built twice: one entry
+    broker.publisher(stream=stream, title=title, schema=model,
+                     description=f"written by the {by} stage: {streams.about(stream)}")
 
 
 async def _raw_body(msg: Any) -> Any:
@@ -386,4 +404,12 @@ class _Broker(RedisBroker):
 
 def make_broker(url: str) -> RedisBroker:
     """A broker without FastStream's per-message log lines (they cost ~30 %); our handlers log instead."""
-    return _Broker(url, logger=None)
+    return _Broker(url, logger=None, specification_url=public_url(url))
+
+
+def public_url(redis_url: str) -> str:
+    """The broker's address as the AsyncAPI document shows it: no user, password or query string."""
+    base = redis_url.partition("?")[0].partition("#")[0]
+    scheme, sep, rest = base.partition("://")
+    netloc, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{netloc.rpartition('@')[2]}{slash}{path}"

@@ -30,7 +30,7 @@ from shared.errors import ReasonError
 from shared.logs import configure_logging
 from shared.settings import CommonSettings
 from shared.trim import Trimmer
-from watchfloor import locate
+from watchfloor import apidocs, locate
 from watchfloor.embedded_redis import EmbeddedRedis
 
 logger = logging.getLogger(__name__)
@@ -144,7 +144,10 @@ def build_app(
                     await service.stop()
         await redis.aclose()
 
-    app = FastAPI(title="watchfloor", version="0.1.0", lifespan=lifespan)
+    # /docs and /redoc with assets from a package, not FastAPI's CDN: the floor may have no internet
+    app = FastAPI(title="watchfloor", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    apidocs.install_pages(app)
+    apidocs.install_asyncapi(app, broker)
     http_guards.install(app, common.max_request_bytes)
     for service in services:
         if service.router is not None:
