@@ -130,3 +130,20 @@ def test_the_asyncapi_document_names_every_stream_with_its_schema(base_url: str)
 ], ids=["user and password", "password and query", "unix socket"])
 def test_the_documented_broker_address_has_no_credentials(url: str, shown: str) -> None:
     assert public_url(url) == shown
+
+
+def test_watchfloor_asyncapi_prints_the_document_up_serves(base_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from watchfloor.cli import main
+
+    monkeypatch.setenv("WATCHFLOOR_REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("WATCHFLOOR_CONSUMER_NAME", "doc")
+    printed = CliRunner().invoke(main, ["asyncapi"], catch_exceptions=False)
+    assert printed.exit_code == 0, printed.output
+    served = httpx.get(base_url + "/asyncapi.json", timeout=10).json()
+    doc = json.loads(printed.output)
+    assert doc["components"] == served["components"] and doc["channels"].keys() == served["channels"].keys()
+    assert doc["channels"]["wf:posts:classify"]["bindings"]["redis"]["consumerName"] == "doc"
+    as_yaml = CliRunner().invoke(main, ["asyncapi", "--yaml"], catch_exceptions=False)
+    assert yaml.safe_load(as_yaml.output) == doc
