@@ -242,8 +242,9 @@ def subscribe(
 
 
 def publishes(broker: RedisBroker, stream: str, model: type[BaseModel], *, by: str) -> None:
-    """Declares that stage `by` writes `model`s to `stream`, for the AsyncAPI document (`publish` needs no
-    declaration: it is what a reader of the document learns the stream carries, and who writes it)."""
+    """Declares, for the AsyncAPI document, that stage `by` writes `model`s to `stream`: a reader of the document
+    learns what the stream carries and who writes it. Nothing is sent through the declaration; `publish` and
+    `deadletter.park` write as before."""
     title = stream if stream == streams.dlq_stream(by) else f"{stream}:{by}"
     if any(getattr(p.specification.config, "title_", None) == title for p in broker.publishers):
         return  # two alert workers in one process, or a service built twice: one entry
