@@ -23,16 +23,17 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from faststream import AckPolicy
 from faststream.redis import RedisBroker, RedisStreamMessage, StreamSub
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SkipValidation, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from shared import deadletter, outage, streams
-from shared.messages import to_wire
+from shared.logs import ID_FIELDS, current_ids, message_ids
+from shared.messages import DeadLetterEntry, to_wire
 from shared.periodic import Periodic
 from shared.settings import CommonSettings
 
@@ -160,18 +161,20 @@ def subscribe(
             reason = exc.reason if isinstance(exc, PoisonError) else f"undecodable: {outage.describe(exc)}"
             await park(msg, raw, entry_id, reason, await msg.get_delivery_count())
             return
-        try:
-            await handle(item)
-        except Exception as exc:
-            await failed(msg, raw, entry_id, exc)
-            return
-        # Ack only after the handler's commit: a crash before this line means redelivery, never loss.
-        await msg.ack()
-        state.handled += 1
-        state.last_handled_at = time.time()
-        for what in (outage.DATABASE, outage.REDIS):  # a handled message used both: they are back
-            outage.outage(what).ok()
-        logger.debug("handled stage=%s entry=%s %.0fms", stage, entry_id, (time.perf_counter() - started) * 1000)
+        with message_ids(**carried_ids(msg, item)):  # every line logged while handling it names it
+            try:
+                await handle(item)
+            except Exception as exc:
+                await failed(msg, raw, entry_id, exc)
+                return
+            # Ack only after the handler's commit: a crash before this line means redelivery, never loss.
+            await msg.ack()
+            state.handled += 1
+            state.last_handled_at = time.time()
+            for what in (outage.DATABASE, outage.REDIS):  # a handled message used both: they are back
+                outage.outage(what).ok()
+            logger.debug("handled stage=%s entry=%s %.0fms", stage, entry_id, (time.perf_counter() - started) * 1000,
+                         extra={**log_fields, "entry_id": entry_id})
 
     async def failed(msg: RedisStreamMessage, raw: bytes, entry_id: str, exc: Exception) -> None:
         what = outage.unavailable(exc)
@@ -208,10 +211,15 @@ def subscribe(
 
     # Two distinct callables: FastStream keys a handler by its function, so one function registered
     # twice would leave one of the subscribers without a handler.
-    async def on_new(msg: RedisStreamMessage) -> None:
+    # `body` (unused) is what the AsyncAPI document shows the stream carries (`model`); SkipValidation, because the
+    # body is `decode`d here, bounded, and parked when it is not a `model`: validated by FastStream, a poison
+    # message would fail before any handler of ours and stay pending forever.
+    documented = Annotated[model, SkipValidation]  # type: ignore[valid-type]  # the stage's model, a variable
+
+    async def on_new(body: documented, msg: RedisStreamMessage) -> None:  # type: ignore[valid-type]
         await guarded(msg)
 
-    async def on_reclaimed(msg: RedisStreamMessage) -> None:
+    async def on_reclaimed(body: documented, msg: RedisStreamMessage) -> None:  # type: ignore[valid-type]
         await guarded(msg)
 
     # `decoder=_raw_body`: FastStream would otherwise json-decode every body before the handler runs, where
@@ -219,15 +227,29 @@ def subscribe(
     reader = broker.subscriber(
         stream=StreamSub(stream, group=group, consumer=settings.consumer_name, max_records=max_records),
         ack_policy=AckPolicy.MANUAL, decoder=_raw_body, parser=_tolerant_parser,
+        title=f"{stream}:{group}", description=f"consumer group `{group}` ({stage} stage): "
+        f"{streams.about(stream)}",
     )
     reader(on_new)
-    reclaimer = broker.subscriber(
+    reclaimer = broker.subscriber(  # the same stream and group as the reader: one entry in the document
         stream=StreamSub(stream, group=group, consumer=f"{settings.consumer_name}-reclaim",
                          min_idle_time=settings.claim_idle_ms),
-        ack_policy=AckPolicy.MANUAL, decoder=_raw_body, parser=_tolerant_parser,
+        ack_policy=AckPolicy.MANUAL, decoder=_raw_body, parser=_tolerant_parser, include_in_schema=False,
     )
     reclaimer(on_reclaimed)
     state.subscribers += [reader, reclaimer]
+    publishes(broker, streams.dlq_stream(stage), DeadLetterEntry, by=stage)
+
+
+def publishes(broker: RedisBroker, stream: str, model: type[BaseModel], *, by: str) -> None:
+    """Declares, for the AsyncAPI document, that stage `by` writes `model`s to `stream`: a reader of the document
+    learns what the stream carries and who writes it. Nothing is sent through the declaration; `publish` and
+    `deadletter.park` write as before."""
+    title = stream if stream == streams.dlq_stream(by) else f"{stream}:{by}"
+    if any(getattr(p.specification.config, "title_", None) == title for p in broker.publishers):
+        return  # two alert workers in one process, or a service built twice: one entry
+    broker.publisher(stream=stream, title=title, schema=model,
+                     description=f"written by the {by} stage: {streams.about(stream)}")
 
 
 async def _raw_body(msg: Any) -> Any:
@@ -251,14 +273,26 @@ async def _tolerant_parser(msg: Any, original: Callable[[Any], Awaitable[Any]]) 
         return await original({**msg, "data": {b"__data__": raw}})
 
 
+def carried_ids(msg: Any, item: BaseModel) -> dict[str, str]:
+    """The ids a handled message's log lines carry: those of the message that caused it (its entry's headers,
+    set by `publish`), then its own (`post_id`, `event_id`, `alert_id` fields), which win."""
+    headers = getattr(msg, "headers", None) or {}
+    ids = {k: v for k in ID_FIELDS if isinstance(v := headers.get(k), str) and v}
+    ids.update({k: v for k in ID_FIELDS if isinstance(v := getattr(item, k, None), str) and v})
+    return ids
+
+
 def _entry_id(msg: RedisStreamMessage) -> str:
     ids = msg.raw_message.get("message_ids") or [b""]
     return ids[0].decode() if isinstance(ids[0], bytes) else str(ids[0])
 
 
 async def publish(broker: RedisBroker, stream: str, message: BaseModel, settings: CommonSettings) -> None:
-    """Publishes one message. Streams are trimmed by shared.trim once every group has acked, not here."""
-    await broker.publish(to_wire(message), stream=stream)
+    """Publishes one message. Streams are trimmed by shared.trim once every group has acked, not here.
+
+    The ids of the message being handled (`shared.logs.message_ids`) go along as headers, so the stage that
+    consumes this one logs them too: an alert version carries the post_id of the post that fired it."""
+    await broker.publish(to_wire(message), stream=stream, headers=current_ids() or None)
 
 
 async def create_group(redis: Redis, stream: str, group: str) -> bool:
@@ -371,4 +405,12 @@ class _Broker(RedisBroker):
 
 def make_broker(url: str) -> RedisBroker:
     """A broker without FastStream's per-message log lines (they cost ~30 %); our handlers log instead."""
-    return _Broker(url, logger=None)
+    return _Broker(url, logger=None, specification_url=public_url(url))
+
+
+def public_url(redis_url: str) -> str:
+    """The broker's address as the AsyncAPI document shows it: no user, password or query string."""
+    base = redis_url.partition("?")[0].partition("#")[0]
+    scheme, sep, rest = base.partition("://")
+    netloc, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{netloc.rpartition('@')[2]}{slash}{path}"

@@ -188,6 +188,19 @@ class AlertMessage(_Message):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class DeadLetterEntry(BaseModel):
+    """The fields of one entry of a dead-letter stream, `wf:dlq:<stage>` (shared.deadletter.park). Written with
+    XADD as plain stream fields, not as a JSON message: this model documents them, nothing validates them."""
+
+    reason: str = Field(description="why it was parked, for a person: the validation error or the last failure")
+    payload: bytes = Field(description="the original entry's body, byte for byte (cut when over 16 MiB)")
+    origin_stream: str = Field(description="the stream it was read from, e.g. wf:posts")
+    origin_id: str = Field(description="its entry id there")
+    deliveries: int = Field(description="how many times it was delivered before it was parked")
+    parked_at: datetime
+    truncated: Literal["0", "1"] = Field(description="1: the payload was cut and cannot be replayed")
+
+
 def to_wire(message: BaseModel) -> dict:
     """The JSON-ready dict a publisher sends (aliases on, so `schema` is spelled as on the wire)."""
     return message.model_dump(mode="json", by_alias=True)

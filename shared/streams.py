@@ -1,11 +1,17 @@
 """Stream and consumer-group names: the only place they are spelled (DESIGN §2)."""
 
 POSTS = "wf:posts"
-"""ingest -> classify: one PostMessage per new post."""
 EVENTS = "wf:events"
-"""classify -> alert: one EventMessage per classified post."""
 ALERTS = "wf:alerts"
-"""alert -> deliver and console: one AlertMessage per alert version."""
+ABOUT = {
+    POSTS: "ingest -> classify: one PostMessage per new post (a feed poll or POST /ingest), published once; an "
+           "edited post (a Telegram message edited) again under the same post_id.",
+    EVENTS: "classify -> alert: one EventMessage per attack a post reports (event_id == post_id for the main one, "
+            "a roundup's others listed in `also`), and one for a post that reports none (is_event false).",
+    ALERTS: "alert -> deliver and the console: one AlertMessage per alert version (fired, updated, repaged, "
+            "resolved); the console reads it with XREAD from `$`, outside any consumer group.",
+}
+"""What each stream carries, for the AsyncAPI document (`watchfloor asyncapi`, /asyncapi.json)."""
 ALERTS_PUBLISHED = "wf:alerts:published"
 """A hash beside wf:alerts: alert id -> the last version put on the stream (the alert outbox's mark)."""
 
@@ -23,3 +29,13 @@ STREAM_FOR_STAGE = {CLASSIFY: POSTS, ALERT: EVENTS, DELIVER: ALERTS}
 def dlq_stream(stage: str) -> str:
     """The dead-letter stream of a stage: `wf:dlq:classify`."""
     return f"wf:dlq:{stage}"
+
+
+def about(stream: str) -> str:
+    """What `stream` carries, in a sentence (a dead-letter stream's too)."""
+    if stream.startswith("wf:dlq:"):
+        stage = stream.removeprefix("wf:dlq:")
+        return (f"the {stage} stage's dead letters: each entry a message it could not process (invalid, or failed "
+                f"max_deliveries times) with the reason and the raw payload, as plain stream fields, not JSON; "
+                f"`watchfloor dlq list {stage}` shows them, `watchfloor dlq replay {stage}` puts them back.")
+    return ABOUT.get(stream, "")

@@ -18,6 +18,7 @@
     watchfloor export --format csv|geojson|jsonl   the event log
     watchfloor explain POST_ID                     why each rule did or did not fire for a post
     watchfloor config show                         effective settings, secrets masked
+    watchfloor asyncapi [--yaml]                   the streams' AsyncAPI document (also /asyncapi.json)
 
 Commands run from a second terminal against the same data dir or database take effect in a
 running `up` without a restart: the services read sources, rules and subscriptions from the database.
@@ -48,6 +49,8 @@ COMMANDS: dict[str, _Lazy] = {
     "run": _Lazy("watchfloor.cli_serve", "run_service", "Run one service (its HTTP routes on HOST:PORT)."),
     "migrate": _Lazy("watchfloor.cli_serve", "migrate_cmd", "Bring the event log schema to the latest version."),
     "config": _Lazy("watchfloor.cli_serve", "config", "Effective configuration."),
+    "asyncapi": _Lazy("watchfloor.cli_serve", "asyncapi",
+                      "Print the AsyncAPI document of the Redis streams (what `up` serves at /asyncapi.json)."),
     "source": _Lazy("watchfloor.cli_sources", "source", "Feeds to poll."),
     "rule": _Lazy("watchfloor.cli_alerting", "rule", "Alert rules (YAML)."),
     "subscription": _Lazy("watchfloor.cli_alerting", "subscription", "Webhook endpoints (Standard Webhooks)."),

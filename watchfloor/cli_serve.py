@@ -78,3 +78,18 @@ def config() -> None:
 def config_show(obj: CliContext) -> None:
     """Print the settings in force, passwords masked."""
     click.echo(json.dumps(obj.settings.redacted(), indent=2, default=str))
+
+
+@click.command(name="asyncapi")
+@click.option("--yaml", "as_yaml", is_flag=True, help="YAML instead of JSON.")
+@pass_ctx
+def asyncapi(obj: CliContext, as_yaml: bool) -> None:
+    """Print the AsyncAPI document of the Redis streams (what `up` serves at /asyncapi.json).
+
+    Built from the services' own subscribers and publishers, without connecting to anything: each stream,
+    who reads and writes it, and the JSON schema of its messages."""
+    from watchfloor import apidocs
+    from watchfloor.runtime import streams_document
+
+    document = streams_document(obj.overrides)
+    click.echo(apidocs.asyncapi_yaml(document) if as_yaml else json.dumps(document, indent=2, ensure_ascii=False))

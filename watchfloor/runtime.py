@@ -30,10 +30,11 @@ from shared.errors import ReasonError
 from shared.logs import configure_logging
 from shared.settings import CommonSettings
 from shared.trim import Trimmer
-from watchfloor import locate
+from watchfloor import apidocs, locate
 from watchfloor.embedded_redis import EmbeddedRedis
 
 logger = logging.getLogger(__name__)
+VERSION = "0.1.0"
 SERVICE_NAMES = ("ingest", "classify", "alert")
 RUNNABLE_NAMES = (*SERVICE_NAMES, "api")
 """`watchfloor run` also runs `api`: the console and the API without the alert pipeline (alert workers scale)."""
@@ -146,7 +147,10 @@ def build_app(
                     await service.stop()
         await redis.aclose()
 
-    app = FastAPI(title="watchfloor", version="0.1.0", lifespan=lifespan)
+    # /docs and /redoc with assets from a package, not FastAPI's CDN: the floor may have no internet
+    app = FastAPI(title="watchfloor", version=VERSION, lifespan=lifespan, docs_url=None, redoc_url=None)
+    apidocs.install_pages(app)
+    apidocs.install_asyncapi(app, broker)
     http_guards.install(app, common.max_request_bytes)
     for service in services:
         if service.router is not None:
@@ -173,6 +177,19 @@ def build_app(
         return JSONResponse({**report, "services": ",".join(names)}, status_code=200 if ok else 503)
 
     return app, services
+
+
+def streams_document(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The AsyncAPI document `watchfloor up` serves at /asyncapi.json, built without running anything: the
+    three services register their subscribers and publishers on a broker that never connects."""
+    common = CommonSettings(**overrides)
+    redis_url = common.redis_url or f"unix://{common.embedded_redis_socket}"
+    broker = make_broker(redis_url)
+    redis = Redis.from_url(redis_url)
+    sessions = make_sessionmaker(make_engine(common.db_url))  # never connected: building a service only wires it
+    for name in SERVICE_NAMES:
+        build_service(name, overrides, broker, redis, sessions)
+    return apidocs.asyncapi_document(broker, VERSION)
 
 
 class _Server(uvicorn.Server):

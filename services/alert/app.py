@@ -25,7 +25,7 @@ from services.alert.settings import AlertSettings
 from services.alert.severity import default_policy
 from services.alert.sweeps import Sweeper
 from shared import streams
-from shared.consumer import publish, subscribe
+from shared.consumer import publish, publishes, subscribe
 from shared.gazetteer import load_gazetteer
 from shared.messages import AlertMessage, EventMessage
 
@@ -84,6 +84,7 @@ class AlertService:
         subscribe(broker, stage=streams.ALERT, model=EventMessage, handle=on_event, settings=settings, redis=redis)
         subscribe(broker, stage=streams.DELIVER, model=AlertMessage, handle=on_alert, settings=settings,
                   redis=redis)
+        publishes(broker, streams.ALERTS, AlertMessage, by=streams.ALERT)
         self.router = build_router(sessions, redis, decode_entry, self._stopping, settings.sse_heartbeat_seconds,
                                    url_policy=settings.url_policy)
 

@@ -227,13 +227,18 @@ class Dispatcher:
     def _log(self, note: Notification, sub_id: int, attempt: int, result: DeliveryOutcome, state: str,
              delay: float | None) -> None:
         where = f"sub={sub_id} alert={note.alert_id[:8]} v={note.alert_version} attempt={attempt}"
+        fields = {"alert_id": note.alert_id, "version": note.alert_version, "subscription_id": sub_id,
+                  "attempt": attempt, "outcome": result.outcome.value, "status_code": result.status_code}
         if result.outcome is Outcome.DELIVERED:
-            logger.info("webhook delivered %s %s %.0fms", where, result.status_code, result.latency_ms)
+            logger.info("webhook delivered %s %s %.0fms", where, result.status_code, result.latency_ms,
+                        extra={**fields, "latency_ms": round(result.latency_ms, 1)})
         elif state == "pending":
-            logger.warning("webhook retry %s reason=\"%s\" next_in=%s", where, result.reason, _seconds(delay or 0))
+            logger.warning("webhook retry %s reason=\"%s\" next_in=%s", where, result.reason, _seconds(delay or 0),
+                           extra={**fields, "reason": result.reason, "next_in_s": delay})
         else:
             logger.error("webhook failed %s reason=\"%s\" kept for replay (notification=%d)%s", where, result.reason,
-                         note.id, " subscription disabled" if result.disable_subscription else "")
+                         note.id, " subscription disabled" if result.disable_subscription else "",
+                         extra={**fields, "reason": result.reason, "notification_id": note.id})
 
 
 def _seconds(value: float) -> str:

@@ -441,6 +441,8 @@ class AlertPipeline:
                     len(source_ids), levels.corroboration, levels.severity,
                     version.why if message.version > 1 else "; ".join(message.matched),
                     f" muted=\"{message.muted_by}\"" if message.muted_by else "",
+                    extra={"alert_id": message.alert_id, "version": message.version, "rule_id": version.rule.id,
+                           "incident_id": incident.id, "kind": message.kind},
                 )
         out = [version.message for version in decision.versions]
         # Publish only after the commit. A version committed earlier but never published goes first;

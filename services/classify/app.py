@@ -21,11 +21,11 @@ from services.classify.events import classify_events, warm_up
 from services.classify.settings import ClassifySettings
 from services.classify.warm import classify_gazetteer
 from shared import placebook, streams
-from shared.consumer import publish, subscribe
+from shared.consumer import publish, publishes, subscribe
 from shared.db import session_scope
 from shared.epoch import EpochWatch
 from shared.gazetteer import Gazetteer
-from shared.messages import PostMessage
+from shared.messages import EventMessage, PostMessage
 from shared.outage import LoopErrors
 
 # How far back a newly added place re-resolves posts that named it unresolved.
@@ -53,6 +53,7 @@ class ClassifyService:
         subscribe(
             broker, stage=streams.CLASSIFY, model=PostMessage, handle=self.on_post, settings=settings, redis=redis
         )
+        publishes(broker, streams.EVENTS, EventMessage, by=streams.CLASSIFY)
 
     async def on_post(self, post: PostMessage) -> None:
         started = time.perf_counter()

@@ -13,7 +13,7 @@ from services.ingest.politeness import HostGate, HostSpacing
 from services.ingest.poller import Poller, PollReport
 from services.ingest.settings import IngestSettings
 from shared import streams
-from shared.consumer import publish
+from shared.consumer import publish, publishes
 from shared.epoch import EpochWatch
 from shared.messages import PostMessage
 
@@ -30,6 +30,7 @@ class IngestService:
     ) -> None:
         self.settings = settings
         self._broker = broker
+        publishes(broker, streams.POSTS, PostMessage, by=streams.INGEST)
         self.outbox = PostOutbox(sessions, self._publish_post)
         self.epoch = EpochWatch(redis, "ingest", self.outbox.replay_since,
                                 timedelta(seconds=settings.replay_window_seconds))

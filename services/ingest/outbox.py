@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest import store
 from shared.db import session_scope
+from shared.logs import message_ids
 from shared.messages import PostMessage
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,10 @@ class PostOutbox:
         sent: list[str] = []
         try:
             for post in posts:
-                await self._publish(post)
+                with message_ids(post_id=post.post_id):  # on this line and on the entry's headers
+                    await self._publish(post)
+                    logger.info("published post=%s source=%s stream=wf:posts", post.post_id[:6], post.source_id,
+                                extra={"source_id": post.source_id})
                 sent.append(post.post_id)
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
