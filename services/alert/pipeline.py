@@ -24,7 +24,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alert import commands, copies, store_alerts, store_eventlog, store_incidents, store_rules
+from services.alert import commands, copies, headline, store_alerts, store_eventlog, store_incidents, store_rules
 from services.alert.conditions import condition_met
 from services.alert.evaluate import Match
 from services.alert.geofence import bounding_box
@@ -103,12 +103,13 @@ def _evidence(event: EventMessage) -> list[Span]:
     return spans[:20]
 
 
-def _title(event: EventMessage, incident: IncidentView) -> str:
-    if event.title:
-        return event.title
-    what = ", ".join(incident.tactics) or "activity"
-    where = (incident.place or {}).get("name", "unknown place")
-    return f"{what} near {where}"
+def _title(event: EventMessage, incident: IncidentView, current: str | None) -> str:
+    """The most informative headline so far (`headline.better`): a report's own, tidied, else what and where."""
+    where = (incident.place or {}).get("name")
+    chosen = headline.better(current, headline.candidate(event.title, event.text), where)
+    if chosen:
+        return chosen
+    return f"{', '.join(incident.tactics) or 'activity'} near {where or 'unknown place'}"
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ def alert_message(
         incident_id=incident.id,
         fired_at=previous.fired_at if previous else now, updated_at=now,
         event_ids=event_ids, source_ids=source_ids,
-        title=previous.title if previous else _title(event, incident),
+        title=_title(event, incident, previous.title if previous else None),
         actors=incident.actors, perpetrator=incident.perpetrator, tactics=incident.tactics,
         place=PlaceLabel.model_validate(incident.place) if incident.place else None,
         killed=incident.killed, confidence=confidence, matched=matched,
