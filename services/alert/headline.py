@@ -22,8 +22,9 @@ MARGIN = 0.15
 _URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
 _TRAILING_TAGS = re.compile(r"(?:\s*[#@]\w+)+\s*$")
 _TAG = re.compile(r"#(\w+)")
-_LEAD = re.compile(r"^(?:breaking(?: news)?|urgent|just in|flash|alerte|update|live|dernière minute|عاجل)\b\s*[:\-–—|!]*\s*",
-                   re.IGNORECASE)
+_LEAD = re.compile(
+    r"^(?:breaking(?: news)?|urgent|just in|flash|alerte|update|live|dernière minute|عاجل)\b\s*[:\-–—|!]*\s*",
+    re.IGNORECASE)
 _SPACE = re.compile(r"\s+")
 _SENTENCE_END = re.compile(r"(?<=[.!?؟])\s+|\n")
 _DROPPED = frozenset({"So", "Cf", "Co", "Cs", "Cc", "Cn"})
