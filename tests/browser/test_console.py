@@ -107,9 +107,21 @@ def test_an_officer_sees_an_alert_arrive_live_and_acknowledges_it(system: System
             assert page.locator("#map circle.dot").count() == 1
             assert page.locator("#map path.fence").count() >= 1
 
+            # The alert's time is a live relative time, recomputed from its ISO value (not frozen at arrival).
+            aged = page.evaluate("""() => {
+                const t = document.querySelector('.alert time[data-rel]');
+                t.setAttribute("datetime", new Date(Date.now() - 40 * 60 * 1000 - 500).toISOString());
+                retick();
+                return t.textContent;
+            }""")
+            assert aged == "40 min ago"
+            assert page.evaluate("""() => [mutedLabel("inhibited by alert 3f2a (issp-niamey-50km, severity critical)"),
+                                            mutedLabel("silence 4: FDS exercise")]""") == ["inhibited", "silenced"]
+
             row.click()
             page.wait_for_selector("#why li")
             assert "actor ISSP" in page.inner_text("#why")
+            assert "language en" in page.inner_text(".report .meta")
             assert page.locator(".report mark").count() >= 2           # evidence highlighted in the post
             page.fill("#ack-note", "Passed to the Niamey desk")
             page.click("#ack-button")
