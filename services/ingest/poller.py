@@ -1,7 +1,8 @@
 """The `Poller`: every tick, poll the due sources concurrently (bounded), each poll one line in the log.
 
-    poll = host's turn ─▶ fetch ─▶ parse ─▶ normalise ─▶ store new posts + source health (one transaction)
-             (Redis)                                        └─▶ outbox: publish each new post once ─▶ mark queued
+    poll = host's turn ─▶ fetch ─▶ parse ─▶ normalise ─▶ screen ─▶ store new posts + health (one transaction)
+             (Redis)                       (lang hint)  (keep/block: kept out = recorded, not published)
+                                                        └─▶ outbox: publish each new post once ─▶ mark queued
 
 Politeness per host (politeness.py): at most `per_host_concurrency` fetches at once from this process, a
 minimum spacing between requests to one host across every process, and a 429/503 Retry-After holds the
