@@ -1,9 +1,12 @@
-"""The language of a post that arrives without one (most feeds do not say), from Google's CLD3 model, which
-ships inside the cld3-py wheel (offline) and knows Hausa as well as English, French and Arabic.
+"""Languages of posts: a language tag read from a feed, a platform or an operator, normalised to its primary
+subtag ("fr-FR" -> "fr"); and the language of a post that arrives without one (most feeds do not say), from
+Google's CLD3 model, which ships inside the cld3-py wheel (offline) and knows Hausa as well as English, French
+and Arabic.
 
 Ingest tags each new post with it, so that a rule's `languages` filter works; the offline classifier uses it
 for files without a `lang` column. A short or mixed text gives None rather than a wrong guess."""
 
+import re
 from functools import cache
 from typing import Any
 
@@ -11,6 +14,30 @@ from typing import Any
 WATCH_LANGUAGES = frozenset({"en", "fr", "ar", "ha"})
 _SAMPLE_CHARS = 1_000  # the model reads no more than this; a bounded cost whatever the post's length
 _MIN_CHARS = 12
+_TAG = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
+# ISO 639 codes that name no language: undetermined, no linguistic content, uncoded, multiple; qaa-qtz are
+# private use.
+_NOT_A_LANGUAGE = frozenset({"und", "zxx", "mis", "mul"})
+
+
+def language(tag: Any) -> str | None:
+    """The primary subtag of a BCP 47 tag, lower case ("fr-FR" -> "fr"); None if there is none. Checks the
+    shape only: what a feed declares is taken as declared."""
+    if not isinstance(tag, str) or not _TAG.match(tag.strip()):
+        return None
+    return tag.strip().split("-")[0].split("_")[0].lower()
+
+
+def known_language(tag: Any) -> str | None:
+    """`language(tag)` if it names a language in the ISO 639 registry (fr, ha, ar, bm, ff, dyu…); None for a
+    code no language has (xx), a private-use one (qaa-qtz), or und/zxx/mis/mul. For what an operator types,
+    where a typo must be refused rather than stored."""
+    import langcodes
+
+    code = language(tag)
+    if code is None or code in _NOT_A_LANGUAGE or "qaa" <= code <= "qtz":
+        return None
+    return code if langcodes.tag_is_valid(code) else None
 
 
 @cache

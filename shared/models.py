@@ -91,6 +91,15 @@ class Source(Base):
     removed_at: Mapped[datetime | None]
     # A push source's owner: the name of the token that first pushed to it; only tokens of that name push to it.
     pushed_by: Mapped[str | None] = mapped_column(String(200))
+    # Per-source settings, as a feed reader's: the language of its posts that declare none (an ISO 639 code), and
+    # RE2 patterns a new post must match one of (keep, if any) and none of (block) to be published.
+    lang: Mapped[str | None] = mapped_column(String(8))
+    keep_patterns: Mapped[list[Any] | None]
+    block_patterns: Mapped[list[Any] | None]
+    # Posts kept out by those patterns (each recorded once in filtered_posts), and the last poll's account of it.
+    posts_filtered: Mapped[int] = mapped_column(Integer, default=0)
+    last_filtered: Mapped[str | None] = mapped_column(Text)
+    last_filtered_at: Mapped[datetime | None]
 
 
 class Post(Base):
@@ -112,6 +121,21 @@ class Post(Base):
     # Outbox: set once the post is on wf:posts. A post committed but not queued (crash between the
     # commit and the publish) is queued again by ingest, so nothing stored is left unclassified.
     queued_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class FilteredPost(Base):
+    """A post a source's keep or block patterns kept out: never published, and recorded so that it is seen once
+    (its id is taken, as a stored post's is) and ops can tell what was kept out and why."""
+
+    __tablename__ = "filtered_posts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the post_id it would have had
+    source_id: Mapped[str] = mapped_column(ForeignKey("sources.id"), index=True)
+    dedup_key: Mapped[str] = mapped_column(String(2000))
+    title: Mapped[str] = mapped_column(Text, default="")
+    url: Mapped[str | None] = mapped_column(String(2000))
+    reason: Mapped[str] = mapped_column(Text)  # "by block pattern 'football'", "matching no keep pattern"
+    filtered_at: Mapped[datetime]
 
 
 class Event(Base):

@@ -25,6 +25,27 @@ def slug_or(name: str | None, default: str) -> str:
     return source_id
 
 
+def screen_options(lang: str | None, keep: tuple[str, ...], block: tuple[str, ...]
+                   ) -> tuple[str | None, list[str], list[str]]:
+    """The language hint and patterns as they will be stored, checked before anything is fetched or stored: a
+    code that is no language or a pattern RE2 refuses is a one-line error (exit status 1)."""
+    from services.ingest.filters import check_patterns
+
+    return (checked(lambda: store.lang_hint(lang)) if lang else None,
+            checked(lambda: check_patterns(keep, "keep")), checked(lambda: check_patterns(block, "block")))
+
+
+LANG = click.option("--lang", default=None, metavar="CODE",
+                    help="The language of its posts that declare none (ISO 639: fr, ar, ha…); a post that declares "
+                         "one keeps it.")
+KEEP = click.option("--keep", multiple=True, metavar="PATTERN",
+                    help="Publish a new post only if its title or text matches one of these (repeatable; RE2 "
+                         "syntax, case- and accent-insensitive).")
+BLOCK = click.option("--block", multiple=True, metavar="PATTERN",
+                     help="Keep out a new post whose title or text matches any of these (repeatable; wins over "
+                          "--keep). Kept-out posts are counted in `source list`, not published.")
+
+
 @click.group()
 def source() -> None:
     """Feeds to poll."""
@@ -36,8 +57,12 @@ def source() -> None:
 @click.option("--interval", default=300, show_default=True, type=click.IntRange(min=1),
               help="Seconds between polls (at least WATCHFLOOR_MIN_INTERVAL_SECONDS, default 10).")
 @click.option("--as-is", is_flag=True, help="Add the URL as given, without looking for a site page's feed.")
+@LANG
+@KEEP
+@BLOCK
 @pass_ctx
-def add(obj: CliContext, url: str, name: str | None, interval: int, as_is: bool) -> None:
+def add(obj: CliContext, url: str, name: str | None, interval: int, as_is: bool, lang: str | None,
+        keep: tuple[str, ...], block: tuple[str, ...]) -> None:
     """Add a feed (RSS, Atom or JSON Feed), a Telegram channel (telegram:CHANNEL, https://t.me/CHANNEL or
     https://t.me/s/CHANNEL), a Mastodon account or hashtag (mastodon:@user@host, mastodon:#tag@host), a Bluesky
     account (bluesky:HANDLE, https://bsky.app/profile/HANDLE) or a GDELT query (gdelt:"QUERY"); a running `up`
@@ -50,6 +75,7 @@ def add(obj: CliContext, url: str, name: str | None, interval: int, as_is: bool)
     from shared.urlguard import check_url
 
     settings = IngestSettings(**obj.overrides)
+    hint, keeps, blocks = screen_options(lang, keep, block)
     address = checked(lambda: parse_address(url))
     if address is not None:
         async def add_kind() -> str:
@@ -57,6 +83,7 @@ def add(obj: CliContext, url: str, name: str | None, interval: int, as_is: bool)
                 src = await store.add_kind_source(
                     session, address.kind, address.handle, address.url, source_id=slug_or(name, address.source_id),
                     name=name or address.name, interval=interval, min_interval=settings.min_interval_seconds,
+                    lang=hint, keep=keeps, block=blocks,
                 )
                 return src.id
 
@@ -71,7 +98,8 @@ def add(obj: CliContext, url: str, name: str | None, interval: int, as_is: bool)
             feed_url, others = await _discovered(checked_url, settings)
         async with obj.session() as session:
             src = await store.add_source(session, feed_url, name=name, interval=interval,
-                                         min_interval=settings.min_interval_seconds)
+                                         min_interval=settings.min_interval_seconds, lang=hint, keep=keeps,
+                                         block=blocks)
             return src.id, feed_url, others
 
     source_id, feed_url, others = run(body)
@@ -159,6 +187,12 @@ def list_(obj: CliContext, as_json: bool) -> None:
                    f"last ok {last_ok}  posts {h.posts_seen}  {h.url or ''}")
         if h.last_warning:
             click.echo(f"{'':<20} warning: {h.last_warning}")
+        settings = [f"lang {h.lang}"] if h.lang else []
+        settings += [f"keep {p!r}" for p in h.keep] + [f"block {p!r}" for p in h.block]
+        if settings:
+            click.echo(f"{'':<20} {'  '.join(settings)}")
+        if h.posts_filtered:
+            click.echo(f"{'':<20} kept out {h.posts_filtered} posts in all; last: {h.last_filtered}")
 
 
 def _set_enabled(obj: CliContext, source_id: str, enabled: bool, by: str | None) -> None:
@@ -194,25 +228,43 @@ def enable(obj: CliContext, source_id: str, by: str | None) -> None:
 @click.option("--url", default=None, help="The feed's new address (the source id, and so its posts, stay).")
 @click.option("--name", default=None)
 @click.option("--interval", default=None, type=click.IntRange(min=1), help="Seconds between polls.")
+@LANG
+@click.option("--no-lang", is_flag=True, help="Clear the language hint.")
+@click.option("--keep", multiple=True, metavar="PATTERN",
+              help="Replace the keep patterns with these (repeatable; RE2 syntax, case- and accent-insensitive).")
+@click.option("--no-keep", is_flag=True, help="Clear the keep patterns: every post not blocked is published.")
+@click.option("--block", multiple=True, metavar="PATTERN", help="Replace the block patterns with these (repeatable).")
+@click.option("--no-block", is_flag=True, help="Clear the block patterns.")
 @BY
 @pass_ctx
 def edit(obj: CliContext, source_id: str, url: str | None, name: str | None, interval: int | None,
-         by: str | None) -> None:
-    """Change a feed's URL, name or polling interval. A new URL passes the same address check as `add`."""
+         lang: str | None, no_lang: bool, keep: tuple[str, ...], no_keep: bool, block: tuple[str, ...],
+         no_block: bool, by: str | None) -> None:
+    """Change a source's URL, name, polling interval, language hint or keep/block patterns (a push source's
+    too). A new URL passes the same address check as `add`. New patterns decide posts not seen yet: what was
+    published or kept out before stays so."""
     from shared.urlguard import check_url
 
     settings = IngestSettings(**obj.overrides)
+    for given, cleared, what in ((lang, no_lang, "lang"), (keep, no_keep, "keep"), (block, no_block, "block")):
+        if given and cleared:
+            raise click.ClickException(f"give --{what} or --no-{what}, not both")
+    hint, keeps, blocks = screen_options(lang, keep, block)
 
-    async def body() -> tuple[str | None, int]:
+    async def body() -> SourceHealth:
         new_url = await check_url(url, settings.url_policy) if url is not None else None  # before the database
         async with obj.session() as session:
-            src = await store.edit_source(session, source_id, actor=by or operator(), now=datetime.now(UTC),
-                                          url=new_url, name=name, interval=interval,
-                                          min_interval=settings.min_interval_seconds)
-            return src.url, src.interval_seconds
+            src = await store.edit_source(
+                session, source_id, actor=by or operator(), now=datetime.now(UTC), url=new_url, name=name,
+                interval=interval, min_interval=settings.min_interval_seconds,
+                lang="" if no_lang else hint, keep=[] if no_keep else (keeps or None),
+                block=[] if no_block else (blocks or None),
+            )
+            return SourceHealth.of(src)
 
-    new_url, every = run(body)
-    click.echo(f"source {source_id} {new_url} every {every}s")
+    h = run(body)
+    click.echo(f"source {source_id} {h.url or '(push)'} every {h.interval_seconds}s  lang {h.lang or '-'}  "
+               f"keep {h.keep or '-'}  block {h.block or '-'}")
 
 
 @source.command(name="remove")
@@ -237,10 +289,13 @@ def remove(obj: CliContext, source_id: str, by: str | None) -> None:
               help="Seconds between polls for an outline without wf:interval.")
 @pass_ctx
 def import_(obj: CliContext, file: Path, interval: int) -> None:
-    """Add every feed of an OPML file (outlines with xmlUrl, nested folders included). Feeds already added
-    are skipped; a URL the address guard refuses, or one that cannot be added, is reported with its reason
+    """Add every feed of an OPML file (outlines with xmlUrl, nested folders included), with the language hint
+    and patterns a watchfloor export wrote (wf:lang, wf:keep, wf:block). Feeds already added are skipped; a URL
+    the address guard refuses, a bad hint or pattern, or one that cannot be added, is reported with its reason
     and the others are still added (exit status 1 if any was refused)."""
+    from services.ingest.filters import check_patterns
     from services.ingest.opml import parse_opml
+    from shared.errors import ReasonError
     from shared.urlguard import UrlRefused, check_url
 
     settings = IngestSettings(**obj.overrides)
@@ -255,12 +310,19 @@ def import_(obj: CliContext, file: Path, interval: int) -> None:
                 outcomes.append(("refused", feed.url, exc.reason))
                 continue
             try:
+                hint = store.lang_hint(feed.lang) if feed.lang else None
+                keeps, blocks = check_patterns(feed.keep, "keep"), check_patterns(feed.block, "block")
+            except ReasonError as exc:
+                outcomes.append(("refused", url, exc.reason))
+                continue
+            try:
                 async with obj.session() as session:  # one transaction a feed: one refusal undoes nothing else
                     known = await store.source_by_url(session, url)
                     if known is None:
                         src = await store.add_source(session, url, name=feed.name or feed.source_id,
                                                      interval=feed.interval or interval,
-                                                     min_interval=settings.min_interval_seconds)
+                                                     min_interval=settings.min_interval_seconds, lang=hint,
+                                                     keep=keeps, block=blocks)
                         src_id, every = src.id, src.interval_seconds
             except store.SourceError as exc:
                 outcomes.append(("refused", url, exc.reason))
@@ -289,12 +351,14 @@ def import_(obj: CliContext, file: Path, interval: int) -> None:
 @pass_ctx
 def export(obj: CliContext, output: Path | None) -> None:
     """The feed sources as OPML 2.0 (platform sources such as Telegram channels are not feeds and are left
-    out); wf:id and wf:interval keep each source's id and polling interval for a later import."""
+    out); wf:id, wf:interval, wf:lang, wf:keep and wf:block keep each source's id, polling interval, language
+    hint and patterns for a later import."""
     from services.ingest.opml import FeedSource, write_opml
 
     async def body() -> list[FeedSource]:
         async with obj.session() as session:
-            return [FeedSource(s.id, s.name or s.url, s.url, s.interval_seconds)
+            return [FeedSource(s.id, s.name or s.url, s.url, s.interval_seconds, s.lang, s.keep_patterns or [],
+                               s.block_patterns or [])
                     for s in await store.list_sources(session) if s.kind == "feed" and s.url]
 
     document = write_opml(run(body))

@@ -1,9 +1,12 @@
 """HTTP for ingest: `POST /ingest` for pushed posts (bridges, scrapers, scripts) and `GET /api/sources`.
 
-A pushed post goes the same way as a polled one: normalise, store once, publish once through the outbox.
-A repeated post (same source and guid, or url, or text) is answered `duplicate: true` and not published again.
+A pushed post goes the same way as a polled one: normalise (the source's language hint), screen (its keep and
+block patterns), store once, publish once through the outbox. A repeated post (same source and guid, or url, or
+text) is answered `duplicate: true` and not published again; one the patterns keep out is answered with
+`kept_out` and not published.
 """
 
+import logging
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -12,13 +15,17 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest import store
+from services.ingest.filters import PatternError, kept_out_note, screen, source_filter
 from services.ingest.normalise import dedup_key, to_post
 from services.ingest.outbox import PostOutbox
-from services.ingest.parse import Entry, language
+from services.ingest.parse import Entry
 from services.ingest.settings import IngestSettings
 from shared.access import Access, Caller
 from shared.db import session_scope
+from shared.language import language
 from shared.models import Source
+
+logger = logging.getLogger(__name__)
 
 
 class PushedPost(BaseModel):
@@ -71,6 +78,8 @@ class PushedPost(BaseModel):
 class Accepted(BaseModel):
     post_id: str
     duplicate: bool
+    kept_out: str | None = None
+    """Why the source's patterns kept the post out ("by block pattern 'football'"); absent if published."""
 
 
 class SourceHealth(BaseModel):
@@ -94,6 +103,17 @@ class SourceHealth(BaseModel):
     posts_seen: int
     pushed_by: str | None = None
     """A push source's owner: the name of the token that pushes to it."""
+    lang: str | None = None
+    """The language hint: the language of its posts that declare none."""
+    keep: list[str] = []
+    """Keep patterns (RE2): when any, a new post is published only if it matches one."""
+    block: list[str] = []
+    """Block patterns (RE2): a new post that matches one is kept out."""
+    posts_filtered: int = 0
+    """New posts the patterns kept out, each counted once."""
+    last_filtered: str | None = None
+    """The last poll's (or push's) account of it: "kept out 12 posts by block pattern 'football'"."""
+    last_filtered_at: datetime | None = None
 
     @classmethod
     def of(cls, source: Source) -> "SourceHealth":
@@ -112,7 +132,10 @@ class SourceHealth(BaseModel):
             last_error_at=source.last_error_at, last_warning=source.last_warning,
             last_warning_at=source.last_warning_at, last_polled_at=source.last_polled_at,
             last_success_at=source.last_success_at, next_poll_at=source.next_poll_at,
-            posts_seen=source.posts_seen, pushed_by=source.pushed_by,
+            posts_seen=source.posts_seen, pushed_by=source.pushed_by, lang=source.lang,
+            keep=source.keep_patterns or [], block=source.block_patterns or [],
+            posts_filtered=source.posts_filtered or 0, last_filtered=source.last_filtered,
+            last_filtered_at=source.last_filtered_at,
         )
 
 
@@ -124,12 +147,13 @@ def build_router(
     router = APIRouter(tags=["ingest"])
     access = Access(sessions)
 
-    @router.post("/ingest", status_code=status.HTTP_202_ACCEPTED)
+    @router.post("/ingest", status_code=status.HTTP_202_ACCEPTED, response_model_exclude_none=True)
     async def ingest(post: PushedPost, caller: Annotated[Caller, Depends(access.require("ingest", "push posts"))]
                      ) -> Accepted:
         """Stores a pushed post and publishes it to wf:posts once; a repeat is acknowledged as a duplicate.
         The source belongs to the token that first pushed to it (`store.ensure_push_source`): another token's
-        post under it is 403."""
+        post under it is 403. The source's language hint and patterns apply as to a polled post (an admin sets
+        them with `watchfloor source edit`)."""
         now = datetime.now(UTC)
         entry = Entry(
             guid=post.guid, link=post.url, title=post.title, text=post.text,
@@ -137,22 +161,35 @@ def build_router(
             lang=language(post.lang),
         )
         key = dedup_key(entry)
-        message = to_post(entry, post.source, now, key)
+        kept_out: str | None = None
         async with session_scope(sessions) as session:
             try:
-                await store.ensure_push_source(session, post.source, None if caller.anonymous else caller.name,
-                                               admin=not caller.anonymous and caller.role == "admin")
+                source = await store.ensure_push_source(session, post.source,
+                                                        None if caller.anonymous else caller.name,
+                                                        admin=not caller.anonymous and caller.role == "admin")
             except store.SourceOwnerError as exc:
                 raise HTTPException(status.HTTP_403_FORBIDDEN, exc.reason) from None
             except store.SourceError as exc:
                 raise HTTPException(status.HTTP_409_CONFLICT, exc.reason) from None
-            new = await store.insert_post_if_new(session, message, key)
+            message = to_post(entry, post.source, now, key, lang_hint=source.lang)
+            try:
+                patterns = source_filter(source.keep_patterns, source.block_patterns)
+            except PatternError as exc:  # stored by hand, or refused by a newer RE2: `source edit` fixes it
+                raise HTTPException(status.HTTP_409_CONFLICT, f"source {post.source}: {exc.reason}") from None
+            # a post seen before (published or kept out) is a duplicate, whatever the patterns are now
+            screened = screen(await store.unseen_posts(session, [(message, key)]), patterns, settings.filter_max_chars)
+            new = bool(screened.kept) and await store.insert_post_if_new(session, message, key)
             if new:
                 await store.count_pushed(session, post.source, now)
+            elif screened.kept_out and await store.insert_kept_out(session, screened.kept_out, now):
+                kept_out = screened.kept_out[0][2]
+                await store.count_kept_out(session, post.source, kept_out_note([kept_out]), now)
         if new:
             # After the commit; if Redis is down the outbox publishes it on a later tick.
             await outbox.publish([message], now)
-        return Accepted(post_id=message.post_id, duplicate=not new)
+        if kept_out:
+            logger.info("kept out source=%s posts=1 %s post=%s", post.source, kept_out, message.post_id[:12])
+        return Accepted(post_id=message.post_id, duplicate=not new and kept_out is None, kept_out=kept_out)
 
     router.include_router(build_sources_router(sessions, access))
     return router

@@ -68,9 +68,11 @@ def dedup_keys(entries: list[Entry]) -> list[str]:
     return out
 
 
-def to_post(entry: Entry, source_id: str, now: datetime, key: str | None = None) -> PostMessage:
+def to_post(entry: Entry, source_id: str, now: datetime, key: str | None = None, *,
+            lang_hint: str | None = None) -> PostMessage:
     """The message for one entry; its id is `post_id(source_id, dedup key)`, so a re-poll yields the same id.
-    A post whose feed does not say its language gets the one its text is written in."""
+    A post whose feed does not say its language takes its source's hint (the operator's word), else the one
+    its text is written in (CLD3's guess); a declared language is kept."""
     key = key or dedup_key(entry)
     return PostMessage(
         post_id=post_id(source_id, key),
@@ -79,7 +81,7 @@ def to_post(entry: Entry, source_id: str, now: datetime, key: str | None = None)
         guid=entry.guid if entry.guid and len(entry.guid) <= MAX_COLUMN else None,
         title=entry.title,
         text=entry.text,
-        lang=entry.lang[:8] if entry.lang else detect_language(entry.title, entry.text),
+        lang=entry.lang[:8] if entry.lang else lang_hint or detect_language(entry.title, entry.text),
         published_at=entry.published_at,
         fetched_at=now,
         forwarded_from=entry.forwarded_from[:MAX_COLUMN] if entry.forwarded_from else None,

@@ -4,14 +4,15 @@ OPML is read with the stdlib's expat and no DTD at all: a document type declarat
 is refused outright (no billion laughs, no external entities), whatever expat's own limits would allow.
 """
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from urllib.parse import urljoin
 from xml.parsers import expat
 from xml.sax.saxutils import quoteattr
 
 from shared.errors import ReasonError
 
-WF_NS = "https://github.com/watchfloor/opml"  # our custom attributes: wf:id, wf:interval
+WF_NS = "https://github.com/watchfloor/opml"  # our attributes: wf:id, wf:interval, wf:lang, wf:keep, wf:block
 _WF = WF_NS + " "
 
 
@@ -26,6 +27,23 @@ class OpmlFeed:
     folder: str  # "World/Sahel" for nested outlines, "" at the top
     interval: int | None = None
     source_id: str | None = None
+    lang: str | None = None
+    keep: list[str] = field(default_factory=list)
+    block: list[str] = field(default_factory=list)
+
+
+def _patterns(value: str | None, which: str, url: str) -> list[str]:
+    """wf:keep / wf:block: a JSON array of pattern strings (a pattern may hold any character, `|` and `,`
+    included)."""
+    if not value:
+        return []
+    try:
+        patterns = json.loads(value)
+    except ValueError:
+        patterns = None
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        raise OpmlError(f"outline {url}: wf:{which} must be a JSON array of strings, e.g. [\"sahel\", \"niger\"]")
+    return patterns
 
 
 def _refuse_dtd(*_: object) -> None:
@@ -54,7 +72,10 @@ def parse_opml(data: bytes) -> list[OpmlFeed]:
             interval = attrs.get(_WF + "interval", "").strip()
             feeds.append(OpmlFeed(url=url, name=label or None, folder="/".join(f for f in folders if f),
                                   interval=int(interval) if interval.isdigit() else None,
-                                  source_id=attrs.get(_WF + "id") or None))
+                                  source_id=attrs.get(_WF + "id") or None,
+                                  lang=(attrs.get(_WF + "lang") or "").strip() or None,
+                                  keep=_patterns(attrs.get(_WF + "keep"), "keep", url),
+                                  block=_patterns(attrs.get(_WF + "block"), "block", url)))
         folders.append("" if url else label)
 
     def end(tag: str) -> None:
@@ -78,10 +99,14 @@ class FeedSource:
     name: str
     url: str
     interval: int
+    lang: str | None = None
+    keep: list[str] = field(default_factory=list)
+    block: list[str] = field(default_factory=list)
 
 
 def write_opml(sources: list[FeedSource], title: str = "watchfloor feed sources") -> str:
-    """OPML 2.0: one `type="rss"` outline per feed, with wf:id and wf:interval (seconds between polls)."""
+    """OPML 2.0: one `type="rss"` outline per feed, with wf:id and wf:interval (seconds between polls), and
+    wf:lang, wf:keep and wf:block (JSON arrays) when set. Other readers ignore attributes in our namespace."""
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         f'<opml version="2.0" xmlns:wf={quoteattr(WF_NS)}>',
@@ -89,10 +114,20 @@ def write_opml(sources: list[FeedSource], title: str = "watchfloor feed sources"
         "  <body>",
     ]
     for s in sources:
+        extra = f" wf:lang={quoteattr(s.lang)}" if s.lang else ""
+        for which, patterns in (("keep", s.keep), ("block", s.block)):
+            if patterns:
+                extra += f" wf:{which}={_attr(json.dumps(patterns, ensure_ascii=False))}"
         lines.append(f'    <outline type="rss" text={quoteattr(s.name)} title={quoteattr(s.name)} '
-                     f"xmlUrl={quoteattr(s.url)} wf:id={quoteattr(s.source_id)} wf:interval=\"{s.interval}\"/>")
+                     f"xmlUrl={quoteattr(s.url)} wf:id={quoteattr(s.source_id)} wf:interval=\"{s.interval}\"{extra}/>")
     lines += ["  </body>", "</opml>", ""]
     return "\n".join(lines)
+
+
+def _attr(value: str) -> str:
+    """An attribute value that reads back exactly: tabs and newlines escaped too (XML would turn them into
+    spaces)."""
+    return quoteattr(value, {"\t": "&#9;", "\n": "&#10;", "\r": "&#13;"})
 
 
 def _text(value: str) -> str:

@@ -19,6 +19,7 @@ from urllib.parse import urljoin
 import feedparser
 
 from shared.errors import ReasonError
+from shared.language import language
 
 
 class FeedParseError(ReasonError):
@@ -96,16 +97,6 @@ def _plain(value: str, content_type: str | None) -> str:
     if content_type and "html" not in content_type and "xml" not in content_type:
         return _SPACES.sub(" ", value).strip()
     return html_to_text(value)
-
-
-_LANG = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
-
-
-def language(tag: Any) -> str | None:
-    """The primary subtag of a BCP 47 tag, lower case ("fr-FR" -> "fr"); None if there is none."""
-    if not isinstance(tag, str) or not _LANG.match(tag.strip()):
-        return None
-    return tag.strip().split("-")[0].split("_")[0].lower()
 
 
 # -- sniffing -----------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The `Poller`: every tick, poll the due sources concurrently (bounded), each poll one line in the log.
 
-    poll = host's turn ─▶ fetch ─▶ parse ─▶ normalise ─▶ store new posts + source health (one transaction)
-             (Redis)                                        └─▶ outbox: publish each new post once ─▶ mark queued
+    poll = host's turn ─▶ fetch ─▶ parse ─▶ normalise ─▶ screen ─▶ store new posts + health (one transaction)
+             (Redis)                       (lang hint)  (keep/block: kept out = recorded, not published)
+                                                        └─▶ outbox: publish each new post once ─▶ mark queued
 
 Politeness per host (politeness.py): at most `per_host_concurrency` fetches at once from this process, a
 minimum spacing between requests to one host across every process, and a 429/503 Retry-After holds the
@@ -15,6 +16,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -22,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest import store
 from services.ingest.fetch import FeedFetchError, HttpClient, fetch_feed, make_client
+from services.ingest.filters import PatternError, SourceFilter, kept_out_note, screen, source_filter
 from services.ingest.normalise import dedup_keys, to_post
 from services.ingest.outbox import PostOutbox
 from services.ingest.parse import Entry, FeedParseError, parse_feed
@@ -51,6 +54,7 @@ class PollReport:
     elapsed_ms: float = 0.0
     deferred: bool = False  # not fetched: its host was not free soon enough; due again at next_poll_at
     dropped: int = 0  # items over max_entries_per_poll, not read
+    kept_out: int = 0  # new posts the source's keep/block patterns kept out (recorded, not published)
 
 
 def _utcnow() -> datetime:
@@ -274,6 +278,7 @@ class Poller:
         dropped_warning: str | None = None
         content_read = False
         revisions: list[PostMessage] = []
+        patterns: SourceFilter | None = None
         cursor: str | None = None
         host = self._host(source)
         try:
@@ -300,35 +305,52 @@ class Poller:
                 etag, last_modified, not_modified = page.etag, page.last_modified, page.not_modified
                 entries, dropped_warning = kept_entries(page.new, self._settings.max_entries_per_poll)
                 dropped, content_read, cursor = len(page.new) - len(entries), True, page.cursor
-                revisions = [to_post(e, source.id, now) for e in page.seen]
+                revisions = [to_post(e, source.id, now, lang_hint=source.lang) for e in page.seen]
             seen = len(entries) + len(revisions)
             keys = dedup_keys(entries)
-            posts = [(to_post(e, source.id, now, k), k) for e, k in zip(entries, keys, strict=True)]
+            posts = [(to_post(e, source.id, now, k, lang_hint=source.lang), k) for e, k in zip(entries, keys,
+                                                                                             strict=True)]
+            patterns = source_filter(source.keep_patterns, source.block_patterns)
         except FeedFetchError as exc:
             error, outcome = exc.reason, PollOutcome(ok=False, retryable=exc.retryable, retry_after=exc.retry_after)
             if exc.retry_after is not None:  # the host asked every client to wait, not only this feed's
                 await self._gate.hold(host, min(exc.retry_after, self._settings.backoff_cap_seconds))
-        except FeedParseError as exc:
+        except (FeedParseError, PatternError) as exc:  # a stored pattern this RE2 refuses: fix it with source edit
             error, outcome = exc.reason, PollOutcome(ok=False, retryable=False)
+            posts, revisions = [], []
         except Exception as exc:  # a parser bug on hostile bytes must not stop the other sources
             error, outcome = f"could not read feed: {type(exc).__name__}: {exc}", PollOutcome(ok=False)
             logger.exception("poll error source=%s", source.id)
 
         due = next_poll(source, outcome, now, self._policy, self._rng)
+        kept_out: list[tuple[PostMessage, str, str]] = []
+        note: str | None = None
         async with session_scope(self._sessions) as session:
+            if posts and patterns is not None:
+                # Only posts never seen are decided: one kept out or published before stays so, whatever the
+                # patterns are now, and is not matched again on every poll.
+                screened = screen(await store.unseen_posts(session, posts), patterns, self._settings.filter_max_chars)
+                posts, kept_out = screened.kept, screened.kept_out
             new = await store.insert_new_posts(session, posts) if posts else []
+            recorded = await store.insert_kept_out(session, kept_out, now) if kept_out else 0
+            if recorded:
+                note = kept_out_note([reason for _, _, reason in kept_out])
             edited = await store.update_changed_posts(session, revisions) if revisions else []
             await store.record_poll(
                 session, source.id, now=now, next_poll_at=due, error=error, etag=etag,
                 last_modified=last_modified, keep_validators=not_modified, new_posts=len(new), cursor=cursor,
-                warning=dropped_warning, content_read=content_read,
+                warning=dropped_warning, content_read=content_read, kept_out=recorded, kept_out_note=note,
             )
         # After the commit: a crash here leaves the posts unqueued, and the outbox publishes them later.
         if new or edited:
             await self._outbox.publish([*new, *edited], now)
         elapsed = (time.perf_counter() - started) * 1000
         report = PollReport(source_id=source.id, new=len(new), seen=seen, not_modified=not_modified,
-                            error=error, next_poll_at=due, elapsed_ms=elapsed, edited=len(edited), dropped=dropped)
+                            error=error, next_poll_at=due, elapsed_ms=elapsed, edited=len(edited), dropped=dropped,
+                            kept_out=recorded)
+        if recorded:  # one line per pattern that decided, e.g. kept out source=x posts=2 by block pattern 'sport'
+            for reason, count in Counter(reason for _, _, reason in kept_out).most_common():
+                logger.info("kept out source=%s posts=%d %s", source.id, count, reason)
         if dropped_warning and source.last_warning is None:  # once, when it starts; health shows it meanwhile
             logger.warning("poll dropped items source=%s dropped=%d warning=%r", source.id, dropped, dropped_warning)
         self._log(source, report, warning, now)
@@ -364,7 +386,8 @@ class Poller:
         else:
             self._warned.pop(source.id, None)
         logger.info(
-            "polled source=%s new=%d seen=%d 304=%s%s %.0fms",
+            "polled source=%s new=%d seen=%d 304=%s%s%s %.0fms",
             source.id, report.new, report.seen, "yes" if report.not_modified else "no",
-            f" edited={report.edited}" if report.edited else "", report.elapsed_ms,
+            f" edited={report.edited}" if report.edited else "",
+            f" kept_out={report.kept_out}" if report.kept_out else "", report.elapsed_ms,
         )

@@ -17,6 +17,10 @@ class IngestSettings(CommonSettings):
         500, ge=1, description="the newest this many entries of a feed are read; the source's health warns when "
         "more were dropped"
     )
+    filter_max_chars: int = Field(
+        20_000, ge=100, description="a source's keep/block patterns read a post's title and this many characters of"
+        " its text, what classify reads (WATCHFLOOR_CLASSIFY_MAX_CHARS): a 1 MB post costs what its head costs"
+    )
     min_interval_seconds: int = Field(10, ge=1, description="shortest poll interval `source add` accepts")
     default_interval_seconds: int = Field(300, ge=10, description="poll interval of a new source")
     poll_concurrency: int = Field(8, ge=1, description="sources fetched at the same time")

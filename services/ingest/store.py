@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import ids
 from shared.errors import ReasonError
+from shared.language import known_language
 from shared.messages import PostMessage
-from shared.models import AuditEntry, Post, Source
+from shared.models import AuditEntry, FilteredPost, Post, Source
 
 SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MIN_INTERVAL_SECONDS = 10
@@ -30,6 +31,16 @@ class SourceOwnerError(SourceError):
     """A push under a source the caller does not own: another token's, or a polled one."""
 
 
+def lang_hint(tag: str) -> str:
+    """The ISO 639 code a source's language hint is stored as ("fr-FR" -> "fr"). Raises `SourceError` for a
+    code no language has, so that a typo is refused, not silently never matched."""
+    code = known_language(tag)
+    if code is None:
+        raise SourceError(f"language {tag.strip()!r} is not an ISO 639 language code; give one such as fr, en, ar,"
+                          " ha, bm or ff")
+    return code
+
+
 def slug(name: str) -> str:
     """A source id from a human name: "Veille Sahel (FR)" -> "veille-sahel-fr"."""
     return re.sub(r"[^a-z0-9]+", "-", name.casefold()).strip("-")[:64].strip("-")
@@ -37,10 +48,12 @@ def slug(name: str) -> str:
 
 async def add_source(
     session: AsyncSession, url: str, *, name: str | None = None, interval: int = 300,
-    min_interval: int = MIN_INTERVAL_SECONDS,
+    min_interval: int = MIN_INTERVAL_SECONDS, lang: str | None = None, keep: list[str] | None = None,
+    block: list[str] | None = None,
 ) -> Source:
-    """Adds a feed to poll, due at once. Raises `SourceError` for a bad URL, a taken id or a URL already added.
-    `min_interval` protects the feed's host from an operator's typo (IngestSettings.min_interval_seconds)."""
+    """Adds a feed to poll, due at once. Raises `SourceError` for a bad URL, a taken id, a URL already added or
+    a language hint that is no language. `min_interval` protects the feed's host from an operator's typo
+    (IngestSettings.min_interval_seconds). `keep` and `block` are patterns checked by `filters.check_patterns`."""
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -56,7 +69,7 @@ async def add_source(
     if await session.get(Source, source_id) is not None:
         raise SourceError(f"a source with id {source_id!r} exists already; choose another name")
     source = Source(id=source_id, name=name or url, url=url, kind="feed", interval_seconds=interval,
-                    enabled=True, consecutive_failures=0, posts_seen=0)
+                    enabled=True, consecutive_failures=0, posts_seen=0, **_screen(lang, keep, block))
     session.add(source)
     try:
         await session.flush()
@@ -70,9 +83,15 @@ async def source_by_url(session: AsyncSession, url: str) -> Source | None:
     return (await session.execute(sa.select(Source).where(Source.url == url.strip()))).scalar_one_or_none()
 
 
+def _screen(lang: str | None, keep: list[str] | None, block: list[str] | None) -> dict[str, object]:
+    return {"lang": lang_hint(lang) if lang else None, "keep_patterns": list(keep or []),
+            "block_patterns": list(block or []), "posts_filtered": 0}
+
+
 async def add_kind_source(
     session: AsyncSession, kind: str, handle: str, url: str, *, source_id: str, name: str, interval: int = 300,
-    min_interval: int = MIN_INTERVAL_SECONDS,
+    min_interval: int = MIN_INTERVAL_SECONDS, lang: str | None = None, keep: list[str] | None = None,
+    block: list[str] | None = None,
 ) -> Source:
     """Adds a platform source (a Telegram channel…) to poll through its kind's adapter, due at once, with no
     cursor yet (its first poll reads back). Raises `SourceError` for a short interval or one already added
@@ -86,7 +105,7 @@ async def add_kind_source(
     if await session.get(Source, source_id) is not None:
         raise SourceError(f"a source with id {source_id!r} exists already")
     source = Source(id=source_id, name=name, url=url, kind=kind, handle=handle, interval_seconds=interval,
-                    enabled=True, consecutive_failures=0, posts_seen=0)
+                    enabled=True, consecutive_failures=0, posts_seen=0, **_screen(lang, keep, block))
     session.add(source)
     try:
         await session.flush()
@@ -148,9 +167,13 @@ async def set_source_enabled(session: AsyncSession, source_id: str, enabled: boo
 
 async def edit_source(session: AsyncSession, source_id: str, *, actor: str, now: datetime, url: str | None = None,
                       name: str | None = None, interval: int | None = None,
-                      min_interval: int = MIN_INTERVAL_SECONDS) -> Source:
-    """Changes a feed's URL, name or interval (its id stays, so its posts stay its own). A new URL forgets
-    the old validators and is polled on the next tick. Audited."""
+                      min_interval: int = MIN_INTERVAL_SECONDS, lang: str | None = None,
+                      keep: list[str] | None = None, block: list[str] | None = None) -> Source:
+    """Changes a source's URL, name, interval, language hint or patterns (its id stays, so its posts stay its
+    own). A new URL forgets the old validators and is polled on the next tick. `lang=""` clears the hint; `keep`
+    and `block` replace the lists (`[]` clears one; checked by `filters.check_patterns`). New patterns apply to
+    posts not seen yet: a post published or kept out before stays as it was. Push sources take the hint and
+    the patterns too. Audited."""
     source = await _changeable(session, source_id)
     changed: dict[str, object] = {}
     if url is not None and url.strip() != source.url:
@@ -174,8 +197,14 @@ async def edit_source(session: AsyncSession, source_id: str, *, actor: str, now:
         if interval < min_interval:
             raise SourceError(f"interval {interval} s is too short; use at least {min_interval} s")
         source.interval_seconds = changed["interval_seconds"] = interval
+    if lang is not None:
+        source.lang = changed["lang"] = lang_hint(lang) if lang else None
+    if keep is not None:
+        source.keep_patterns = changed["keep_patterns"] = list(keep)
+    if block is not None:
+        source.block_patterns = changed["block_patterns"] = list(block)
     if not changed:
-        raise SourceError("nothing to change: give a new --url, --name or --interval")
+        raise SourceError("nothing to change: give a new --url, --name, --interval, --lang, --keep or --block")
     _audit(session, actor, "source.edited", source_id, changed)
     return source
 
@@ -256,13 +285,20 @@ async def record_poll(
     cursor: str | None = None,
     warning: str | None = None,
     content_read: bool = False,
+    kept_out: int = 0,
+    kept_out_note: str | None = None,
 ) -> None:
     """Writes one poll's outcome into the source's health. A success resets `consecutive_failures` and
     stores the validators (a 304 keeps the old ones unless it sent new ones, RFC 9111 §4.3.4); a failure
     counts up and keeps `last_error` until the next failure replaces it, so ops can see what last went wrong.
     `warning` (items dropped over the cap) is set by a poll that read the feed (`content_read`) and cleared by
-    one that read it without a warning; a 304 or a failure leaves it as it was."""
+    one that read it without a warning; a 304 or a failure leaves it as it was. `kept_out` new posts the
+    source's patterns kept out are counted, and `kept_out_note` replaces `last_filtered` (a poll that kept
+    nothing out leaves the last note, so ops see when it last happened)."""
     values: dict[str, object] = {"last_polled_at": now, "next_poll_at": next_poll_at}
+    if kept_out:
+        values.update(posts_filtered=Source.posts_filtered + kept_out, last_filtered=kept_out_note,
+                      last_filtered_at=now)
     if content_read:
         values.update(last_warning=warning, last_warning_at=now if warning else None)
     if error is None:
@@ -300,11 +336,35 @@ def _row(post: PostMessage, dedup_key: str) -> dict[str, object]:
 
 
 async def existing_post_ids(session: AsyncSession, post_ids: list[str]) -> set[str]:
+    """The ids already seen: stored posts and posts a source's patterns kept out, so that neither is published
+    or evaluated again."""
     found: set[str] = set()
     for start in range(0, len(post_ids), 500):  # stay under SQLite's bound-parameter limit
         chunk = post_ids[start:start + 500]
-        found.update((await session.execute(sa.select(Post.id).where(Post.id.in_(chunk)))).scalars())
+        seen = sa.union_all(sa.select(Post.id).where(Post.id.in_(chunk)),
+                            sa.select(FilteredPost.id).where(FilteredPost.id.in_(chunk)))
+        found.update((await session.execute(seen)).scalars())
     return found
+
+
+async def unseen_posts(session: AsyncSession, posts: list[tuple[PostMessage, str]]) -> list[tuple[PostMessage, str]]:
+    """The posts whose id is neither stored nor kept out before: the only ones a source's patterns decide."""
+    known = await existing_post_ids(session, [p.post_id for p, _ in posts])
+    return [(p, k) for p, k in posts if p.post_id not in known]
+
+
+async def insert_kept_out(session: AsyncSession, posts: list[tuple[PostMessage, str, str]], now: datetime) -> int:
+    """Records posts the source's patterns kept out (post, dedup key, reason), each once; returns how many were
+    new. Idempotent on the id, as `insert_post_if_new`."""
+    insert = _insert(session)
+    recorded = 0
+    for post, key, reason in posts:
+        stmt = insert(FilteredPost).values(
+            id=post.post_id, source_id=post.source_id, dedup_key=key, title=post.title[:1000], url=post.url,
+            reason=reason, filtered_at=now,
+        ).on_conflict_do_nothing(index_elements=["id"])
+        recorded += (await session.execute(stmt)).rowcount  # type: ignore[attr-defined]  # CursorResult
+    return recorded
 
 
 async def insert_post_if_new(session: AsyncSession, post: PostMessage, dedup_key: str) -> bool:
@@ -348,7 +408,7 @@ async def update_changed_posts(session: AsyncSession, posts: list[PostMessage]) 
 
 
 async def ensure_push_source(session: AsyncSession, source_id: str, pushed_by: str | None = None, *,
-                             admin: bool = False) -> None:
+                             admin: bool = False) -> Source:
     """Creates the push source `source_id` if it does not exist (a pushed post names its source); raises
     SourceError if ops disabled or removed it, so that a bridge they turned off is refused, not heard.
 
@@ -357,7 +417,7 @@ async def ensure_push_source(session: AsyncSession, source_id: str, pushed_by: s
     one bridge cannot speak as another, and an outlet's story pushed under a second name is the pusher's own
     doing. A source made in open mode, or before owners were recorded, is claimed by the first token to push to
     it. An admin token may push under any push source (and claims none it did not create). A polled source
-    (a feed) takes no pushed posts."""
+    (a feed) takes no pushed posts. Returns the source: its language hint and patterns apply to the post."""
     if not SOURCE_ID.match(source_id):
         raise SourceError(
             f"source {source_id!r}: use 1-64 lower-case letters, digits, '.', '_' or '-', starting with a letter"
@@ -370,8 +430,7 @@ async def ensure_push_source(session: AsyncSession, source_id: str, pushed_by: s
             consecutive_failures=0, posts_seen=0, pushed_by=pushed_by,
         ).on_conflict_do_nothing(index_elements=["id"])
     )
-    row = (await session.execute(sa.select(Source.enabled, Source.removed_at, Source.kind, Source.pushed_by)
-                                 .where(Source.id == source_id))).one()
+    row = (await session.execute(sa.select(Source).where(Source.id == source_id))).scalar_one()
     if row.removed_at is not None or not row.enabled:
         state = "removed" if row.removed_at is not None else "disabled"
         raise SourceError(f"source {source_id} is {state}: its posts are refused until `watchfloor source enable "
@@ -380,11 +439,11 @@ async def ensure_push_source(session: AsyncSession, source_id: str, pushed_by: s
         raise SourceOwnerError(f"source {source_id} is a polled {row.kind} source: push under a source id of "
                                "your own")
     if admin or row.pushed_by == pushed_by:
-        return
+        return row
     if row.pushed_by is None and pushed_by is not None:
         await session.execute(sa.update(Source).where(Source.id == source_id, Source.pushed_by.is_(None))
                               .values(pushed_by=pushed_by).execution_options(synchronize_session=False))
-        return
+        return row
     raise SourceOwnerError(f"source {source_id} is pushed by token {row.pushed_by!r}: push under a source id of "
                            "your own, or with that token")
 
@@ -394,6 +453,15 @@ async def count_pushed(session: AsyncSession, source_id: str, now: datetime) -> 
     await session.execute(
         sa.update(Source).where(Source.id == source_id)
         .values(posts_seen=Source.posts_seen + 1, last_success_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def count_kept_out(session: AsyncSession, source_id: str, note: str, now: datetime) -> None:
+    """A pushed post the push source's patterns kept out counts in its health, as a polled one does."""
+    await session.execute(
+        sa.update(Source).where(Source.id == source_id)
+        .values(posts_filtered=Source.posts_filtered + 1, last_filtered=note, last_filtered_at=now)
         .execution_options(synchronize_session=False)
     )
 

@@ -18,9 +18,10 @@ from typing import Any
 from urllib.parse import quote
 
 from services.ingest.fetch import FeedFetchError, HttpClient
-from services.ingest.parse import Entry, FeedParseError, language
+from services.ingest.parse import Entry, FeedParseError
 from services.ingest.settings import IngestSettings
 from services.ingest.sources.kind import KindPage, get, iso_time, json_of, retrying, reworded
+from shared.language import language
 
 _HANDLE = re.compile(r"^(?=.{3,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 _DID = re.compile(r"^did:(plc:[a-z2-7]{24}|web:[a-z0-9.-]+)$")

@@ -17,9 +17,10 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from services.ingest.fetch import FeedFetchError, HttpClient
-from services.ingest.parse import Entry, FeedParseError, language
+from services.ingest.parse import Entry, FeedParseError
 from services.ingest.settings import IngestSettings
 from services.ingest.sources.kind import KindPage, get, retrying, reworded
+from shared.language import language
 
 PUBLIC = "https://api.gdeltproject.org"
 # GDELT's `language` and `sourcelang` are English names; the few a Sahel desk reads, as ISO 639-1

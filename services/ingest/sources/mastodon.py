@@ -19,9 +19,10 @@ from typing import Any
 from urllib.parse import quote
 
 from services.ingest.fetch import FeedFetchError, HttpClient
-from services.ingest.parse import Entry, FeedParseError, html_to_text, language
+from services.ingest.parse import Entry, FeedParseError, html_to_text
 from services.ingest.settings import IngestSettings
 from services.ingest.sources.kind import KindPage, get, iso_time, json_of, retrying, reworded
+from shared.language import language
 
 _ACCOUNT = re.compile(r"^@?([A-Za-z0-9_]{1,30})@([A-Za-z0-9.-]+\.[A-Za-z]{2,}|localhost)$")
 _TAG = re.compile(r"^#(\w{1,100})@([A-Za-z0-9.-]+\.[A-Za-z]{2,}|localhost)$")
