@@ -16,6 +16,7 @@ from services.ingest.normalise import dedup_key, to_post
 from services.ingest.outbox import PostOutbox
 from services.ingest.parse import Entry, language
 from services.ingest.settings import IngestSettings
+from services.ingest.source_watch import SourceWatch
 from shared.access import Access, Caller
 from shared.db import session_scope
 from shared.models import Source
@@ -94,6 +95,17 @@ class SourceHealth(BaseModel):
     posts_seen: int
     pushed_by: str | None = None
     """A push source's owner: the name of the token that pushes to it."""
+    last_post_at: datetime | None = None
+    """When a new post from it was last stored."""
+    failing_since: datetime | None = None
+    """The first failure of its current run of failures."""
+    watch_state: Literal["silent", "failing"] | None = None
+    """The operator alert raised on it now (source.silent, source.failing), since `watch_since`, with why."""
+    watch_since: datetime | None = None
+    watch_reason: str | None = None
+    usual_gap_seconds: float | None = None
+    """Its usual gap between posts, learned from `posts_learned` of its posts."""
+    posts_learned: int = 0
 
     @classmethod
     def of(cls, source: Source) -> "SourceHealth":
@@ -112,12 +124,16 @@ class SourceHealth(BaseModel):
             last_error_at=source.last_error_at, last_warning=source.last_warning,
             last_warning_at=source.last_warning_at, last_polled_at=source.last_polled_at,
             last_success_at=source.last_success_at, next_poll_at=source.next_poll_at,
-            posts_seen=source.posts_seen, pushed_by=source.pushed_by,
+            posts_seen=source.posts_seen, pushed_by=source.pushed_by, last_post_at=source.last_post_at,
+            failing_since=source.failing_since,
+            watch_state=source.watch_state if source.watch_state in ("silent", "failing") else None,  # type: ignore[arg-type]
+            watch_since=source.watch_since, watch_reason=source.watch_reason,
+            usual_gap_seconds=source.gap_mean_seconds, posts_learned=source.posts_learned or 0,
         )
 
 
 def build_router(
-    settings: IngestSettings, sessions: async_sessionmaker[AsyncSession], outbox: PostOutbox
+    settings: IngestSettings, sessions: async_sessionmaker[AsyncSession], outbox: PostOutbox, watch: SourceWatch
 ) -> APIRouter:
     """`POST /ingest` needs a token of role ingest or higher (`watchfloor token add NAME --role ingest`),
     except in open mode: no token created yet and the caller on loopback."""
@@ -149,9 +165,11 @@ def build_router(
             new = await store.insert_post_if_new(session, message, key)
             if new:
                 await store.count_pushed(session, post.source, now)
+                watched = await watch.after_activity(session, post.source, now, [message])
         if new:
             # After the commit; if Redis is down the outbox publishes it on a later tick.
             await outbox.publish([message], now)
+            await watch.publish(watched, now)
         return Accepted(post_id=message.post_id, duplicate=not new)
 
     @router.get("/api/sources", dependencies=[Depends(access.require("viewer", "read source health"))])
