@@ -160,8 +160,8 @@ def duration(value: timedelta | float) -> str:
         return f"{seconds / 60:.0f} min"
     hours = seconds / 3600
     if hours < 48:
-        return f"{hours:.0f} h" if hours >= 10 or hours == int(hours) else f"{hours:.1f} h"
-    return f"{hours / 24:.1f} d".replace(".0 d", " d")
+        return f"{round(hours):d} h" if hours >= 10 else f"{round(hours, 1):g} h"
+    return f"{round(hours / 24, 1):g} d"
 
 
 def of_row(posts: int, mean_gap_s: float | None, daily_longest: list | None, learned_until: datetime | None
