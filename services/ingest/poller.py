@@ -327,7 +327,10 @@ class Poller:
                 last_modified=last_modified, keep_validators=not_modified, new_posts=len(new), cursor=cursor,
                 warning=dropped_warning, content_read=content_read,
             )
-            watched = await self._watch.after_activity(session, source.id, now, new)
+            # Only a poll that can change the watch looks (an uneventful 304 costs no more than before): new posts
+            # to learn, an alert to resolve, or a run of failures that may have lasted long enough.
+            eventful = new or source.watch_state is not None or (error is not None and source.failing_since)
+            watched = await self._watch.after_activity(session, source.id, now, new) if eventful else []
         # After the commit: a crash here leaves the posts unqueued, and the outbox publishes them later.
         if new or edited:
             await self._outbox.publish([*new, *edited], now)

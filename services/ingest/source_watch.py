@@ -9,8 +9,8 @@ when the source speaks again.
                                         └─▶ after the commit: wf:source-watch, marked queued; requeued if not
 
 A post or a successful poll resolves at once, on its own path; a failing source is raised by the poll that
-finds it failing long enough, and a silence by the sweep (nothing happens on the poll path of a quiet source
-but a successful poll) or that poll. A disabled or removed source's alert is resolved by the next sweep.
+finds it failing long enough (or the sweep), a silence by the sweep (an uneventful poll of a quiet source does not
+look, so a 304 costs what it did). A disabled or removed source's alert is resolved by the next sweep.
 """
 
 import logging
