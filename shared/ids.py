@@ -32,6 +32,16 @@ def source_id(url: str) -> str:
     return _sha("source", url)[:16]
 
 
+def watch_id(source_id: str, kind: str, since_iso: str) -> str:
+    """One operator alert on a source: its kind and when it was raised (the resolution keeps the id)."""
+    return _sha("watch", source_id, kind, since_iso)
+
+
+def watch_event_id(watch_id_: str, state: str) -> str:
+    """The raise or the resolution of one operator alert: ingest's outbox row."""
+    return _sha(watch_id_, state)
+
+
 def webhook_message_id(alert_id_: str, version: int) -> str:
     """Standard Webhooks `webhook-id`: the same on every retry of one alert version, never containing '.'."""
     return f"msg_{alert_id_[:32]}_v{version}"

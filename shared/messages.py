@@ -200,6 +200,36 @@ class DeadLetterEntry(BaseModel):
     parked_at: datetime
     truncated: Literal["0", "1"] = Field(description="1: the payload was cut and cannot be replayed")
 
+class SourceWatchMessage(_Message):
+    """An operator alert on a source, raised or resolved, published once by ingest: `silent` (a source that
+    usually posts has been quiet far longer than usual) or `failing` (its polls have failed for hours).
+
+    `watch_id` names one raise: its resolution carries the same id, so a consumer keys on (watch_id, state) and
+    a re-delivery changes nothing."""
+
+    schema_: Literal[1] = Field(1, alias="schema")
+    watch_id: str = Field(min_length=16, max_length=64)
+    source_id: str = Field(min_length=1, max_length=64)
+    source_name: str = Field(max_length=200)
+    source_kind: str = Field(max_length=20)
+    source_url: str | None = Field(None, max_length=2000)
+    kind: Literal["silent", "failing"]
+    state: Literal["raised", "resolved"]
+    since: datetime = Field(description="when it was raised")
+    at: datetime = Field(description="when this state was reached (the raise, or the resolution)")
+    reason: str = Field(max_length=2000, description="why it was raised, e.g. 'quiet for 9 h; usually posts "
+                        "every 40 min (learned from 120 posts)'")
+    resolved_reason: str | None = Field(None, max_length=2000, description="why it was resolved, e.g. 'posted "
+                                        "again', 'polled successfully', 'source disabled'")
+    last_post_at: datetime | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @property
+    def event_type(self) -> str:
+        """The Standard Webhooks type: source.silent, source.failing, source.silent.resolved…"""
+        return f"source.{self.kind}" + (".resolved" if self.state == "resolved" else "")
+
 
 def to_wire(message: BaseModel) -> dict:
     """The JSON-ready dict a publisher sends (aliases on, so `schema` is spelled as on the wire)."""

@@ -100,6 +100,59 @@ class Source(Base):
     posts_filtered: Mapped[int] = mapped_column(Integer, default=0)
     last_filtered: Mapped[str | None] = mapped_column(Text)
     last_filtered_at: Mapped[datetime | None]
+    # Its rhythm, learned from its own posts (services/ingest/cadence.py), O(1) a post: when a new post was last
+    # stored, how many posts were learned, the running mean gap between them, the longest gap of each of the last
+    # days it posted ([["2026-12-04", 28800], ...], bounded), and the time of the newest post learned.
+    last_post_at: Mapped[datetime | None]
+    posts_learned: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    gap_mean_seconds: Mapped[float | None] = mapped_column(Float)
+    daily_longest_gaps: Mapped[list[Any] | None] = mapped_column(JSON)
+    learned_until: Mapped[datetime | None]
+    # The first failure of the current run of failures (None after a success).
+    failing_since: Mapped[datetime | None]
+    # The operator alert raised on it now: None | silent | failing, since when, why, and the raise's stable id.
+    # `watch_version` counts decisions: a decision is written only if the version is still the one it read, so two
+    # ingest processes sweeping at once raise it once.
+    watch_state: Mapped[str | None] = mapped_column(String(10))
+    watch_since: Mapped[datetime | None]
+    watch_reason: Mapped[str | None] = mapped_column(Text)
+    watch_id: Mapped[str | None] = mapped_column(String(64))
+    watch_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class SourceWatchEvent(Base):
+    """Ingest's outbox of operator alerts on sources: one row per raise or resolution, published once to
+    wf:source-watch (`queued_at`), published again if Redis was away."""
+
+    __tablename__ = "source_watch_events"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256(watch_id, state)
+    watch_id: Mapped[str] = mapped_column(String(64), index=True)
+    source_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # silent | failing
+    state: Mapped[str] = mapped_column(String(10))  # raised | resolved
+    at: Mapped[datetime] = mapped_column(index=True)
+    payload: Mapped[dict[str, Any]]
+    queued_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class SourceAlert(Base):
+    """An operator alert on a source as the alert service recorded it from wf:source-watch: one row per raise,
+    resolved in place."""
+
+    __tablename__ = "source_alerts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the raise's watch_id
+    source_id: Mapped[str] = mapped_column(String(64), index=True)
+    source_name: Mapped[str] = mapped_column(String(200))
+    source_kind: Mapped[str] = mapped_column(String(20))
+    source_url: Mapped[str | None] = mapped_column(String(2000))
+    kind: Mapped[str] = mapped_column(String(10))  # silent | failing
+    state: Mapped[str] = mapped_column(String(10), index=True)  # raised | resolved
+    reason: Mapped[str] = mapped_column(Text)
+    resolved_reason: Mapped[str | None] = mapped_column(Text)
+    raised_at: Mapped[datetime] = mapped_column(index=True)
+    resolved_at: Mapped[datetime | None]
 
 
 class Post(Base):
@@ -285,6 +338,8 @@ class Subscription(Base):
     previous_secret_until: Mapped[datetime | None]
     # Soft delete: a removed subscription gets nothing more; its notifications and attempts stay auditable.
     removed_at: Mapped[datetime | None]
+    # Webhook event types it wants, as patterns (["alert.*", "source.silent"]); None: every type.
+    events: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
 class Notification(Base):

@@ -3,6 +3,7 @@
 POSTS = "wf:posts"
 EVENTS = "wf:events"
 ALERTS = "wf:alerts"
+SOURCE_WATCH = "wf:source-watch"
 ABOUT = {
     POSTS: "ingest -> classify: one PostMessage per new post (a feed poll or POST /ingest), published once; an "
            "edited post (a Telegram message edited) again under the same post_id.",
@@ -10,6 +11,8 @@ ABOUT = {
             "a roundup's others listed in `also`), and one for a post that reports none (is_event false).",
     ALERTS: "alert -> deliver and the console: one AlertMessage per alert version (fired, updated, repaged, "
             "resolved); the console reads it with XREAD from `$`, outside any consumer group.",
+    SOURCE_WATCH: "ingest -> alert: one SourceWatchMessage per operator alert on a source raised or resolved "
+                  "(silent, failing), published once through ingest's outbox.",
 }
 """What each stream carries, for the AsyncAPI document (`watchfloor asyncapi`, /asyncapi.json)."""
 ALERTS_PUBLISHED = "wf:alerts:published"
@@ -19,11 +22,12 @@ INGEST = "ingest"
 CLASSIFY = "classify"
 ALERT = "alert"
 DELIVER = "deliver"
-STAGES = (CLASSIFY, ALERT, DELIVER)
+SOURCE_ALERTS = "source-alerts"
+STAGES = (CLASSIFY, ALERT, DELIVER, SOURCE_ALERTS)
 """Stages that consume a stream and may park messages."""
 
-GROUP_FOR_STAGE = {CLASSIFY: "classify", ALERT: "alert", DELIVER: "deliver"}
-STREAM_FOR_STAGE = {CLASSIFY: POSTS, ALERT: EVENTS, DELIVER: ALERTS}
+GROUP_FOR_STAGE = {CLASSIFY: "classify", ALERT: "alert", DELIVER: "deliver", SOURCE_ALERTS: "source-alerts"}
+STREAM_FOR_STAGE = {CLASSIFY: POSTS, ALERT: EVENTS, DELIVER: ALERTS, SOURCE_ALERTS: SOURCE_WATCH}
 
 
 def dlq_stream(stage: str) -> str:

@@ -165,3 +165,44 @@ def test_an_officer_adds_a_place_and_a_bad_one_is_refused_naming_the_field(wf) -
     [row] = [json.loads(line) for line in wf("place", "list", "--json").output.splitlines()]
     assert (row["name"], row["country"], row["aliases"], row["created_by"]) == ("Kandagou", "NE", ["Kandagu"], "ada")
     assert "no unresolved places" in wf("place", "list", "--unresolved").output
+
+
+def test_subscription_event_types_from_the_cli(wf, db_url: str) -> None:
+    typo = wf("subscription", "add", "http://127.0.0.1:9/a", "--events", "alerts.*")
+    assert typo.exit_code == 2 and "'alerts.*' matches no event type" in typo.output
+    ok = wf("subscription", "add", "http://127.0.0.1:9/a", "--events", "alert.*, source.failing")
+    assert ok.exit_code == 0, ok.output
+    assert "events alert.*,source.failing" in wf("subscription", "list").output
+    sub_id = ok.output.split()[1]
+    edited = wf("subscription", "edit", sub_id, "--events", "source.*")
+    assert edited.exit_code == 0 and "changed events" in edited.output
+    assert "events source.*" in wf("subscription", "list").output
+    assert wf("subscription", "edit", sub_id, "--events", "all").exit_code == 0
+    assert "events" not in wf("subscription", "list").output
+
+
+async def _silence(db_url: str, source_id: str) -> None:
+    """What ingest's watch and the alert service write for a source gone quiet."""
+    from shared.models import SourceAlert
+
+    engine = make_engine(db_url)
+    now = datetime.now(UTC)
+    async with engine.begin() as conn:
+        await conn.execute(sa.update(Source).where(Source.id == source_id).values(
+            watch_state="silent", watch_since=now, watch_reason="quiet for 9 h; usually posts every 40 min"))
+        await conn.execute(sa.insert(SourceAlert).values(
+            id="a" * 64, source_id=source_id, source_name=source_id, source_kind="feed", source_url=None,
+            kind="silent", state="raised", reason="quiet for 9 h; usually posts every 40 min", raised_at=now))
+    await engine.dispose()
+
+
+def test_source_list_shows_a_silent_source_and_source_alerts_lists_it(wf, db_url: str) -> None:
+    assert wf("source", "add", "http://127.0.0.1:9/rss", "--name", "veille", "--as-is").exit_code == 0
+    assert wf("source", "alerts").output.strip() == "no source is silent or failing"
+    asyncio.run(_silence(db_url, "veille"))
+    listed = wf("source", "list").output
+    assert "SILENT since" in listed and "quiet for 9 h; usually posts every 40 min" in listed
+    [row] = [json.loads(line) for line in wf("source", "list", "--json").output.splitlines()]
+    assert row["watch_state"] == "silent" and row["last_post_at"] is None and row["posts_learned"] == 0
+    alerts = wf("source", "alerts").output
+    assert "RAISED" in alerts and "veille" in alerts and "quiet for 9 h" in alerts

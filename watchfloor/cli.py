@@ -3,7 +3,7 @@
     watchfloor up [--port N] [--data-dir DIR]      the whole system in one process (embedded defaults)
     watchfloor run ingest|classify|alert           one service (what each container runs)
     watchfloor migrate                             bring the event log schema to the latest version
-    watchfloor source add|list|edit|disable|enable|remove      feeds to poll (removed: posts stay)
+    watchfloor source add|list|edit|disable|enable|remove|alerts   feeds to poll; silent or failing ones
     watchfloor rule add|list|dry-run               alert rules (YAML); what a rule would have fired
     watchfloor subscription add|list|edit|disable|enable|remove|rotate-secret
                                                    webhook endpoints; enable offers what fired meanwhile

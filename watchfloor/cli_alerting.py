@@ -65,28 +65,46 @@ def subscription() -> None:
               help="Only alerts of this rule severity (low…critical) or incident severity (I–III) and above.")
 @click.option("--quiet-hours", default=None, metavar="HH:MM-HH:MM[@TZ]",
               help="Hold severity I and II until the window ends (III always goes through), e.g. 22:00-06:00@UTC.")
+@click.option("--events", default=None, metavar="PATTERN[,PATTERN…]",
+              help="Only these webhook types, e.g. alert.* or source.* or alert.*,source.failing (default: all).")
 @pass_ctx
 def subscription_add(obj: CliContext, url: str, secret: str | None, name: str | None, min_severity: str | None,
-                     quiet_hours: str | None) -> None:
-    """Add a webhook endpoint; every alert is POSTed to it, signed with the secret. A URL that is not
+                     quiet_hours: str | None, events: str | None) -> None:
+    """Add a webhook endpoint; every alert, and every operator alert on a source (source.silent,
+    source.failing), is POSTed to it, signed with the secret; --events chooses among them. A URL that is not
     http(s), or whose host is a loopback, private, link-local or metadata address, is refused unless
     WATCHFLOOR_ALLOW_PRIVATE_URLS allows it."""
     from shared.urlguard import check_url
 
     quiet = checked(lambda: _quiet_hours(quiet_hours))
+    wanted = checked(lambda: event_patterns(events))
     policy = obj.settings.url_policy
 
     async def body() -> tuple[int, str]:
         checked_url = await check_url(url, policy)  # before the database: nothing stored if refused
         async with obj.session() as session:
             sub, used = await commands.add_subscription(session, checked_url, secret=secret, name=name,
-                                                     min_severity=min_severity, quiet_hours=quiet)
+                                                        min_severity=min_severity, quiet_hours=quiet,
+                                                        events=wanted)
             return sub.id, used
 
     sub_id, used = run(body)
     click.echo(f"subscription {sub_id} -> {url}")
     if secret is None:
         click.echo(f"secret: {used}")
+
+
+def event_patterns(text: str | None) -> list[str] | None:
+    """"alert.*,source.*" -> ["alert.*", "source.*"], each checked against the types sent; None or "all": every
+    type."""
+    from services.alert.paging import check_events
+
+    if text is None or text.strip().lower() == "all":
+        return None
+    try:
+        return check_events(text.split(","))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--events") from exc
 
 
 def _quiet_hours(text: str | None) -> dict[str, str] | None:
@@ -114,7 +132,8 @@ def subscription_list(obj: CliContext, reveal: bool) -> None:
 
     for s in run(body):
         state = "enabled" if s.enabled else f"DISABLED: {s.disabled_reason}"
-        click.echo(f"{s.id:<4} {state:<10} {s.url if reveal else redact_url(s.url)}")
+        events = f"  events {','.join(s.events)}" if s.events else ""
+        click.echo(f"{s.id:<4} {state:<10} {s.url if reveal else redact_url(s.url)}{events}")
 
 
 def _line(alert: dict) -> str:

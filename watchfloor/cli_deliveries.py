@@ -164,15 +164,17 @@ def subscription_enable(obj: CliContext, subscription_id: int, replay_missed: bo
               help="low…critical (the rule's) or I–III (the incident's); none clears it.")
 @click.option("--quiet-hours", default=None, metavar="HH:MM-HH:MM[@TZ]|none",
               help="Hold severity I and II until the window ends; none clears it.")
+@click.option("--events", default=None, metavar="PATTERN[,PATTERN…]|all",
+              help="Only these webhook types, e.g. alert.* or source.*; all takes every type again.")
 @BY
 @pass_ctx
 def subscription_edit(obj: CliContext, subscription_id: int, url: str | None, name: str | None,
-                      min_severity: str | None, quiet_hours: str | None, by: str | None) -> None:
+                      min_severity: str | None, quiet_hours: str | None, events: str | None, by: str | None) -> None:
     """Change a subscription's address, name or filters (what is already owed keeps its body). The secret
     changes with `rotate-secret`; a new URL passes the same address check as `add`."""
     from services.alert.webhook import redact_url
     from shared.urlguard import check_url
-    from watchfloor.cli_alerting import _quiet_hours
+    from watchfloor.cli_alerting import _quiet_hours, event_patterns
 
     U = store_subscriptions.UNCHANGED
     changes = {
@@ -181,6 +183,7 @@ def subscription_edit(obj: CliContext, subscription_id: int, url: str | None, na
         "min_severity": U if min_severity is None else (None if min_severity == "none" else min_severity),
         "quiet_hours": U if quiet_hours is None else (None if quiet_hours == "none" else
                                                       checked(lambda: _quiet_hours(quiet_hours))),
+        "events": U if events is None else event_patterns(events),
     }
 
     async def body() -> str:

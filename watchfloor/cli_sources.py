@@ -193,6 +193,44 @@ def list_(obj: CliContext, as_json: bool) -> None:
             click.echo(f"{'':<20} {'  '.join(settings)}")
         if h.posts_filtered:
             click.echo(f"{'':<20} kept out {h.posts_filtered} posts in all; last: {h.last_filtered}")
+        if h.watch_state:
+            since = h.watch_since.isoformat(timespec="minutes") if h.watch_since else "?"
+            click.echo(f"{'':<20} {h.watch_state.upper()} since {since}: {h.watch_reason}")
+
+
+@source.command(name="alerts")
+@click.option("--hours", default=24.0, show_default=True, type=click.FloatRange(min=0),
+              help="Also those resolved in the last HOURS.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
+@pass_ctx
+def alerts(obj: CliContext, hours: float, as_json: bool) -> None:
+    """Operator alerts on sources (silent, failing) as the alert service recorded them: those raised now, then
+    those resolved lately (the same view as GET /api/source-alerts)."""
+    import json
+    from datetime import timedelta
+
+    from services.alert import store_source_alerts
+
+    async def body() -> list:
+        async with obj.session() as session:
+            return await store_source_alerts.list_source_alerts(
+                session, resolved_since=datetime.now(UTC) - timedelta(hours=hours))
+
+    rows = run(body)
+    for r in rows:
+        if as_json:
+            click.echo(json.dumps({"id": r.id, "source_id": r.source_id, "kind": r.kind, "state": r.state,
+                                   "reason": r.reason, "resolved_reason": r.resolved_reason,
+                                   "raised_at": r.raised_at.isoformat(),
+                                   "resolved_at": r.resolved_at.isoformat() if r.resolved_at else None}))
+            continue
+        when = r.raised_at.isoformat(timespec="minutes")
+        end = (f"  resolved {r.resolved_at.isoformat(timespec='minutes')}: {r.resolved_reason}"
+               if r.resolved_at else "")
+        click.echo(f"{r.id[:12]}  {r.state.upper() if r.state == 'raised' else r.state:<8} {r.kind:<7} "
+                   f"{r.source_id:<20} {when}  {r.reason}{end}")
+    if not rows and not as_json:
+        click.echo("no source is silent or failing")
 
 
 def _set_enabled(obj: CliContext, source_id: str, enabled: bool, by: str | None) -> None:

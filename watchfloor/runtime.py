@@ -79,8 +79,8 @@ def build_service(
 
 def consumed_stages(names: tuple[str, ...]) -> list[str]:
     """The stages whose input streams the named services consume (each process trims its own inputs)."""
-    by_service = {"ingest": [], "classify": [streams.CLASSIFY], "alert": [streams.ALERT, streams.DELIVER],
-                  "api": []}
+    by_service = {"ingest": [], "classify": [streams.CLASSIFY],
+                  "alert": [streams.ALERT, streams.DELIVER, streams.SOURCE_ALERTS], "api": []}
     return [stage for name in names for stage in by_service[name]]
 
 

@@ -5,7 +5,7 @@ itself holds no data and asks for a token.
 
     viewer   GET  /api/whoami  /api/alerts  /api/alerts/stream (?token=)  /api/alerts/{id}  /api/incidents
                   /api/silences  /api/rules  /api/subscriptions  /api/events  /api/export  /api/explain/{post}
-                  /api/audit  /api/map/countries  /api/places  /api/places/unresolved
+                  /api/audit  /api/map/countries  /api/places  /api/places/unresolved  /api/source-alerts
                                                                         POST /api/rules/dry-run (YAML)
     officer  POST /api/alerts/{id}/ack  /api/silences  /api/silences/preview      DELETE /api/silences/{id}
              GET  /api/deliveries       POST /api/deliveries/replay   (services/alert/api_deliveries.py)
@@ -40,6 +40,7 @@ from services.alert import (
     store_eventlog,
     store_incidents,
     store_rules,
+    store_source_alerts,
     store_subscriptions,
 )
 from services.alert.api_deliveries import build_deliveries_router
@@ -187,6 +188,8 @@ class SubscriptionRequest(BaseModel):
     secret: str | None = Field(None, pattern=r"^whsec_")
     rule_ids: list[str] | None = None
     min_severity: str | None = None
+    events: list[str] | None = Field(None, max_length=20, description="webhook types it takes, as patterns: "
+                                     "alert.*, source.*, source.silent…; omitted: every type")
 
 
 class PlaceRequest(BaseModel):
@@ -501,7 +504,7 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
         whole = allows(caller.role, "admin")
         return [{"id": s.id, "url": s.url if whole else redact_url(s.url), "name": s.name, "enabled": s.enabled,
                  "disabled_reason": s.disabled_reason, "min_severity": s.min_severity, "rule_ids": s.rule_ids,
-                 "quiet_hours": s.quiet_hours, "created_at": _iso(s.created_at)} for s in rows]
+                 "quiet_hours": s.quiet_hours, "events": s.events, "created_at": _iso(s.created_at)} for s in rows]
 
     @router.post("/api/subscriptions", status_code=201)
     async def add_subscription(request: SubscriptionRequest,
@@ -515,10 +518,29 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
             async with session_scope(sessions) as session:
                 row, secret = await commands.add_subscription(
                     session, url, secret=request.secret, name=request.name, rule_ids=request.rule_ids,
-                    min_severity=request.min_severity, actor=caller.name)
-                return {"id": row.id, "url": row.url, "name": row.name, "secret": secret}
+                    min_severity=request.min_severity, events=request.events, actor=caller.name)
+                return {"id": row.id, "url": row.url, "name": row.name, "events": row.events, "secret": secret}
         except ValueError as exc:
             raise HTTPException(422, _reason(exc)) from exc
+
+    # --- operator alerts on sources ------------------------------------------------------------------
+
+    @router.get("/api/source-alerts")
+    async def source_alerts(_: Viewer, resolved_hours: float = Query(24, ge=0, le=24 * 90),
+                            limit: int = Query(200, ge=1, le=1000)) -> dict:
+        """Operator alerts on sources (silent, failing): every one raised now, then those resolved in the last
+        `resolved_hours`; `raised` counts the first by kind, for the console's strip."""
+        since = utcnow() - timedelta(hours=resolved_hours)
+        async with session_scope(sessions) as session:
+            rows = await store_source_alerts.list_source_alerts(session, resolved_since=since, limit=limit)
+        raised = [r for r in rows if r.state == "raised"]
+        return {
+            "raised": {kind: sum(1 for r in raised if r.kind == kind) for kind in ("silent", "failing")},
+            "alerts": [{"id": r.id, "source_id": r.source_id, "source_name": r.source_name,
+                        "source_kind": r.source_kind, "source_url": r.source_url,
+                        "kind": r.kind, "state": r.state, "reason": r.reason, "resolved_reason": r.resolved_reason,
+                        "raised_at": _iso(r.raised_at), "resolved_at": _iso(r.resolved_at)} for r in rows],
+        }
 
     # --- places -------------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@
     clock (sweep_interval_seconds)  ─▶ Sweeper.sweep          ─▶ re-pages, ended silences, resolutions ─▶ wf:alerts
     wf:alerts (stage deliver) ─▶ Dispatcher.on_alert    ─▶ notifications (SQL) ─▶ Dispatcher loop ─▶ webhooks
     wf:alerts (XREAD $)       ─▶ GET /api/alerts/stream ─▶ console
+    wf:source-watch (stage source-alerts) ─▶ SourceAlerts.on_watch ─▶ source_alerts, notifications (SQL) ─▶ webhooks
 
 `AlertService` is one alert worker (start as many as you like: they share the consumer groups, and the
 pipeline takes a lock per place); `AlertApi` is the console and API alone.
@@ -23,11 +24,12 @@ from services.alert.dispatch import Dispatcher
 from services.alert.pipeline import AlertPipeline, Rulebook, cluster_policy
 from services.alert.settings import AlertSettings
 from services.alert.severity import default_policy
+from services.alert.source_alerts import SourceAlerts
 from services.alert.sweeps import Sweeper
 from shared import streams
 from shared.consumer import publish, publishes, subscribe
 from shared.gazetteer import load_gazetteer
-from shared.messages import AlertMessage, EventMessage
+from shared.messages import AlertMessage, EventMessage, SourceWatchMessage
 
 
 def decode_entry(raw: bytes) -> bytes:
@@ -74,6 +76,7 @@ class AlertService:
         )
         self.sweeper = Sweeper(settings, sessions, outbox)
         self.dispatcher = Dispatcher(settings, sessions)
+        self.source_alerts = SourceAlerts(sessions, self.dispatcher)
 
         async def on_event(event: EventMessage) -> None:
             await self.pipeline.on_event(event)
@@ -81,9 +84,14 @@ class AlertService:
         async def on_alert(alert: AlertMessage) -> None:
             await self.dispatcher.on_alert(alert)
 
+        async def on_source_watch(message: SourceWatchMessage) -> None:
+            await self.source_alerts.on_watch(message)
+
         subscribe(broker, stage=streams.ALERT, model=EventMessage, handle=on_event, settings=settings, redis=redis)
         subscribe(broker, stage=streams.DELIVER, model=AlertMessage, handle=on_alert, settings=settings,
                   redis=redis)
+        subscribe(broker, stage=streams.SOURCE_ALERTS, model=SourceWatchMessage, handle=on_source_watch,
+                  settings=settings, redis=redis)
         publishes(broker, streams.ALERTS, AlertMessage, by=streams.ALERT)
         self.router = build_router(sessions, redis, decode_entry, self._stopping, settings.sse_heartbeat_seconds,
                                    url_policy=settings.url_policy)

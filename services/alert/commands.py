@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alert import lifecycle, store_alerts, store_rules, store_subscriptions
-from services.alert.paging import check_min_severity, check_quiet_hours
+from services.alert.paging import check_events, check_min_severity, check_quiet_hours
 from services.alert.rules import RuleSpec, stored_rules
 from services.alert.signing import new_secret
 from services.alert.silences import SilenceView, check_expirable, check_matchers, check_silence, muted_by
@@ -29,14 +29,15 @@ async def enabled_rules(session: AsyncSession) -> list[RuleSpec]:
 async def add_subscription(
     session: AsyncSession, url: str, secret: str | None = None, name: str | None = None, *,
     rule_ids: list[str] | None = None, min_severity: str | None = None, quiet_hours: dict | None = None,
-    actor: str = "cli",
+    events: list[str] | None = None, actor: str = "cli",
 ) -> tuple[Subscription, str]:
     """A new webhook endpoint and its signing secret (generated unless given: show it to ops once).
-    `min_severity`: low…critical (the rule's) or I…III (the incident's); `quiet_hours`: see paging.py."""
+    `min_severity`: low…critical (the rule's) or I…III (the incident's); `quiet_hours`, `events` (None: every
+    type): see paging.py."""
     check_min_severity(min_severity)
     return await store_subscriptions.add_subscription(
         session, url, secret or new_secret(), name, rule_ids=rule_ids, min_severity=min_severity,
-        quiet_hours=check_quiet_hours(quiet_hours), actor=actor)
+        quiet_hours=check_quiet_hours(quiet_hours), events=check_events(events), actor=actor)
 
 
 async def set_subscription_filters(

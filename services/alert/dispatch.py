@@ -24,13 +24,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alert import store_deliveries, store_rules, store_subscriptions, webhook
-from services.alert.paging import hold_until, routes
+from services.alert.paging import hold_until, routes, source_routes
 from services.alert.settings import AlertSettings
 from services.alert.store_subscriptions import signing_secrets
 from services.alert.webhook import DeliveryOutcome, Outcome
 from shared import ids
 from shared.db import session_scope
-from shared.messages import AlertMessage, to_wire
+from shared.messages import AlertMessage, SourceWatchMessage, to_wire
 from shared.models import Notification, Subscription
 from shared.outage import LoopErrors
 
@@ -38,24 +38,38 @@ logger = logging.getLogger(__name__)
 
 
 async def subscriptions_for(session: AsyncSession, rule_id: str, severity: str,
-                            incident_severity: str | None = None, *, include_disabled: bool = False
-                            ) -> list[Subscription]:
+                            incident_severity: str | None = None, *, include_disabled: bool = False,
+                            event_type: str = "alert.fired") -> list[Subscription]:
     """Enabled subscriptions an alert of `rule_id` goes to (`paging.routes`: the rule's `notify` list, each
-    subscription's rule filter and minimum severity). With `include_disabled`, disabled ones too (what they
-    miss is recorded); never removed ones."""
+    subscription's rule filter, minimum severity and event types). With `include_disabled`, disabled ones too
+    (what they miss is recorded); never removed ones."""
     notify = await store_rules.rule_notify(session, rule_id)
     return routes(await store_subscriptions.list_subscriptions(session), notify, rule_id, severity,
-                  incident_severity, include_disabled=include_disabled)
+                  incident_severity, include_disabled=include_disabled, event_type=event_type)
+
+
+def alert_event_type(alert: AlertMessage) -> str:
+    return f"alert.{alert.kind}"
+
+
+def envelope(event_type: str, at: datetime, data: dict) -> str:
+    """The Standard Webhooks payload, serialised once: `{"type", "timestamp", "data"}`."""
+    body = {"type": event_type, "timestamp": at.astimezone(UTC).isoformat().replace("+00:00", "Z"), "data": data}
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
 def webhook_body(alert: AlertMessage) -> str:
-    """The Standard Webhooks payload, serialised once: `{"type", "timestamp", "data"}`."""
-    envelope = {
-        "type": "alert.fired" if alert.kind == "fired" else f"alert.{alert.kind}",
-        "timestamp": alert.updated_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "data": to_wire(alert),
-    }
-    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
+    return envelope(alert_event_type(alert), alert.updated_at, to_wire(alert))
+
+
+def source_webhook_body(message: SourceWatchMessage) -> str:
+    """`source.silent`, `source.failing`, or either `.resolved`; data is the SourceWatchMessage."""
+    return envelope(message.event_type, message.at, to_wire(message))
+
+
+SOURCE_ALERT_VERSION = {"raised": 1, "resolved": 2}
+"""An operator alert on a source is owed like an alert: its watch_id as the alert id, raised as version 1 and
+resolved as version 2, so one webhook-id per state, kept across retries and replays."""
 
 
 def retry_delay(attempt: int, schedule: list[float], jitter: float, retry_after: float | None,
@@ -94,33 +108,56 @@ class Dispatcher:
                         alert.muted_by)
             return 0
         body = webhook_body(alert)
-        msg_id = ids.webhook_message_id(alert.alert_id, alert.version)
         now = datetime.now(UTC)
-        created = held = missed = 0
         async with session_scope(self.sessions) as session:
-            for sub in await subscriptions_for(session, alert.rule_id, alert.severity,
-                                                     alert.incident_severity, include_disabled=True):
-                if not sub.enabled:  # owed once it is enabled again, if ops replay it
-                    missed += await store_deliveries.add_notification(
-                        session, subscription_id=sub.id, alert_id=alert.alert_id, version=alert.version,
-                        message_id=msg_id, body=body, due=now, state="missed")
-                    await store_deliveries.supersede_missed(session, subscription_id=sub.id,
-                                                            alert_id=alert.alert_id, version=alert.version)
-                    continue
-                due = hold_until(sub.quiet_hours, alert.incident_severity, now)
-                held += due is not None
-                created += await store_deliveries.add_notification(
-                    session, subscription_id=sub.id, alert_id=alert.alert_id, version=alert.version,
-                    message_id=msg_id, body=body, due=due or now,
-                )
-                await store_deliveries.supersede_held(session, subscription_id=sub.id, alert_id=alert.alert_id,
-                                           version=alert.version, now=now)
+            subs = await subscriptions_for(session, alert.rule_id, alert.severity, alert.incident_severity,
+                                           include_disabled=True, event_type=alert_event_type(alert))
+            created, held, missed = await self.owe(session, subs, alert.alert_id, alert.version, body, now,
+                                                   alert.incident_severity)
         if created:
             self._wake.set()
         logger.info("queued alert=%s v=%d kind=%s notifications=%d%s%s", alert.alert_id[:8], alert.version,
                     alert.kind, created, f" held_for_quiet_hours={held}" if held else "",
                     f" missed_by_disabled={missed}" if missed else "")
         return created
+
+    async def owe_source_alert(self, session: AsyncSession, message: SourceWatchMessage, now: datetime) -> int:
+        """Records what an operator alert on a source is owed to subscribers, in the caller's transaction (which
+        also records the operator alert); call `wake()` after the commit. Held by quiet hours like severity I."""
+        subs = source_routes(await store_subscriptions.list_subscriptions(session), message.event_type,
+                             include_disabled=True)
+        created, _held, _missed = await self.owe(session, subs, message.watch_id,
+                                                 SOURCE_ALERT_VERSION[message.state], source_webhook_body(message),
+                                                 now, None)
+        return created
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def owe(self, session: AsyncSession, subs: list[Subscription], alert_id: str, version: int, body: str,
+                  now: datetime, incident_severity: str | None) -> tuple[int, int, int]:
+        """One notification per subscription (idempotent on subscription, alert, version): `missed` for a
+        disabled one, due at the end of its quiet hours if held; a newer version supersedes older ones held or
+        missed. Returns (created, held, missed)."""
+        msg_id = ids.webhook_message_id(alert_id, version)
+        created = held = missed = 0
+        for sub in subs:
+            if not sub.enabled:  # owed once it is enabled again, if ops replay it
+                missed += await store_deliveries.add_notification(
+                    session, subscription_id=sub.id, alert_id=alert_id, version=version,
+                    message_id=msg_id, body=body, due=now, state="missed")
+                await store_deliveries.supersede_missed(session, subscription_id=sub.id, alert_id=alert_id,
+                                                        version=version)
+                continue
+            due = hold_until(sub.quiet_hours, incident_severity, now)
+            held += due is not None
+            created += await store_deliveries.add_notification(
+                session, subscription_id=sub.id, alert_id=alert_id, version=version, message_id=msg_id, body=body,
+                due=due or now,
+            )
+            await store_deliveries.supersede_held(session, subscription_id=sub.id, alert_id=alert_id,
+                                                  version=version, now=now)
+        return created, held, missed
 
     async def start(self) -> None:
         self._stopping = False

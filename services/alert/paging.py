@@ -8,16 +8,23 @@
                    through at once: a car bomb in a capital does not wait for the morning
     re-page        an unacknowledged, unmuted severity III alert of an open incident is sent again every
                    `repage_after`; acknowledging it stops the re-pages, not the updates
+    events         ["alert.*", "source.silent"]: the webhook types a subscription takes (None: all); rule filter
+                   and minimum severity apply to alert.* only, so they never hold back source.* events
 """
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
+from fnmatch import fnmatchcase
 from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.alert.lifecycle import may_repage
 from shared.errors import ReasonError
 
+ALERT_EVENTS = ("alert.fired", "alert.updated", "alert.repaged", "alert.resolved")
+SOURCE_EVENTS = ("source.silent", "source.failing", "source.silent.resolved", "source.failing.resolved")
+EVENT_TYPES = (*ALERT_EVENTS, *SOURCE_EVENTS)
+"""Every Standard Webhooks `type` watchfloor sends; a subscription's `events` patterns choose among them."""
 RULE_SEVERITIES = ("low", "medium", "high", "critical")
 INCIDENT_SEVERITIES = ("I", "II", "III")
 MIN_SEVERITIES = (*RULE_SEVERITIES, *INCIDENT_SEVERITIES)
@@ -34,6 +41,8 @@ class Routable(Protocol):
     def rule_ids(self) -> list[str] | None: ...
     @property
     def min_severity(self) -> str | None: ...
+    @property
+    def events(self) -> list[str] | None: ...
 
 
 S = TypeVar("S", bound=Routable)
@@ -70,6 +79,26 @@ def check_min_severity(min_severity: str | None) -> str | None:
     if min_severity is not None and min_severity not in MIN_SEVERITIES:
         raise ValueError(f"min_severity must be one of {', '.join(MIN_SEVERITIES)}")
     return min_severity
+
+
+def check_events(patterns: Iterable[str] | None) -> list[str] | None:
+    """A subscription's event types: patterns such as `alert.*`, `source.*`, `source.silent` (None: every type).
+    Each must name at least one type watchfloor sends, so a typo (`alerts.*`) is refused, not silently deaf."""
+    if patterns is None:
+        return None
+    cleaned = [p.strip() for p in patterns if p.strip()]
+    if not cleaned:
+        raise ValueError(f"events: give at least one pattern, e.g. alert.* or source.*; types: "
+                         f"{', '.join(EVENT_TYPES)}")
+    for pattern in cleaned:
+        if not any(fnmatchcase(t, pattern) for t in EVENT_TYPES):
+            raise ValueError(f"events: {pattern!r} matches no event type; types: {', '.join(EVENT_TYPES)}")
+    return cleaned
+
+
+def wants_event(events: list[str] | None, event_type: str) -> bool:
+    """Does a subscription with these `events` patterns want `event_type`? None wants every type."""
+    return events is None or any(fnmatchcase(event_type, p) for p in events)
 
 
 def quiet_until(quiet_hours: dict | None, now: datetime) -> datetime | None:
@@ -109,19 +138,27 @@ def wants(min_severity: str | None, rule_severity: str, incident_severity: str |
 
 
 def routes(subscriptions: Iterable[S], notify: list[int] | None, rule_id: str, severity: str,
-           incident_severity: str | None, *, include_disabled: bool = False) -> list[S]:
+           incident_severity: str | None, *, include_disabled: bool = False, event_type: str = "alert.fired"
+           ) -> list[S]:
     """The subscriptions an alert of `rule_id` goes to: the rule's `notify` list (if any), each subscription's
-    own rule filter and minimum severity; disabled ones only with `include_disabled`."""
+    own rule filter, minimum severity and event types; disabled ones only with `include_disabled`."""
     out = []
     for sub in subscriptions:
         if (not sub.enabled and not include_disabled) or (notify is not None and sub.id not in notify):
             continue
         if sub.rule_ids is not None and rule_id not in sub.rule_ids:
             continue
-        if not wants(sub.min_severity, severity, incident_severity):
+        if not wants(sub.min_severity, severity, incident_severity) or not wants_event(sub.events, event_type):
             continue
         out.append(sub)
     return out
+
+
+def source_routes(subscriptions: Iterable[S], event_type: str, *, include_disabled: bool = False) -> list[S]:
+    """The subscriptions an operator alert on a source goes to: every one whose event types take it. A rule
+    filter or a minimum severity is about alert rules and does not hold these back."""
+    return [sub for sub in subscriptions
+            if (sub.enabled or include_disabled) and wants_event(sub.events, event_type)]
 
 
 def repage_due(*, state: str, muted_by: str | None, incident_severity: str | None, last_paged_at: datetime | None,

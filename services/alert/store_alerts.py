@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alert.store_base import NotFoundError
-from shared.models import Alert, AuditEntry, Incident, Silence
+from shared.models import Alert, AuditEntry, Incident, Silence, SourceAlert
 
 
 async def alerts_of_incident(session: AsyncSession, incident_id: str) -> dict[str, Alert]:
@@ -70,13 +70,16 @@ async def firing_alerts(session: AsyncSession, limit: int = 500) -> list[Alert]:
 
 
 async def resolve_alert_id(session: AsyncSession, prefix: str) -> str:
-    """The full id of the alert whose id is or starts with `prefix` (8 characters at least)."""
-    if await session.get(Alert, prefix) is not None:
+    """The full id of the alert, or operator alert on a source, whose id is or starts with `prefix` (8 characters
+    at least): both are owed to subscribers under their id."""
+    if await session.get(Alert, prefix) is not None or await session.get(SourceAlert, prefix) is not None:
         return prefix
     if len(prefix) < 8:
         raise NotFoundError(f"no alert {prefix}: give the id, or at least its first 8 characters")
-    found = (await session.scalars(sa.select(Alert.id).where(Alert.id.startswith(prefix, autoescape=True))
-                                   .limit(2))).all()
+    found = [*(await session.scalars(sa.select(Alert.id).where(Alert.id.startswith(prefix, autoescape=True))
+                                     .limit(2))).all(),
+             *(await session.scalars(sa.select(SourceAlert.id).where(SourceAlert.id.startswith(prefix, autoescape=True))
+                                     .limit(2))).all()]
     if not found:
         raise NotFoundError(f"no alert {prefix}")
     if len(found) > 1:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alert.paging import MIN_SEVERITIES, check_quiet_hours
+from services.alert.paging import MIN_SEVERITIES, check_events, check_quiet_hours
 from services.alert.signing import SECRET_PREFIX, new_secret
 from services.alert.store_base import NotFoundError
 from shared.errors import ReasonError
@@ -41,15 +41,15 @@ async def live_subscription(session: AsyncSession, subscription_id: int) -> Subs
 async def add_subscription(
     session: AsyncSession, url: str, secret: str, name: str | None = None, *,
     rule_ids: list[str] | None = None, min_severity: str | None = None, quiet_hours: dict | None = None,
-    actor: str = "cli",
+    events: list[str] | None = None, actor: str = "cli",
 ) -> tuple[Subscription, str]:
     """A new webhook endpoint with its signing secret and filters, as checked by `commands.add_subscription`."""
     row = Subscription(url=url, name=name, secret=secret, enabled=True, rule_ids=rule_ids,
-                       min_severity=min_severity, quiet_hours=quiet_hours, created_at=utcnow())
+                       min_severity=min_severity, quiet_hours=quiet_hours, events=events, created_at=utcnow())
     session.add(row)
     await session.flush()
     session.add(AuditEntry(actor=actor, action="subscription.created", target_kind="subscription",
-                           target_id=str(row.id), detail={"url": url, "name": name}))
+                           target_id=str(row.id), detail={"url": url, "name": name, "events": events}))
     return row, secret
 
 
@@ -143,8 +143,8 @@ def check_url(url: str) -> str:
 
 
 async def edit_subscription(session: AsyncSession, subscription_id: int, *, actor: str, url: Any = UNCHANGED,
-                            name: Any = UNCHANGED, min_severity: Any = UNCHANGED, quiet_hours: Any = UNCHANGED
-                            ) -> Subscription:
+                            name: Any = UNCHANGED, min_severity: Any = UNCHANGED, quiet_hours: Any = UNCHANGED,
+                            events: Any = UNCHANGED) -> Subscription:
     """Changes what is given, leaves the rest (audited with the fields changed, never the secret).
     Notifications already owed keep their body; new ones follow the new settings."""
     row = await live_subscription(session, subscription_id)
@@ -162,8 +162,14 @@ async def edit_subscription(session: AsyncSession, subscription_id: int, *, acto
             row.quiet_hours = changed["quiet_hours"] = check_quiet_hours(quiet_hours)
         except ValueError as exc:
             raise SubscriptionError(str(exc)) from exc
+    if events is not UNCHANGED:
+        try:
+            row.events = changed["events"] = check_events(events)
+        except ValueError as exc:
+            raise SubscriptionError(str(exc)) from exc
     if not changed:
-        raise SubscriptionError("nothing to change: give at least one of url, name, min severity, quiet hours")
+        raise SubscriptionError("nothing to change: give at least one of url, name, min severity, quiet hours, "
+                                "events")
     _audit(session, actor, "subscription.edited", subscription_id, changed)
     return row
 

@@ -20,6 +20,7 @@ from services.ingest.normalise import dedup_key, to_post
 from services.ingest.outbox import PostOutbox
 from services.ingest.parse import Entry
 from services.ingest.settings import IngestSettings
+from services.ingest.source_watch import SourceWatch
 from shared.access import Access, Caller
 from shared.db import session_scope
 from shared.language import language
@@ -114,6 +115,17 @@ class SourceHealth(BaseModel):
     last_filtered: str | None = None
     """The last poll's (or push's) account of it: "kept out 12 posts by block pattern 'football'"."""
     last_filtered_at: datetime | None = None
+    last_post_at: datetime | None = None
+    """When a new post from it was last stored."""
+    failing_since: datetime | None = None
+    """The first failure of its current run of failures."""
+    watch_state: Literal["silent", "failing"] | None = None
+    """The operator alert raised on it now (source.silent, source.failing), since `watch_since`, with why."""
+    watch_since: datetime | None = None
+    watch_reason: str | None = None
+    usual_gap_seconds: float | None = None
+    """Its usual gap between posts, learned from `posts_learned` of its posts."""
+    posts_learned: int = 0
 
     @classmethod
     def of(cls, source: Source) -> "SourceHealth":
@@ -135,12 +147,16 @@ class SourceHealth(BaseModel):
             posts_seen=source.posts_seen, pushed_by=source.pushed_by, lang=source.lang,
             keep=source.keep_patterns or [], block=source.block_patterns or [],
             posts_filtered=source.posts_filtered or 0, last_filtered=source.last_filtered,
-            last_filtered_at=source.last_filtered_at,
+            last_filtered_at=source.last_filtered_at, last_post_at=source.last_post_at,
+            failing_since=source.failing_since,
+            watch_state=source.watch_state if source.watch_state in ("silent", "failing") else None,  # type: ignore[arg-type]
+            watch_since=source.watch_since, watch_reason=source.watch_reason,
+            usual_gap_seconds=source.gap_mean_seconds, posts_learned=source.posts_learned or 0,
         )
 
 
 def build_router(
-    settings: IngestSettings, sessions: async_sessionmaker[AsyncSession], outbox: PostOutbox
+    settings: IngestSettings, sessions: async_sessionmaker[AsyncSession], outbox: PostOutbox, watch: SourceWatch
 ) -> APIRouter:
     """`POST /ingest` needs a token of role ingest or higher (`watchfloor token add NAME --role ingest`),
     except in open mode: no token created yet and the caller on loopback."""
@@ -181,12 +197,14 @@ def build_router(
             new = bool(screened.kept) and await store.insert_post_if_new(session, message, key)
             if new:
                 await store.count_pushed(session, post.source, now)
+                watched = await watch.after_activity(session, post.source, now, [message])
             elif screened.kept_out and await store.insert_kept_out(session, screened.kept_out, now):
                 kept_out = screened.kept_out[0][2]
                 await store.count_kept_out(session, post.source, kept_out_note([kept_out]), now)
         if new:
             # After the commit; if Redis is down the outbox publishes it on a later tick.
             await outbox.publish([message], now)
+            await watch.publish(watched, now)
         if kept_out:
             logger.info("kept out source=%s posts=1 %s post=%s", post.source, kept_out, message.post_id[:12])
         return Accepted(post_id=message.post_id, duplicate=not new and kept_out is None, kept_out=kept_out)

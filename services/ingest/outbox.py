@@ -1,77 +1,147 @@
-"""Posts go to `wf:posts` through an outbox: stored first, then published, then marked `queued_at`.
+"""What ingest publishes goes through an outbox: stored first, then published, then marked `queued_at`.
 
-A crash or a Redis outage between the commit and the publish leaves the post unmarked, and `requeue`
-publishes it again on a later tick: a stored post always reaches classify (at least once; classify is
-idempotent on `post_id`).
+    posts                      -> wf:posts          (PostOutbox)
+    operator alerts on sources -> wf:source-watch   (WatchOutbox: a silent or failing source raised or resolved)
+
+A crash or a Redis outage between the commit and the publish leaves the row unmarked, and `requeue` publishes it
+again on a later tick: what is stored always reaches its consumer (at least once; consumers are idempotent on the
+message's id).
 """
 
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Generic, Protocol, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest import store
+from shared import streams
 from shared.db import session_scope
 from shared.logs import message_ids
-from shared.messages import PostMessage
+from shared.messages import PostMessage, SourceWatchMessage
 
 logger = logging.getLogger(__name__)
 
-Publish = Callable[[PostMessage], Awaitable[None]]
+M = TypeVar("M", bound=BaseModel)
+Publish = Callable[[M], Awaitable[None]]
 
 
-class PostOutbox:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], publish: Publish) -> None:
+class OutboxRows(Protocol[M]):
+    """The table an outbox drains: its rows as messages, and their `queued_at` mark."""
+
+    def key(self, message: M) -> str: ...
+    def ids(self, message: M) -> dict[str, str]: ...
+    async def unqueued(self, session: AsyncSession, older_than: datetime) -> list[M]: ...
+    async def queued_since(self, session: AsyncSession, since: datetime, after_key: str) -> list[M]: ...
+    async def mark_queued(self, session: AsyncSession, keys: list[str], now: datetime) -> None: ...
+
+
+class Outbox(Generic[M]):
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], publish: Publish[M], rows: OutboxRows[M],
+                 stream: str) -> None:
         self._sessions = sessions
         self._publish = publish
+        self._rows = rows
+        self.stream = stream
         self._failing: str | None = None  # last publish failure, logged once until it changes
 
-    async def publish(self, posts: list[PostMessage], now: datetime) -> int:
-        """Publishes stored posts and marks them queued; returns how many went out. A failure is logged once
+    async def publish(self, messages: list[M], now: datetime) -> int:
+        """Publishes stored rows and marks them queued; returns how many went out. A failure is logged once
         and leaves the rest for `requeue`."""
         sent: list[str] = []
         try:
-            for post in posts:
-                with message_ids(post_id=post.post_id):  # on this line and on the entry's headers
-                    await self._publish(post)
-                    logger.info("published post=%s source=%s stream=wf:posts", post.post_id[:6], post.source_id,
-                                extra={"source_id": post.source_id})
-                sent.append(post.post_id)
+            for message in messages:
+                ids = self._rows.ids(message)
+                with message_ids(**ids):  # on this line and on the entry's headers
+                    await self._publish(message)
+                    logger.info("published %s stream=%s", _short(ids), self.stream)
+                sent.append(self._rows.key(message))
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
             if reason != self._failing:
-                logger.warning("publish failed stream=wf:posts pending=%d reason=%r (will retry)",
-                               len(posts) - len(sent), reason)
+                logger.warning("publish failed stream=%s pending=%d reason=%r (will retry)", self.stream,
+                               len(messages) - len(sent), reason)
             self._failing = reason
         else:
             if self._failing is not None:
-                logger.info("publish recovered stream=wf:posts")
+                logger.info("publish recovered stream=%s", self.stream)
             self._failing = None
         if sent:
             async with session_scope(self._sessions) as session:
-                await store.mark_queued(session, sent, now)
+                await self._rows.mark_queued(session, sent, now)
         return len(sent)
 
     async def requeue(self, now: datetime, after: timedelta) -> int:
-        """Publishes posts stored more than `after` ago and never marked queued; returns how many."""
+        """Publishes rows stored more than `after` ago and never marked queued; returns how many."""
         async with session_scope(self._sessions) as session:
-            posts = await store.unqueued_posts(session, now - after)
-        if not posts:
+            messages = await self._rows.unqueued(session, now - after)
+        if not messages:
             return 0
-        count = await self.publish(posts, now)
+        count = await self.publish(messages, now)
         if count:
-            logger.info("requeued stream=wf:posts posts=%d", count)
+            logger.info("requeued stream=%s messages=%d", self.stream, count)
         return count
 
     async def replay_since(self, since: datetime) -> int:
-        """Publishes again every post published since `since` (Redis lost them; classify ignores a repeat)."""
+        """Publishes again every row published since `since` (Redis lost them; consumers ignore a repeat)."""
         count, after = 0, ""
         while True:
             async with session_scope(self._sessions) as session:
-                page = await store.queued_posts_since(session, since, after)
+                page = await self._rows.queued_since(session, since, after)
             if not page:
                 return count
-            for post in page:
-                await self._publish(post)
-            count, after = count + len(page), page[-1].post_id
+            for message in page:
+                await self._publish(message)
+            count, after = count + len(page), self._rows.key(page[-1])
+
+
+def _short(ids: dict[str, str]) -> str:
+    """`post=1a2b3c source=niger-wire`: ids cut to six characters, as every log line shows them."""
+    return " ".join(f"{k.removesuffix('_id')}={v if k == 'source_id' else v[:6]}" for k, v in ids.items())
+
+
+class _PostRows:
+    def key(self, message: PostMessage) -> str:
+        return message.post_id
+
+    def ids(self, message: PostMessage) -> dict[str, str]:
+        return {"post_id": message.post_id, "source_id": message.source_id}
+
+    async def unqueued(self, session: AsyncSession, older_than: datetime) -> list[PostMessage]:
+        return await store.unqueued_posts(session, older_than)
+
+    async def queued_since(self, session: AsyncSession, since: datetime, after_key: str) -> list[PostMessage]:
+        return await store.queued_posts_since(session, since, after_key)
+
+    async def mark_queued(self, session: AsyncSession, keys: list[str], now: datetime) -> None:
+        await store.mark_queued(session, keys, now)
+
+
+class _WatchRows:
+    def key(self, message: SourceWatchMessage) -> str:
+        return store.watch_event_key(message)
+
+    def ids(self, message: SourceWatchMessage) -> dict[str, str]:
+        return {"watch_id": message.watch_id, "source_id": message.source_id}
+
+    async def unqueued(self, session: AsyncSession, older_than: datetime) -> list[SourceWatchMessage]:
+        return await store.unqueued_watch_events(session, older_than)
+
+    async def queued_since(self, session: AsyncSession, since: datetime, after_key: str
+                           ) -> list[SourceWatchMessage]:
+        return await store.watch_events_since(session, since, after_key)
+
+    async def mark_queued(self, session: AsyncSession, keys: list[str], now: datetime) -> None:
+        await store.mark_watch_events_queued(session, keys, now)
+
+
+class PostOutbox(Outbox[PostMessage]):
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], publish: Publish[PostMessage]) -> None:
+        super().__init__(sessions, publish, _PostRows(), streams.POSTS)
+
+
+class WatchOutbox(Outbox[SourceWatchMessage]):
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], publish: Publish[SourceWatchMessage]) -> None:
+        super().__init__(sessions, publish, _WatchRows(), streams.SOURCE_WATCH)

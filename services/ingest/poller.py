@@ -1,7 +1,8 @@
 """The `Poller`: every tick, poll the due sources concurrently (bounded), each poll one line in the log.
 
-    poll = host's turn ─▶ fetch ─▶ parse ─▶ normalise ─▶ screen ─▶ store new posts + health (one transaction)
+    poll = host's turn ─▶ fetch ─▶ parse ─▶ normalise ─▶ screen ─▶ store new posts + source health + rhythm and watch
              (Redis)                       (lang hint)  (keep/block: kept out = recorded, not published)
+                                                        │  (one transaction: source_watch.py)
                                                         └─▶ outbox: publish each new post once ─▶ mark queued
 
 Politeness per host (politeness.py): at most `per_host_concurrency` fetches at once from this process, a
@@ -31,6 +32,7 @@ from services.ingest.parse import Entry, FeedParseError, parse_feed
 from services.ingest.politeness import HostGate, host_of
 from services.ingest.schedule import BackoffPolicy, PollOutcome, next_poll
 from services.ingest.settings import IngestSettings
+from services.ingest.source_watch import SourceWatch
 from services.ingest.sources import KINDS, KindPage
 from shared.db import session_scope
 from shared.messages import PostMessage
@@ -97,12 +99,14 @@ class Poller:
         sessions: async_sessionmaker[AsyncSession],
         outbox: PostOutbox,
         gate: HostGate,
+        watch: SourceWatch,
         *,
         rng: random.Random | None = None,
     ) -> None:
         self._settings = settings
         self._sessions = sessions
         self._outbox = outbox
+        self._watch = watch
         self._gate = gate
         self._policy = BackoffPolicy(cap_seconds=settings.backoff_cap_seconds)
         self._rng = rng or random.Random()
@@ -341,9 +345,14 @@ class Poller:
                 last_modified=last_modified, keep_validators=not_modified, new_posts=len(new), cursor=cursor,
                 warning=dropped_warning, content_read=content_read, kept_out=recorded, kept_out_note=note,
             )
+            # Only a poll that can change the watch looks (an uneventful 304 costs no more than before): new posts
+            # to learn, an alert to resolve, or a run of failures that may have lasted long enough.
+            eventful = new or source.watch_state is not None or (error is not None and source.failing_since)
+            watched = await self._watch.after_activity(session, source.id, now, new) if eventful else []
         # After the commit: a crash here leaves the posts unqueued, and the outbox publishes them later.
         if new or edited:
             await self._outbox.publish([*new, *edited], now)
+        await self._watch.publish(watched, now)
         elapsed = (time.perf_counter() - started) * 1000
         report = PollReport(source_id=source.id, new=len(new), seen=seen, not_modified=not_modified,
                             error=error, next_poll_at=due, elapsed_ms=elapsed, edited=len(edited), dropped=dropped,

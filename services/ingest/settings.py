@@ -69,6 +69,22 @@ class IngestSettings(CommonSettings):
         10.0, ge=0, description="a poll waits this long at most for its host's turn; further off, it is deferred"
     )
     user_agent: str = "watchfloor/0.1 (OSINT alerting; feed poller)"
+    source_watch_interval_seconds: float = Field(
+        60.0, gt=0, description="how often every source is checked for silence or failure (a post or a poll "
+        "resolves at once)"
+    )
+    silent_min_posts: int = Field(8, ge=2, description="posts a source's rhythm is learned from before its "
+                                  "silence can alert")
+    silent_factor: float = Field(
+        2.0, gt=0, description="a source is silent when quiet this many times its typical longest daily gap "
+        "between posts"
+    )
+    silent_floor_seconds: float = Field(3600.0, ge=0, description="a quiet spell shorter than this is never a "
+                                        "silence, however regular the source")
+    silent_history_days: int = Field(14, ge=1, le=366, description="days of a source's longest gaps kept to "
+                                     "learn its rhythm (the last days it posted)")
+    failing_after_seconds: float = Field(3 * 3600.0, gt=0, description="a source whose polls have failed this "
+                                         "long raises source.failing")
 
     @field_validator("host_spacing")
     @classmethod

@@ -5,6 +5,7 @@ retried after a crash, or run by two ingest processes at once, never stores a po
 """
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -16,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared import ids
 from shared.errors import ReasonError
 from shared.language import known_language
-from shared.messages import PostMessage
-from shared.models import AuditEntry, FilteredPost, Post, Source
+from shared.messages import PostMessage, SourceWatchMessage
+from shared.models import AuditEntry, FilteredPost, Post, Source, SourceWatchEvent
 
 SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MIN_INTERVAL_SECONDS = 10
@@ -290,7 +291,8 @@ async def record_poll(
 ) -> None:
     """Writes one poll's outcome into the source's health. A success resets `consecutive_failures` and
     stores the validators (a 304 keeps the old ones unless it sent new ones, RFC 9111 §4.3.4); a failure
-    counts up and keeps `last_error` until the next failure replaces it, so ops can see what last went wrong.
+    counts up and keeps `last_error` until the next failure replaces it, so ops can see what last went wrong;
+    `failing_since` is the first failure of the run, cleared by a success.
     `warning` (items dropped over the cap) is set by a poll that read the feed (`content_read`) and cleared by
     one that read it without a warning; a 304 or a failure leaves it as it was. `kept_out` new posts the
     source's patterns kept out are counted, and `kept_out_note` replaces `last_filtered` (a poll that kept
@@ -302,7 +304,8 @@ async def record_poll(
     if content_read:
         values.update(last_warning=warning, last_warning_at=now if warning else None)
     if error is None:
-        values.update(last_success_at=now, consecutive_failures=0, posts_seen=Source.posts_seen + new_posts)
+        values.update(last_success_at=now, consecutive_failures=0, posts_seen=Source.posts_seen + new_posts,
+                      failing_since=None)
         if cursor is not None:
             values["cursor"] = cursor[:200]
         if not keep_validators or etag is not None:
@@ -310,7 +313,8 @@ async def record_poll(
         if not keep_validators or last_modified is not None:
             values["last_modified"] = last_modified[:100] if last_modified else None
     else:
-        values.update(last_error=error, last_error_at=now, consecutive_failures=Source.consecutive_failures + 1)
+        values.update(last_error=error, last_error_at=now, consecutive_failures=Source.consecutive_failures + 1,
+                      failing_since=sa.func.coalesce(Source.failing_since, now))  # the run's first failure
     await session.execute(
         sa.update(Source).where(Source.id == source_id).values(**values)
         .execution_options(synchronize_session=False)
@@ -497,5 +501,94 @@ async def mark_queued(session: AsyncSession, post_ids: list[str], now: datetime)
     for start in range(0, len(post_ids), 500):
         await session.execute(
             sa.update(Post).where(Post.id.in_(post_ids[start:start + 500]), Post.queued_at.is_(None))
+            .values(queued_at=now).execution_options(synchronize_session=False)
+        )
+
+
+# -- the watch on sources: their rhythm, and the operator alerts raised on them (services/ingest/source_watch.py) --
+
+
+async def learn_posts(session: AsyncSession, source_id: str, learn: Callable[[Source], None], stored_at: datetime
+                      ) -> Source | None:
+    """Locks the source's row, lets `learn` update its rhythm from the posts just stored, and records when its
+    newest post was stored. Call it after the posts are inserted, in their transaction: on SQLite the write lock
+    is then held, on PostgreSQL the row lock, so two stores of one source's posts learn one after the other."""
+    source = await session.get(Source, source_id, with_for_update=True, populate_existing=True)
+    if source is None:
+        return None
+    learn(source)
+    source.last_post_at = stored_at
+    return source
+
+
+async def fresh_source(session: AsyncSession, source_id: str) -> Source | None:
+    """The source as stored now (the session's copy refreshed: an UPDATE of this transaction may have changed it)."""
+    return await session.get(Source, source_id, populate_existing=True)
+
+
+async def watched_sources(session: AsyncSession, after_id: str = "", limit: int = 500) -> list[Source]:
+    """A page of the sources the watch decides on, by id after `after_id`: the live ones, and any other with an
+    alert raised (a disabled or removed source's alert is resolved)."""
+    live = sa.and_(Source.enabled.is_(True), Source.removed_at.is_(None))
+    rows = await session.execute(
+        sa.select(Source).where(Source.id > after_id, sa.or_(live, Source.watch_state.is_not(None)))
+        .order_by(Source.id).limit(limit)
+    )
+    return list(rows.scalars())
+
+
+async def set_watch(session: AsyncSession, source_id: str, *, read_version: int, state: str | None,
+                    since: datetime | None, reason: str | None, watch_id: str | None) -> bool:
+    """Writes a decision on the source's alert if no other decision was written since it was read
+    (`watch_version`): one conditional UPDATE, so two ingest processes deciding at once write one. True if
+    written."""
+    result = await session.execute(
+        sa.update(Source).where(Source.id == source_id, Source.watch_version == read_version)
+        .values(watch_state=state, watch_since=since, watch_reason=reason, watch_id=watch_id,
+                watch_version=read_version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+
+
+def watch_event_key(message: SourceWatchMessage) -> str:
+    return ids.watch_event_id(message.watch_id, message.state)
+
+
+async def add_watch_events(session: AsyncSession, messages: list[SourceWatchMessage]) -> None:
+    """Stores raises and resolutions in the outbox (a repeat of one is ignored: its id is deterministic)."""
+    insert = _insert(session)
+    for m in messages:
+        await session.execute(insert(SourceWatchEvent).values(
+            id=watch_event_key(m), watch_id=m.watch_id, source_id=m.source_id, kind=m.kind, state=m.state,
+            at=m.at, payload=m.model_dump(mode="json", by_alias=True), queued_at=None,
+        ).on_conflict_do_nothing(index_elements=["id"]))
+
+
+async def unqueued_watch_events(session: AsyncSession, older_than: datetime, limit: int = 500
+                                ) -> list[SourceWatchMessage]:
+    rows = await session.execute(
+        sa.select(SourceWatchEvent.payload).where(SourceWatchEvent.queued_at.is_(None),
+                                                  SourceWatchEvent.at <= older_than)
+        .order_by(SourceWatchEvent.at).limit(limit)
+    )
+    return [SourceWatchMessage.model_validate(p) for p in rows.scalars()]
+
+
+async def watch_events_since(session: AsyncSession, since: datetime, after_key: str = "", limit: int = 500
+                             ) -> list[SourceWatchMessage]:
+    rows = await session.execute(
+        sa.select(SourceWatchEvent.payload).where(SourceWatchEvent.queued_at >= since,
+                                                  SourceWatchEvent.id > after_key)
+        .order_by(SourceWatchEvent.id).limit(limit)
+    )
+    return [SourceWatchMessage.model_validate(p) for p in rows.scalars()]
+
+
+async def mark_watch_events_queued(session: AsyncSession, keys: list[str], now: datetime) -> None:
+    for start in range(0, len(keys), 500):
+        await session.execute(
+            sa.update(SourceWatchEvent)
+            .where(SourceWatchEvent.id.in_(keys[start:start + 500]), SourceWatchEvent.queued_at.is_(None))
             .values(queued_at=now).execution_options(synchronize_session=False)
         )

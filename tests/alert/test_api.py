@@ -174,3 +174,42 @@ async def test_an_officer_sees_why_an_alert_fired_and_acknowledges_it(running: R
     async with running.sessions() as session:
         rows = (await session.scalars(sa.select(AuditEntry).where(AuditEntry.action == "alert.acknowledged"))).all()
         assert [(r.actor, r.target_id) for r in rows] == [("duty officer", alert_id)]
+
+
+async def test_source_alerts_for_viewers_and_subscriptions_choosing_event_types(running: Running,
+                                                                                base_url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from shared.messages import SourceWatchMessage
+
+    now = datetime.now(UTC)
+    quiet = dict(source_id="veille", source_name="Veille Sahel", source_kind="feed",
+                 source_url="https://veille.example/rss", kind="silent", since=now - timedelta(hours=1),
+                 reason="quiet for 9 h; usually posts every 40 min")
+    await running.service.source_alerts.on_watch(SourceWatchMessage(watch_id="w" * 64, state="raised",
+                                                                     at=now - timedelta(hours=1), **quiet))
+    ended = {**quiet, "source_id": "lake-chad", "kind": "failing"}
+    for state in ("raised", "resolved", "resolved"):   # a re-delivery changes nothing
+        await running.service.source_alerts.on_watch(SourceWatchMessage(
+            watch_id="f" * 64, state=state, at=now, resolved_reason="polled successfully" if state == "resolved"
+            else None, **ended))
+    viewer = await make_token(running.sessions, "wall screen", "viewer")
+    admin = await make_token(running.sessions, "lead", "admin")
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        assert (await client.get("/api/source-alerts")).status_code == 401
+        listed = (await client.get("/api/source-alerts", headers=bearer(viewer))).json()
+        assert listed["raised"] == {"silent": 1, "failing": 0}
+        assert [(a["source_id"], a["state"], a["resolved_reason"]) for a in listed["alerts"]] == [
+            ("veille", "raised", None), ("lake-chad", "resolved", "polled successfully")]
+        only_raised = (await client.get("/api/source-alerts", params={"resolved_hours": 0},
+                                        headers=bearer(viewer))).json()
+        assert [a["source_id"] for a in only_raised["alerts"]] == ["veille"]
+
+        typo = await client.post("/api/subscriptions", headers=bearer(admin),
+                                 json={"url": "http://127.0.0.1:9/hook", "events": ["alerts.*"]})
+        assert typo.status_code == 422 and "matches no event type" in typo.json()["detail"]
+        made = await client.post("/api/subscriptions", headers=bearer(admin),
+                                 json={"url": "http://127.0.0.1:9/hook", "events": ["source.*"]})
+        assert made.status_code == 201 and made.json()["events"] == ["source.*"]
+        subs = (await client.get("/api/subscriptions", headers=bearer(viewer))).json()
+        assert [s["events"] for s in subs] == [["source.*"]]
