@@ -91,7 +91,8 @@ def test_the_asyncapi_document_names_every_stream_with_its_schema(base_url: str)
 
     channels = doc["channels"]
     consumed = set(streams.STREAM_FOR_STAGE.values())
-    published = {streams.POSTS, streams.EVENTS, streams.ALERTS, *(streams.dlq_stream(s) for s in streams.STAGES)}
+    published = {streams.POSTS, streams.EVENTS, streams.ALERTS, streams.SOURCE_WATCH,
+                 *(streams.dlq_stream(s) for s in streams.STAGES)}
     assert {c["address"] for c in channels.values()} == consumed | published
     assert all(c.get("description") for c in channels.values())
 
@@ -106,6 +107,7 @@ def test_the_asyncapi_document_names_every_stream_with_its_schema(base_url: str)
         (streams.POSTS, "send", "PostMessage"), (streams.POSTS, "receive", "PostMessage"),
         (streams.EVENTS, "send", "EventMessage"), (streams.EVENTS, "receive", "EventMessage"),
         (streams.ALERTS, "send", "AlertMessage"), (streams.ALERTS, "receive", "AlertMessage"),
+        (streams.SOURCE_WATCH, "send", "SourceWatchMessage"), (streams.SOURCE_WATCH, "receive", "SourceWatchMessage"),
         *((streams.dlq_stream(s), "send", "DeadLetterEntry") for s in streams.STAGES),
     } == seen
 
