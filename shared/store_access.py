@@ -62,8 +62,10 @@ async def revoke_token(session: AsyncSession, token_id: int, by: str) -> ApiToke
 
 async def list_audit(session: AsyncSession, *, limit: int = 200, since: datetime | None = None,
                      target_kind: str | None = None, target_id: str | None = None,
-                     actor: str | None = None) -> list[AuditEntry]:
-    """The audit trail, newest first."""
+                     actor: str | None = None, action: str | None = None,
+                     before_id: int | None = None) -> list[AuditEntry]:
+    """The audit trail, newest first. `action` is an action ("alert.acknowledged") or, ending in ".", every
+    action on a kind ("alert."); `before_id` pages: entries older than that one."""
     stmt = sa.select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
     if since is not None:
         stmt = stmt.where(AuditEntry.at >= since)
@@ -73,6 +75,11 @@ async def list_audit(session: AsyncSession, *, limit: int = 200, since: datetime
         stmt = stmt.where(AuditEntry.target_id == target_id)
     if actor is not None:
         stmt = stmt.where(AuditEntry.actor == actor)
+    if action is not None:
+        stmt = stmt.where(AuditEntry.action.startswith(action, autoescape=True) if action.endswith(".")
+                          else AuditEntry.action == action)
+    if before_id is not None:
+        stmt = stmt.where(AuditEntry.id < before_id)
     return list((await session.scalars(stmt)).all())
 
 

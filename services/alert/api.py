@@ -4,8 +4,9 @@ Every `/api` route needs a bearer token whose role is high enough (services/aler
 itself holds no data and asks for a token.
 
     viewer   GET  /api/whoami  /api/alerts  /api/alerts/stream (?token=)  /api/alerts/{id}  /api/incidents
-                  /api/silences  /api/rules  /api/subscriptions  /api/events  /api/export  /api/explain/{post}
-                  /api/audit  /api/map/countries  /api/places  /api/places/unresolved  /api/source-alerts
+                  /api/incidents/{id}  /api/silences  /api/rules  /api/subscriptions  /api/events (?q=)
+                  /api/export  /api/explain/{post}  /api/audit  /api/map/countries  /api/map/admin1
+                  /api/map/places (?bbox=)  /api/places  /api/places/unresolved  /api/source-alerts
                                                                         POST /api/rules/dry-run (YAML)
     officer  POST /api/alerts/{id}/ack  /api/silences  /api/silences/preview      DELETE /api/silences/{id}
              GET  /api/deliveries       POST /api/deliveries/replay   (services/alert/api_deliveries.py)
@@ -15,8 +16,10 @@ The full reference is docs/console.md.
 """
 
 import asyncio
+import functools
 import json
 import logging
+import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -60,7 +63,8 @@ from shared.access import (
     refusal,
 )
 from shared.db import session_scope
-from shared.models import Alert, ApiToken, AuditEntry, OfficerPlace, utcnow
+from shared.gazetteer import load_gazetteer
+from shared.models import Alert, ApiToken, AuditEntry, Incident, OfficerPlace, utcnow
 from shared.settings import CommonSettings
 from shared.urlguard import UrlPolicy, UrlRefused, check_url
 
@@ -68,6 +72,10 @@ logger = logging.getLogger(__name__)
 Decode = Callable[[bytes], bytes]
 """Turns a wf:alerts entry's `__data__` field into the JSON body (the broker's wire format)."""
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$")
+SEARCH_LIMIT = 500
+"""Most results of one text search of the event log."""
+MAP_PLACES_LIMIT = 200
+"""Most towns one map view asks for: more would not fit as labels anyway."""
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -109,6 +117,42 @@ def _place_json(row: OfficerPlace) -> dict[str, Any]:
 def _audit_json(row: AuditEntry) -> dict[str, Any]:
     return {"id": row.id, "at": _iso(row.at), "actor": row.actor, "action": row.action,
             "target_kind": row.target_kind, "target_id": row.target_id, "detail": row.detail}
+
+
+def _incident_json(row: Incident, reports: list[tuple[str, str, str | None, float | None, str | None]]
+                   ) -> dict[str, Any]:
+    """An incident with its reports grouped by origin; `status` is open, resolved or disputed (a later report
+    denies the attack: the incident stays open or resolved, ops decide)."""
+    return {
+        "id": row.id, "state": row.state, "status": "disputed" if row.disputed_at else row.state,
+        "first_seen_at": _iso(row.first_seen_at), "last_seen_at": _iso(row.last_seen_at),
+        "lat": row.lat, "lon": row.lon, "country": row.country, "place": row.place, "actors": row.actors,
+        "perpetrator": row.perpetrator, "tactics": row.tactics, "killed": row.killed,
+        "report_count": row.report_count, "source_count": row.source_count, "version": row.version,
+        "corroboration": row.corroboration, "severity": row.severity, "resolved_at": _iso(row.resolved_at),
+        "disputed_at": _iso(row.disputed_at), "dispute_reason": row.dispute_reason,
+        "independent_source_count": len(copies.independent_sources((e, s, o) for e, s, o, *_ in reports)),
+        "origins": copies.by_origin(reports),
+    }
+
+
+def _bbox(text: str) -> tuple[float, float, float, float]:
+    """`min_lon,min_lat,max_lon,max_lat` in degrees, or HTTPException(422) naming what is wrong."""
+    try:
+        box = tuple(float(part) for part in text.split(","))
+    except ValueError as exc:
+        raise HTTPException(422, "bbox: four numbers, min_lon,min_lat,max_lon,max_lat") from exc
+    if len(box) != 4 or not all(math.isfinite(v) for v in box):
+        raise HTTPException(422, "bbox: four numbers, min_lon,min_lat,max_lon,max_lat")
+    lon0, lat0, lon1, lat1 = box
+    if not (-180 <= lon0 < lon1 <= 180 and -90 <= lat0 < lat1 <= 90):
+        raise HTTPException(422, "bbox: min_lon < max_lon within -180..180, min_lat < max_lat within -90..90")
+    return lon0, lat0, lon1, lat1
+
+
+@functools.cache
+def _ranked_towns(vintage: str) -> list[basemap.Town]:
+    return basemap.ranked_towns(load_gazetteer().places)
 
 
 def _aware(name: str, value: datetime | None) -> datetime | None:
@@ -256,13 +300,15 @@ class AlertStream:
 
 def _log_query(kind: str, since: datetime | None, until: datetime | None, actor: list[str] | None,
                tactic: list[str] | None, rule: str | None, state: str | None, country: str | None,
-               near: str | None, radius_km: float | None, limit: int | None) -> LogQuery:
+               near: str | None, radius_km: float | None, limit: int | None, text: str | None = None,
+               is_event: bool | None = None) -> LogQuery:
     try:
         return LogQuery(
             kind="alerts" if kind == "alerts" else "events", since=_aware("since", since),
             until=_aware("until", until), actors=tuple(actor or ()), tactics=tuple(tactic or ()), rule=rule,
             state=state, country=country.upper() if country else None,
             near=eventlog.resolve_near(near, radius_km, country), limit=limit,
+            text=text or None, is_event=is_event,
         )
     except QueryError as exc:
         raise HTTPException(422, exc.reason) from exc
@@ -387,15 +433,28 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
             reports: dict[str, list[tuple[str, str, str | None, float | None, str | None]]] = {r.id: [] for r in rows}
             for incident_id, *report in await store_incidents.report_origins(session, list(reports)):
                 reports[incident_id].append(tuple(report))  # type: ignore[arg-type]  # (event, source, origin, sim, via)
-        return [{
-            "id": r.id, "state": r.state, "first_seen_at": _iso(r.first_seen_at), "last_seen_at": _iso(r.last_seen_at),
-            "lat": r.lat, "lon": r.lon, "country": r.country, "place": r.place, "actors": r.actors,
-            "perpetrator": r.perpetrator, "tactics": r.tactics, "killed": r.killed, "report_count": r.report_count,
-            "source_count": r.source_count, "version": r.version, "corroboration": r.corroboration,
-            "severity": r.severity, "resolved_at": _iso(r.resolved_at),
-            "independent_source_count": len(copies.independent_sources((e, s, o) for e, s, o, *_ in reports[r.id])),
-            "origins": copies.by_origin(reports[r.id]),
-        } for r in rows]
+        return [_incident_json(r, reports[r.id]) for r in rows]
+
+    @router.get("/api/incidents/{incident_id}")
+    async def incident(incident_id: str, _: Viewer, limit: int = Query(200, ge=1, le=1000)) -> dict:
+        """One incident: its timeline (the first `limit` reports in time order, each with its source, language,
+        published and fetched times, title and text, and its `origin`), the reports grouped by origin, and the
+        alerts rules fired for it."""
+        async with sessions() as session:
+            row = await store_incidents.get_incident(session, incident_id)
+            if row is None:
+                raise HTTPException(404, f"no incident {incident_id}")
+            rows = await store_incidents.report_origins(session, [incident_id])
+            origins: list[tuple[str, str, str | None, float | None, str | None]] = [
+                (event, source, origin, similar, via) for _, event, source, origin, similar, via in rows]
+            timeline = await store_eventlog.reports(session, [r[0] for r in origins[:limit]])
+            alerts = await store_alerts.alerts_of_incident(session, incident_id)
+        timeline.sort(key=lambda r: (r["published_at"] or r["fetched_at"] or "", r["event_id"]))
+        for report in timeline:
+            del report["spans"]  # evidence is the alert view's business; the timeline reads titles
+        return {**_incident_json(row, origins), "timeline": timeline,
+                "timeline_truncated": len(origins) > limit,
+                "alerts": [_alert_json(a) for a in sorted(alerts.values(), key=lambda a: a.fired_at)]}
 
     @router.get("/api/silences")
     async def silences(_: Viewer, active: bool = False) -> list[dict]:
@@ -606,11 +665,22 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
                      until: datetime | None = None, actor: Annotated[list[str] | None, Query()] = None,
                      tactic: Annotated[list[str] | None, Query()] = None, rule: str | None = None,
                      state: str | None = None, country: str | None = None, near: str | None = None,
-                     radius_km: float | None = None, limit: int = Query(200, ge=1, le=5000)) -> list[dict]:
-        """The event log as JSON (`of=events`, one record per classified post, or `of=alerts`)."""
-        query = _log_query(of, since, until, actor, tactic, rule, state, country, near, radius_km, limit)
+                     radius_km: float | None = None, limit: int = Query(200, ge=1, le=5000),
+                     q: str | None = Query(None, max_length=eventlog.MAX_SEARCH_CHARS),
+                     is_event: bool | None = None) -> list[dict]:
+        """The event log as JSON (`of=events`, one record per classified post, or `of=alerts`). `q` searches
+        the posts' title and text (case-insensitive substring, `%` and `_` literal; at most 500 results, each
+        with a `snippet` of the text around the match); `is_event` keeps events or non-events."""
+        if q and limit > SEARCH_LIMIT:
+            raise HTTPException(422, f"limit: at most {SEARCH_LIMIT} when searching with q")
+        query = _log_query(of, since, until, actor, tactic, rule, state, country, near, radius_km, limit, q, is_event)
         async with sessions() as session:
-            return [r async for r in store_eventlog.records(session, query)]
+            found = [r async for r in store_eventlog.records(session, query)]
+            if q:
+                texts = await store_eventlog.post_texts(session, [r["event_id"] for r in found])
+                for record in found:
+                    record["snippet"] = eventlog.snippet(texts.get(record["event_id"], ""), q)
+        return found
 
     @router.get("/api/export")
     async def export(_: Viewer, format: Literal["csv", "geojson", "jsonl"] = "csv",
@@ -647,11 +717,15 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
     @router.get("/api/audit")
     async def audit(_: Viewer, limit: int = Query(200, ge=1, le=5000), since: datetime | None = None,
                     target_kind: str | None = None, target_id: str | None = None,
-                    actor: str | None = None) -> list[dict]:
-        """Who changed a rule, a silence, a subscription or a token, or acknowledged an alert, and when."""
+                    actor: str | None = None, action: str | None = Query(None, max_length=100),
+                    before_id: int | None = Query(None, ge=1)) -> list[dict]:
+        """Who changed a rule, a silence, a subscription or a token, or acknowledged an alert, and when; newest
+        first. `action`: one action, or every action of a kind with a trailing dot (`alert.`); `before_id`:
+        the page after the entry with that id (the last one shown)."""
         async with sessions() as session:
             rows = await store_access.list_audit(session, limit=limit, since=_aware("since", since),
-                                                 target_kind=target_kind, target_id=target_id, actor=actor)
+                                                 target_kind=target_kind, target_id=target_id, actor=actor,
+                                                 action=action, before_id=before_id)
         return [_audit_json(r) for r in rows]
 
     @router.get("/api/map/countries")
@@ -662,5 +736,28 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
         except basemap.BasemapError as exc:
             raise HTTPException(503, exc.reason) from exc
         return JSONResponse(outlines, headers={"cache-control": "private, max-age=86400"})
+
+    @router.get("/api/map/admin1")
+    async def admin1(_: Viewer) -> JSONResponse:
+        """Region (admin-1) border lines of the Sahel for the console map (Natural Earth, from an installed
+        package)."""
+        try:
+            lines = await asyncio.to_thread(basemap.admin1)
+        except basemap.BasemapError as exc:
+            raise HTTPException(503, exc.reason) from exc
+        return JSONResponse(lines, headers={"cache-control": "private, max-age=86400"})
+
+    @router.get("/api/map/places")
+    async def map_places(_: Viewer, bbox: str = Query(..., max_length=100),
+                         limit: int = Query(40, ge=1, le=MAP_PLACES_LIMIT)) -> JSONResponse:
+        """The `limit` most populous gazetteer towns inside `bbox` (`min_lon,min_lat,max_lon,max_lat`): what
+        the map names at the current zoom."""
+        box = _bbox(bbox)
+        gazetteer = await asyncio.to_thread(load_gazetteer)
+        towns = await asyncio.to_thread(_ranked_towns, gazetteer.vintage)
+        found = basemap.towns_in(towns, box, limit)
+        return JSONResponse([{"name": t.name, "lat": t.lat, "lon": t.lon, "country": t.country,
+                              "population": t.population, "kind": t.kind} for t in found],
+                            headers={"cache-control": "private, max-age=3600"})
 
     return router

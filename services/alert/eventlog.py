@@ -40,6 +40,8 @@ ALERT_COLUMNS = (
     "muted_by", "matched",
 )
 STATES = ("firing", "acknowledged", "resolved")
+MAX_SEARCH_CHARS = 200
+"""Longest text search (`q`): a search is a LIKE over every stored post, kept to what a person types."""
 
 
 class QueryError(ReasonError):
@@ -68,6 +70,9 @@ class LogQuery:
     country: str | None = None
     near: Near | None = None
     limit: int | None = None
+    text: str | None = None
+    """A case-insensitive substring of the post's title or text (events only); `%` and `_` are literal."""
+    is_event: bool | None = None
     _actor_codes: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -75,6 +80,10 @@ class LogQuery:
             raise QueryError("until must be later than since")
         if self.state is not None and self.state not in STATES:
             raise QueryError(f"unknown state {self.state!r}: choose {', '.join(STATES)}")
+        if self.text is not None and len(self.text) > MAX_SEARCH_CHARS:
+            raise QueryError(f"q: at most {MAX_SEARCH_CHARS} characters")
+        if (self.text is not None or self.is_event is not None) and self.kind != "events":
+            raise QueryError("q and is_event search events only (of=events)")
         object.__setattr__(self, "_actor_codes", with_subunits(list(self.actors)))
 
 
@@ -90,6 +99,24 @@ def resolve_near(place: str | None, radius_km: float | None, country: str | None
     if found is None:
         raise QueryError(f"unknown place {place!r} (not in the gazetteer)")
     return Near(found.lat, found.lon, found.name, radius_km)
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern finding `text` anywhere, `%`, `_` and the escape character itself taken literally (use
+    with `escape="\\"`)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def snippet(text: str, needle: str, width: int = 240) -> str:
+    """About `width` characters of `text` around the first case-insensitive occurrence of `needle` (the start
+    of the text when there is none), with "…" where it was cut."""
+    at = text.casefold().find(needle.casefold()) if needle else -1
+    if len(text) <= width:
+        return text
+    start = 0 if at < 0 else max(0, min(at - width // 3, len(text) - width))
+    cut = text[start:start + width]
+    return ("…" if start else "") + cut + ("…" if start + width < len(text) else "")
 
 
 def keep(record: dict[str, Any], query: LogQuery) -> bool:

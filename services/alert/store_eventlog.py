@@ -40,6 +40,12 @@ def _events_statement(query: LogQuery) -> Any:
         stmt = stmt.where(at < query.until)
     if query.country:
         stmt = stmt.where(Event.country == query.country.upper())
+    if query.is_event is not None:
+        stmt = stmt.where(Event.is_event.is_(query.is_event))
+    if query.text:
+        # ILIKE on PostgreSQL; lower(x) LIKE lower(y) on SQLite (which folds ASCII letters only).
+        pattern = eventlog.like_pattern(query.text)
+        stmt = stmt.where(sa.or_(Post.title.ilike(pattern, escape="\\"), Post.text.ilike(pattern, escape="\\")))
     if query.rule is not None or query.state is not None:
         alerts = sa.select(Alert.incident_id)
         if query.rule is not None:
@@ -123,6 +129,15 @@ def alerts(session: AsyncSession, query: LogQuery) -> AsyncIterator[dict[str, An
 
 def records(session: AsyncSession, query: LogQuery) -> AsyncIterator[dict[str, Any]]:
     return events(session, query) if query.kind == "events" else alerts(session, query)
+
+
+async def post_texts(session: AsyncSession, event_ids: list[str]) -> dict[str, str]:
+    """The text of each event's post (search results show a snippet of it)."""
+    if not event_ids:
+        return {}
+    rows = await session.execute(sa.select(Event.id, Post.text).join(Post, Post.id == Event.post_id)
+                                 .where(Event.id.in_(event_ids)))
+    return {event_id: text or "" for event_id, text in rows}
 
 
 # --- explain -----------------------------------------------------------------------------------------

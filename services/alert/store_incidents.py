@@ -167,6 +167,10 @@ async def list_incidents(session: AsyncSession, *, state: str | None = None, sin
     return list((await session.scalars(stmt)).all())
 
 
+async def get_incident(session: AsyncSession, incident_id: str) -> Incident | None:
+    return await session.get(Incident, incident_id)
+
+
 async def quiet_incidents(session: AsyncSession, quiet_since: datetime, limit: int = 100) -> list[str]:
     """Open incidents whose latest report arrived before `quiet_since`."""
     latest = sa.func.max(IncidentReport.added_at)

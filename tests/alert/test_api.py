@@ -5,6 +5,7 @@ import contextlib
 import json
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import httpx
 import sqlalchemy as sa
@@ -13,9 +14,9 @@ import uvicorn
 from shared import store_access
 from shared.db import session_scope
 from shared.models import AuditEntry
-from tests.alert.apiclient import base_url, bearer, make_token, publish_logged, server
+from tests.alert.apiclient import base_url, bearer, log_event, make_token, publish_logged, server
 from tests.alert.conftest import Running, eventually
-from tests.alert.events import vbied_niamey_en, vbied_niamey_fr
+from tests.alert.events import GAO, T0, event, vbied_niamey_en, vbied_niamey_fr
 
 __all__ = ["base_url", "server"]   # fixtures
 
@@ -213,3 +214,139 @@ async def test_source_alerts_for_viewers_and_subscriptions_choosing_event_types(
         assert made.status_code == 201 and made.json()["events"] == ["source.*"]
         subs = (await client.get("/api/subscriptions", headers=bearer(viewer))).json()
         assert [s["events"] for s in subs] == [["source.*"]]
+
+
+# --- the console's views: incidents, audit, search, map (issue 11) ----------------------------------------------
+
+WIRE = ("A suicide bomber drove an explosives-laden vehicle into an army post on the outskirts of Niamey at dawn, "
+        "killing three soldiers, security sources said. Islamic State Sahel Province claimed the attack.")
+
+
+async def test_an_incident_opens_to_its_timeline_grouped_by_origin_and_its_alerts(running: Running,
+                                                                                   base_url: str) -> None:
+    viewer = await make_token(running.sessions, "wall screen", "viewer")
+    wire = event("niamey-wire", source="sahel-wire", title="Car bomb hits army post near Niamey", text=WIRE,
+                 killed=3)
+    copy = event("niamey-copy", source="sahel-blog", title="Car bomb hits army post near Niamey",
+                 text=WIRE + " Read more: https://blog.example/niamey", at=T0 + timedelta(minutes=40))
+    own = vbied_niamey_fr()
+    gao = event("gao-ambush", source="src-g", actors=(("JNIM", "perpetrator"),), tactics=("ambush",), place=GAO,
+                at=T0 + timedelta(hours=3), title="JNIM ambush near Gao")
+    last = b""
+    for report in (wire, copy, own, gao):
+        last = await publish_logged(running, report)
+    await eventually(lambda: running.handled(last))
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=10, headers=bearer(viewer)) as client:
+        listed = (await client.get("/api/incidents")).json()
+        assert [i["place"]["name"] for i in listed] == ["Gao", "Niamey"]           # newest first
+        niamey = listed[1]
+        assert (niamey["status"], niamey["report_count"], niamey["independent_source_count"]) == ("open", 3, 2)
+
+        detail = await client.get(f"/api/incidents/{niamey['id']}")
+        assert detail.status_code == 200, detail.text
+        body = detail.json()
+        assert [r["event_id"] for r in body["timeline"]] == [wire.event_id, copy.event_id, own.event_id]
+        first = body["timeline"][0]
+        assert (first["source_id"], first["lang"], first["title"]) == ("sahel-wire", "en", wire.title)
+        assert first["published_at"] and first["fetched_at"]
+        assert [(g["source_id"], [(r["source_id"], r["via"]) for r in g["reports"]]) for g in body["origins"]] == [
+            ("sahel-wire", [("sahel-wire", None), ("sahel-blog", "text")]), ("src-fr", [("src-fr", None)])]
+        assert body["origins"][0]["reports"][1]["similarity"] >= 0.8
+        assert [(a["rule_id"], a["state"]) for a in body["alerts"]] == [("issp-niamey-50km", "firing")]
+
+        truncated = (await client.get(f"/api/incidents/{niamey['id']}", params={"limit": 1})).json()
+        assert len(truncated["timeline"]) == 1 and truncated["timeline_truncated"] is True
+        assert (await client.get("/api/incidents/nope")).status_code == 404
+        for bad in (0, 1001):
+            assert (await client.get(f"/api/incidents/{niamey['id']}", params={"limit": bad})).status_code == 422
+        assert (await client.get("/api/incidents", params={"limit": 1001})).status_code == 422
+
+
+async def test_the_audit_trail_filters_by_actor_and_action_and_pages(running: Running, base_url: str) -> None:
+    viewer = await make_token(running.sessions, "wall screen", "viewer")
+    async with session_scope(running.sessions) as session:
+        for n in range(7):
+            session.add(AuditEntry(actor="ana" if n % 2 else "bo", action="alert.acknowledged" if n < 4 else
+                                   "silence.created", target_kind="alert" if n < 4 else "silence",
+                                   target_id=f"t{n}", detail={"n": n}))
+    async with httpx.AsyncClient(base_url=base_url, timeout=10, headers=bearer(viewer)) as client:
+        async def targets(**params: object) -> list[str]:
+            answer = await client.get("/api/audit", params=params)
+            assert answer.status_code == 200, answer.text
+            return [a["target_id"] for a in answer.json() if a["actor"] in ("ana", "bo")]
+
+        assert await targets(actor="ana") == ["t5", "t3", "t1"]
+        assert await targets(action="silence.created") == ["t6", "t5", "t4"]
+        assert await targets(action="alert.") == ["t3", "t2", "t1", "t0"]        # every action on alerts
+        assert await targets(action="alert%") == []                             # a prefix is literal, not LIKE
+        page = (await client.get("/api/audit", params={"actor": "bo", "limit": 2})).json()
+        assert [a["target_id"] for a in page] == ["t6", "t4"]
+        more = await targets(actor="bo", limit=2, before_id=page[-1]["id"])
+        assert more == ["t2", "t0"]
+        assert (await client.get("/api/audit", params={"limit": 5001})).status_code == 422
+        assert (await client.get("/api/audit", params={"before_id": 0})).status_code == 422
+
+
+async def test_a_text_search_of_the_event_log_takes_percent_and_underscore_literally(running: Running,
+                                                                                       base_url: str) -> None:
+    viewer = await make_token(running.sessions, "analyst", "viewer")
+    posts = {
+        "share": event("share", title="Attacks up 50% in Tillabéri", text="Attacks rose by 50% in the region."),
+        "fifty": event("fifty", title="Fifty-fifty: 50 dead in 5000 km2", text="No percent sign here at all.",
+                       at=T0 + timedelta(hours=1)),
+        "under": event("under", title="Report", text="The file ied_niamey_2026.pdf lists car bombs near NIAMEY.",
+                       at=T0 + timedelta(hours=2)),
+        "denial": event("denial", title="Army denies car bomb claim", is_event=False, actors=(), tactics=(),
+                        at=T0 + timedelta(hours=3)),
+    }
+    for post in posts.values():
+        await log_event(running.sessions, post)
+    ids = {name: post.event_id for name, post in posts.items()}
+    async with httpx.AsyncClient(base_url=base_url, timeout=10, headers=bearer(viewer)) as client:
+        async def found(**params: object) -> list[str]:
+            answer = await client.get("/api/events", params=params)
+            assert answer.status_code == 200, answer.text
+            return sorted(r["event_id"] for r in answer.json())
+
+        assert await found(q="50%") == [ids["share"]]              # not "50 dead in 5000" (% is not a wildcard)
+        assert await found(q="%") == [ids["share"]]
+        assert await found(q="t_e") == []                            # _ is not a wildcard ("the")
+        assert await found(q="ied_niamey") == [ids["under"]]
+        assert await found(q="car BOMB") == sorted([ids["under"], ids["denial"]])   # title or text, any case
+        assert await found(q="car bomb", is_event="false") == [ids["denial"]]
+        assert await found(q="niamey", is_event="true") == [ids["under"]]
+        assert await found(q="tillab", country="NE") == [ids["share"]]
+        hit = (await client.get("/api/events", params={"q": "50%"})).json()[0]
+        assert "50%" in hit["snippet"] and hit["title"] == "Attacks up 50% in Tillabéri"
+
+        too_long = await client.get("/api/events", params={"q": "x" * 201})
+        assert too_long.status_code == 422
+        too_many = await client.get("/api/events", params={"q": "bomb", "limit": 501})
+        assert too_many.status_code == 422 and "at most 500" in too_many.json()["detail"]
+        alerts = await client.get("/api/events", params={"q": "bomb", "of": "alerts"})
+        assert alerts.status_code == 422 and "events only" in alerts.json()["detail"]
+
+
+async def test_the_map_names_towns_in_view_and_draws_region_borders(running: Running, base_url: str) -> None:
+    viewer = await make_token(running.sessions, "wall screen", "viewer")
+    async with httpx.AsyncClient(base_url=base_url, timeout=10, headers=bearer(viewer)) as client:
+        near_niamey = await client.get("/api/map/places", params={"bbox": "1.5,13.0,2.7,14.0", "limit": 5})
+        assert near_niamey.status_code == 200, near_niamey.text
+        towns = near_niamey.json()
+        assert len(towns) == 5 and towns[0]["name"] == "Niamey"                     # the most populous first
+        assert all(1.5 <= t["lon"] <= 2.7 and 13.0 <= t["lat"] <= 14.0 for t in towns)
+        assert [t["population"] for t in towns] == sorted((t["population"] for t in towns), reverse=True)
+        sahel = (await client.get("/api/map/places", params={"bbox": "-18,3,25,26", "limit": 3})).json()
+        assert len(sahel) == 3 and all(t["population"] >= 1_000_000 for t in sahel)   # zoomed out: the big cities
+        for params in ({"bbox": "1,2,3"}, {"bbox": "a,b,c,d"}, {"bbox": "3,13,1,14"}, {"bbox": "1,13,2,95"},
+                       {"bbox": "1,13,2,14", "limit": 201}, {"bbox": "1,13,2,14", "limit": 0}, {}):
+            refused = await client.get("/api/map/places", params=params)
+            assert refused.status_code == 422, (params, refused.text)
+
+        admin1 = await client.get("/api/map/admin1")
+        assert admin1.status_code == 200
+        lines = admin1.json()["features"][0]["geometry"]
+        assert lines["type"] == "MultiLineString" and len(lines["coordinates"]) > 100
+        # Niger's Tillabéri-Dosso border runs between Niamey and Dosso: some line passes within 0.5° of 2.8E 13.3N.
+        assert any(abs(lon - 2.8) < 0.5 and abs(lat - 13.3) < 0.5 for line in lines["coordinates"] for lon, lat in line)
