@@ -283,8 +283,8 @@ def test_an_officer_reads_source_health_failing_first(system: System, feed_serve
             assert not page.is_visible("#alerts-view")
             assert page.evaluate("location.hash") == "#sources"
             headers = page.locator("#sources-table thead th[scope=col]").all_text_contents()
-            assert headers == ["Source", "Status", "Last poll", "Last success", "Posts seen", "Last error",
-                               "Last warning", "Next poll"]             # no last_post_at in the API yet: no column
+            assert headers == ["Source", "Status", "Last poll", "Last success", "Last post", "Posts seen",
+                               "Last error", "Last warning", "Next poll"]
 
             ids = page.eval_on_selector_all("tr.source", "rows => rows.map(r => r.dataset.source)")
             assert ids == ["relay-menaka", xss_id, "archive-feed", "veille-sahel"]   # failing first, then by name
