@@ -124,7 +124,8 @@ def watch(source: Watched, cadence: Cadence, now: datetime, policy: WatchPolicy)
     if source.failing_since is not None:
         failing_for = now - source.failing_since
         if failing_for >= policy.failing_after:
-            return Watch("failing", f"failing for {duration(failing_for)} ({source.consecutive_failures} polls "
+            polls = source.consecutive_failures
+            return Watch("failing", f"failing for {duration(failing_for)} ({polls} poll{'' if polls == 1 else 's'} "
                          f"failed): {source.last_error or 'no reason recorded'}")
         return Watch("silent" if source.watch_state == "silent" else None, "polled successfully")
     if source.watch_state == "failing":
