@@ -268,6 +268,7 @@ class Offer:
     first: int
     count: int
     t0: float  # monotonic (CLOCK_MONOTONIC is one clock for every process of the machine)
+    give_up: float  # monotonic: a request unanswered by then is recorded as "no answer" and dropped
     now: datetime
     workers: int = 1
     connections: int = 128
@@ -288,6 +289,8 @@ def offer_share(offer: Offer, worker: int, out: Any) -> None:
             outcome = str(r.status_code)
         except httpx.HTTPError as exc:
             outcome = type(exc).__name__
+        except asyncio.CancelledError:  # our own give-up, below: recorded, not raised
+            outcome = "no answer"
         records.append((i, scheduled, started, time.monotonic(), outcome))
 
     async def main() -> None:
@@ -299,7 +302,10 @@ def offer_share(offer: Offer, worker: int, out: Any) -> None:
                 if (delay := scheduled - time.monotonic()) > 0:
                     await asyncio.sleep(delay)
                 tasks.append(asyncio.create_task(send(client, i, scheduled)))
-            await asyncio.gather(*tasks)
+            _, waiting = await asyncio.wait(tasks, timeout=max(0.0, offer.give_up - time.monotonic()))
+            for task in waiting:
+                task.cancel()
+            await asyncio.gather(*waiting)
 
     try:
         asyncio.run(main())
@@ -327,16 +333,22 @@ class Load:
     def pids(self) -> list[int]:
         return [p.pid for p in self.workers if p.pid is not None and p.is_alive()]
 
-    def results(self, timeout: float) -> tuple[list[tuple[int, float, float, float, str]], float]:
-        records, cpu = [], 0.0
+    def results(self, timeout: float) -> tuple[list[tuple[int, float, float, float, str]], int]:
+        """Every worker's records, and how many workers did not report within `timeout`."""
+        records, missing = [], 0
         deadline = time.monotonic() + timeout
         for pipe in self.pipes:
-            if pipe.poll(max(0.0, deadline - time.monotonic())):
-                got, seconds = pipe.recv()
-                records += got
-                cpu += seconds
+            try:
+                if not pipe.poll(max(0.0, deadline - time.monotonic())):
+                    missing += 1
+                    continue
+                got, _cpu = pipe.recv()
+            except EOFError:  # the worker died
+                missing += 1
+                continue
+            records += got
         self.close()
-        return records, cpu
+        return records, missing
 
     def close(self) -> None:
         for p in self.workers:
@@ -607,6 +619,7 @@ class Observed:
     wall: float
     transport: float
     pg_waits: str | None  # what the PostgreSQL backends were doing, sampled (compose only)
+    missing_workers: int  # load generator processes that never reported (their posts are not counted)
     observed_until: float = field(default_factory=time.monotonic)
 
 
@@ -620,13 +633,17 @@ def run_rate(kind: str, rate: float, args: argparse.Namespace, folder: Path) -> 
     try:
         run, now = f"r{rate:g}", datetime.now(UTC)
         # Warm-up: a few posts at 10/s through every stage (first connections, caches), then a quiet system.
-        warm = Load(Offer(system.ingest_url, run, 10, 0, WARM_POSTS, time.monotonic() + 3, now))
-        warm.results(timeout=60)
+        start = time.monotonic() + 3
+        warm = Load(Offer(system.ingest_url, run, 10, 0, WARM_POSTS, start, start + 60, now))
+        if warm.results(timeout=75)[1]:
+            raise RuntimeError("warm-up: the load generator did not report")
         settle(system, sum(tput_posts.kind_of(i) == tput_posts.PAGE for i in range(WARM_POSTS)), timeout=120)
 
         events_before = system.events()
         t0 = time.monotonic() + 4  # the workers start in ~1 s (spawn, imports, building the bodies)
-        offer = Offer(system.ingest_url, run, rate, WARM_POSTS, int(rate * args.seconds), t0, now,
+        end = t0 + args.seconds
+        give_up = end + max(args.drain, 5.0)  # a POST unanswered by the end of the drain has no answer
+        offer = Offer(system.ingest_url, run, rate, WARM_POSTS, int(rate * args.seconds), t0, give_up, now,
                       workers=client_workers(rate))
         load = Load(offer)
         while time.monotonic() < t0:
@@ -636,7 +653,6 @@ def run_rate(kind: str, rate: float, args: argparse.Namespace, folder: Path) -> 
         waits = PgWaits(PG_DB) if kind == "compose" else None
         if args.profile:
             spies = start_profiles(system.services(), args.seconds, folder)
-        end = t0 + args.seconds
         while time.monotonic() < end:
             time.sleep(0.05)
         # The load stops: what each process burnt (backends opened meanwhile too), what is left on the streams.
@@ -653,8 +669,10 @@ def run_rate(kind: str, rate: float, args: argparse.Namespace, folder: Path) -> 
                 break
             time.sleep(0.25)
         lag_left = groups(client)
+        if drained_after is None and all(lag == 0 and pending == 0 for lag, pending in lag_left.values()):
+            drained_after = time.monotonic() - end  # emptied during the last look
         client.close()
-        records, _ = load.results(timeout=max(5.0, end + 35 - time.monotonic()))  # 30 s: the client's timeout
+        records, missing = load.results(timeout=give_up + 15 - time.monotonic())
         for _, _, spy in spies:
             try:
                 spy.wait(30)
@@ -668,7 +686,7 @@ def run_rate(kind: str, rate: float, args: argparse.Namespace, folder: Path) -> 
             name = key.rsplit(":", 1)[0]
             cpu[name] = cpu.get(name, 0.0) + seconds - cpu0.get(key, 0.0)
         seen = Observed(offer, end, records, fired, events_before, events_end, events_final, lag_end, lag_left,
-                        drained_after, cpu, busy1 - busy0, wall, transport, pg_waits)
+                        drained_after, cpu, busy1 - busy0, wall, transport, pg_waits, missing)
         result.lines, result.row = report(kind, rate, args, seen)
         result.profiles = [read_profile(name, raw, args.seconds) for name, raw, _ in spies]
         result.cpu = {name: seconds / wall * 100 for name, seconds in cpu.items()}
@@ -703,7 +721,7 @@ def report(kind: str, rate: float, args: argparse.Namespace, seen: Observed) -> 
     delivered = sum(1 for i in pages if i in seen.fired)
     classified = seen.events_end - seen.events_before
     alert_stage = (classified - sum(seen.lag_end.get("wf:events/alert", (0, 0)))) / secs
-    pipeline = min(len(accepted) / secs, classified / secs, alert_stage)
+    pipeline = min(answered_in_load / secs, classified / secs, alert_stage)
     undelivered_after = seen.observed_until - end
 
     def p(v: float) -> str:
@@ -719,9 +737,10 @@ def report(kind: str, rate: float, args: argparse.Namespace, seen: Observed) -> 
     lines = [
         f"== {kind}, {rate:g} posts/s offered for {secs:g} s ==",
         f"offered       {offered:8.1f}/s achieved ({len(records):,} sent by {seen.offer.workers} client "
-        f"process(es); client late p50 {pct(late, 50) * 1000:.0f} ms, p99 {pct(late, 99) * 1000:.0f} ms)",
-        f"accepted      {len(accepted) / secs:8.1f}/s (202: {len(accepted):,}, {answered_in_load:,} of them "
-        f"answered before the load stopped); rejected {rejected}; errors {errors}"
+        f"process(es); client late p50 {pct(late, 50) * 1000:.0f} ms, p99 {pct(late, 99) * 1000:.0f} ms)"
+        + (f"; {seen.missing_workers} CLIENT PROCESS(ES) NEVER REPORTED" if seen.missing_workers else ""),
+        f"accepted      {answered_in_load / secs:8.1f}/s answered 202 during the load ({len(accepted):,} 202s "
+        f"in all); rejected {rejected}; errors {errors}"
         + (f" ({', '.join(f'{o}: {n}' for o, n in outcomes.items() if o != '202')})" if rejected or errors else ""),
         f"POST /ingest  answered in p50 {pct(answer, 50):.3f} s  p95 {pct(answer, 95):.3f} s  "
         f"p99 {pct(answer, 99):.3f} s",
@@ -745,7 +764,7 @@ def report(kind: str, rate: float, args: argparse.Namespace, seen: Observed) -> 
         f"({TRANSPORT_MESSAGES:,} PostMessages, batch=True, max_records=100, decode + ack); pipeline (slowest "
         f"stage, {pipeline:.1f}/s) / transport = {pipeline / seen.transport * 100:.2f} %",
     ]
-    row = {"topology": kind, "rate": rate, "offered": offered, "accepted": len(accepted) / secs,
+    row = {"topology": kind, "rate": rate, "offered": offered, "accepted": answered_in_load / secs,
            "events": classified / secs, "alert": alert_stage, "delivered": delivered_in_load / secs,
            "p50": p(pct(lat, 50)), "p95": p(pct(lat, 95)), "p99": p(pct(lat, 99)),
            "lag": sum(a + b for a, b in seen.lag_end.values()),

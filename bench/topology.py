@@ -134,7 +134,11 @@ class BenchRedis:
         self.folder, self.port, self.appendfsync = folder, free_port(), appendfsync
         self.folder.mkdir(parents=True, exist_ok=True)
         self.process: subprocess.Popen | None = None
-        self.start()
+        try:
+            self.start()
+        except BaseException:  # Ctrl-C or a failed start: the server must not outlive the bench
+            self.stop(kill=True)
+            raise
 
     @property
     def url(self) -> str:
