@@ -82,7 +82,7 @@ def test_a_1_mb_text_is_signed_in_well_under_a_second() -> None:
     text = " ".join(rng.choices(vocabulary, k=200_000))[:1_000_000]
     started = time.perf_counter()
     assert signature("", text, POLICY) is not None
-    assert time.perf_counter() - started < 0.6
+    assert time.perf_counter() - started < 1.5  # about 0.2 s on a quiet core; linear, not quadratic
 
 
 def _report(event_id: str, source: str, text: str, minutes: int, origin: str | None = None) -> Report:
