@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Histogram,
@@ -32,7 +31,9 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""What `generate_latest` writes: the classic text format every Prometheus reads (the client's own
+CONTENT_TYPE_LATEST now names version 1.0.0, which older servers do not know)."""
 disable_created_metrics()  # a `_created` series per counter doubles the output for a start time nobody graphs
 
 REGISTRY = CollectorRegistry()
