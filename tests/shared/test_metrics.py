@@ -184,3 +184,11 @@ async def test_the_database_away_the_scrape_answers_and_says_so(redis_url: str, 
     assert _value(scraped, "watchfloor_scrape_error", dependency="database") == 1
     assert _value(scraped, "watchfloor_sources_failing") is None
     assert _value(scraped, "watchfloor_subscriptions_disabled") is None
+
+
+def test_the_state_collector_yields_exactly_the_state_metrics_documented() -> None:
+    reading = metrics.StateReading(
+        version="t", services="x", groups=[metrics.GroupReading("classify", streams.POSTS, "classify", 1, 2, 3)],
+        sources={"failing": 1}, subscriptions_disabled=0, errors={"redis": False, "database": False})
+    families = {f.name for f in metrics.StateCollector(reading).collect()}
+    assert families == set(metrics.STATE_METRICS)
