@@ -31,7 +31,7 @@ from pydantic import BaseModel, SkipValidation, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from shared import deadletter, outage, streams
+from shared import deadletter, metrics, outage, streams
 from shared.logs import ID_FIELDS, current_ids, message_ids
 from shared.messages import DeadLetterEntry, to_wire
 from shared.periodic import Periodic
@@ -150,6 +150,7 @@ def subscribe(
         await msg.ack()
         state.parked += 1
         state.last_error = reason
+        metrics.count_message(stage, "parked")
 
     async def process(msg: RedisStreamMessage) -> None:
         started = time.perf_counter()
@@ -171,6 +172,7 @@ def subscribe(
             await msg.ack()
             state.handled += 1
             state.last_handled_at = time.time()
+            metrics.count_message(stage, "ok")
             for what in (outage.DATABASE, outage.REDIS):  # a handled message used both: they are back
                 outage.outage(what).ok()
             logger.debug("handled stage=%s entry=%s %.0fms", stage, entry_id, (time.perf_counter() - started) * 1000,
@@ -181,6 +183,7 @@ def subscribe(
         if what is not None:
             # Not the message's fault: it waits in the pending list and is reclaimed after the outage.
             outage.outage(what).failed(exc, where=f"consumer {stage}")
+            metrics.count_message(stage, "retried")
             return
         deliveries = await msg.get_delivery_count()
         reason = outage.describe(exc)
@@ -190,6 +193,7 @@ def subscribe(
             await park(msg, raw, entry_id, f"failed {deliveries} times: {reason}", deliveries)
             return
         # Left pending on purpose: the reclaimer retries it after claim_idle_ms.
+        metrics.count_message(stage, "retried")
         logger.warning(
             "retry stage=%s entry=%s attempt=%d/%d reason=%r next_in=%.1fs",
             stage, entry_id, deliveries, settings.max_deliveries, reason, settings.claim_idle_ms / 1000,

@@ -8,7 +8,7 @@ has touched for `stuck_after` seconds.
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,8 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import consumer as consumers_
-from shared import streams
+from shared import store_metrics, streams
+from shared.metrics import GroupReading, StateReading
 from shared.outage import describe
 
 if TYPE_CHECKING:  # the broker is only passed through: shared.consumer stays the one FastStream user here
@@ -140,3 +141,28 @@ async def readiness(
         "redis": redis_state,
         "consumers": [v.as_dict() for v in views],
     }
+
+
+async def state_reading(
+    broker: "RedisBroker", redis: Redis, sessions: async_sessionmaker[AsyncSession], *, version: str, services: str,
+    sources: bool, subscriptions: bool,
+) -> StateReading:
+    """The shared state `/metrics` shows, read now at bounded cost: the XINFO GROUPS and XLEN of `view_consumers`
+    (this process's consumer groups, the figures /health shows), and, if asked, two COUNT queries; each side within
+    CHECK_TIMEOUT_SECONDS. Never raises: a dependency that does not answer is flagged and its series left out."""
+    views, redis_error = await view_consumers(broker, redis)
+    reading = StateReading(
+        version=version, services=services,
+        groups=[GroupReading(v.stage, v.stream, v.group, v.lag, v.pending, v.dlq) for v in views],
+        errors={"redis": redis_error is not None},
+    )
+    if not (sources or subscriptions):
+        return reading
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS), sessions() as session:
+            watched = await store_metrics.watched_sources(session) if sources else None
+            disabled = await store_metrics.disabled_subscriptions(session) if subscriptions else None
+    except Exception:  # the database away or slow: /health/ready says why; here the series are left out
+        return replace(reading, errors={**reading.errors, "database": True})
+    return replace(reading, sources=watched, subscriptions_disabled=disabled,
+                   errors={**reading.errors, "database": False})

@@ -41,3 +41,21 @@ def test_a_classify_worker_serves_no_console_and_no_source_health(
 ) -> None:
     app, _services = build_app(("classify",), {}, redis_url, sessions)
     assert not {"/api/sources", "/api/whoami"} & _served(app)
+
+
+@pytest.mark.parametrize("names", [("ingest", "classify", "alert"), ("api",), ("alert",), ("ingest",)],
+                         ids=["up: all three", "run api", "run alert", "run ingest"])
+async def test_every_process_serves_metrics_with_the_state_it_owns(
+    names: tuple[str, ...], redis_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    app, _services = build_app(names, {}, redis_url, sessions)
+    assert app.openapi()["paths"]["/metrics"]["get"]["tags"] == ["ops"]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://watchfloor") as http:
+        scraped = await http.get("/metrics")  # no token: Prometheus scrapes it as it reads /health
+    assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = scraped.text
+    assert f'watchfloor_info{{services="{",".join(names)}",version="0.1.0"}} 1.0' in text
+    assert 'watchfloor_scrape_error{dependency="redis"} 0.0' in text
+    assert ("watchfloor_sources_failing 0.0" in text) == ("ingest" in names)
+    assert ("watchfloor_subscriptions_disabled 0.0" in text) == bool({"alert", "api"} & set(names))
+    assert "# TYPE watchfloor_messages_handled_total counter" in text

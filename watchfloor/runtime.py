@@ -17,13 +17,13 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 import uvicorn
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import health as health_checks
-from shared import http_guards, outage, streams
+from shared import http_guards, metrics, outage, streams
 from shared.consumer import make_broker, start_broker
 from shared.db import make_engine, make_sessionmaker, migrate
 from shared.errors import ReasonError
@@ -40,6 +40,10 @@ RUNNABLE_NAMES = (*SERVICE_NAMES, "api")
 """`watchfloor run` also runs `api`: the console and the API without the alert pipeline (alert workers scale)."""
 CONSOLE_SERVICES = {"alert", "api"}
 """The services whose router serves the console page."""
+SOURCE_STATE_SERVICES = {"ingest"}
+SUBSCRIPTION_STATE_SERVICES = {"alert", "api"}
+"""The processes whose /metrics report the sources failing or silent, and the subscriptions disabled: those that
+own that state, so a scrape of a classify worker costs no query."""
 
 
 class Service(Protocol):
@@ -175,6 +179,18 @@ def build_app(
         ok, report = await health_checks.readiness(
             broker, redis, sessions, stuck_after=health_checks.stuck_after_seconds(common.claim_idle_ms))
         return JSONResponse({**report, "services": ",".join(names)}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    async def metrics_page() -> Response:
+        """Prometheus text format: what this process counted (messages per stage, polls, deliveries, latencies)
+        and the shared state read now (lag and pending per consumer group, dead letters, sources failing,
+        subscriptions disabled). Open like /health: counts only, no post, alert or subscription content."""
+        reading = await health_checks.state_reading(
+            broker, redis, sessions, version=VERSION, services=",".join(names),
+            sources=bool(SOURCE_STATE_SERVICES & set(names)),
+            subscriptions=bool(SUBSCRIPTION_STATE_SERVICES & set(names)),
+        )
+        return Response(metrics.exposition(reading), media_type=metrics.CONTENT_TYPE)
 
     return app, services
 

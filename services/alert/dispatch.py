@@ -28,7 +28,7 @@ from services.alert.paging import hold_until, routes, source_routes
 from services.alert.settings import AlertSettings
 from services.alert.store_subscriptions import signing_secrets
 from services.alert.webhook import DeliveryOutcome, Outcome
-from shared import ids
+from shared import ids, metrics
 from shared.db import session_scope
 from shared.messages import AlertMessage, SourceWatchMessage, to_wire
 from shared.models import Notification, Subscription
@@ -65,6 +65,23 @@ def webhook_body(alert: AlertMessage) -> str:
 def source_webhook_body(message: SourceWatchMessage) -> str:
     """`source.silent`, `source.failing`, or either `.resolved`; data is the SourceWatchMessage."""
     return envelope(message.event_type, message.at, to_wire(message))
+
+
+DELIVERY_OUTCOME = {"delivered": "delivered", "pending": "retry", "failed": "gave_up"}
+"""A notification's state after an attempt -> the attempt's outcome in watchfloor_webhook_deliveries_total."""
+REPORTED_TYPES = ("alert.fired", "alert.updated")
+"""Webhook types a report makes (a re-page or a resolution comes from the clock): post-to-webhook latency is theirs."""
+
+
+def reporting_event_id(note: Notification) -> str | None:
+    """The event whose report made this alert version, for the post-to-webhook latency: the newest report of the
+    incident (`event_ids` is in arrival order). None for a re-page, a resolution, a source alert, or a replay
+    (its latency is the operator's, not the pipeline's)."""
+    if note.replay_base:
+        return None
+    body = json.loads(note.body)
+    event_ids = body.get("data", {}).get("event_ids") or []
+    return str(event_ids[-1]) if body.get("type") in REPORTED_TYPES and event_ids else None
 
 
 SOURCE_ALERT_VERSION = {"raised": 1, "resolved": 2}
@@ -227,7 +244,9 @@ class Dispatcher:
             return
         delivery_id, attempt = begun
         result = await self._send(sub.url, signing_secrets(sub, attempted_at), note)
+        answered_at = datetime.now(UTC)
         state, next_at, delay = self._next_state(result, attempt - note.replay_base)
+        reported: datetime | None = None
         async with session_scope(self.sessions) as session:
             await store_deliveries.finish_attempt(
                 session, delivery_id, outcome=result.outcome.value, status_code=result.status_code,
@@ -236,7 +255,12 @@ class Dispatcher:
             if result.disable_subscription:
                 await store_subscriptions.disable_subscription(session, sub.id, result.reason or "disabled",
                                                                actor="dispatcher")
+            if state == "delivered" and (event_id := reporting_event_id(note)) is not None:
+                reported = await store_deliveries.post_fetched_at(session, event_id)
         self._log(note, sub.id, attempt, result, state, delay)
+        metrics.count_delivery(sub.id, DELIVERY_OUTCOME[state])
+        if reported is not None:
+            metrics.observe_post_to_webhook(reported, answered_at)
 
     async def _send(self, url: str, secrets: list[str], note: Notification) -> DeliveryOutcome:
         """One POST within the attempt's whole deadline (see `lease`)."""

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alert.store_base import insert_or_ignore
-from shared.models import AuditEntry, DeliveryAttempt, Notification, Subscription, utcnow
+from shared.models import AuditEntry, DeliveryAttempt, Event, Notification, Post, Subscription, utcnow
 
 REPLAYABLE = ("failed", "missed")
 INTERRUPTED = "no answer recorded: the sender stopped mid-request (crash or shutdown); sent again after its lease"
@@ -60,6 +60,13 @@ async def finish_attempt(
     row.state, row.next_attempt_at, row.last_error = state, next_attempt_at, error
     if state == "delivered":
         row.delivered_at = attempt.attempted_at
+
+
+async def post_fetched_at(session: AsyncSession, event_id: str) -> datetime | None:
+    """When ingest took in the post of `event_id` (posts.fetched_at), or None if it is not stored."""
+    return (await session.execute(
+        sa.select(Post.fetched_at).join(Event, Event.post_id == Post.id).where(Event.id == event_id)
+    )).scalar_one_or_none()
 
 
 async def supersede_missed(session: AsyncSession, *, subscription_id: int, alert_id: str, version: int) -> int:

@@ -21,6 +21,7 @@ from services.ingest.outbox import PostOutbox
 from services.ingest.parse import Entry
 from services.ingest.settings import IngestSettings
 from services.ingest.source_watch import SourceWatch
+from shared import metrics
 from shared.access import Access, Caller
 from shared.db import session_scope
 from shared.language import language
@@ -207,6 +208,7 @@ def build_router(
             await watch.publish(watched, now)
         if kept_out:
             logger.info("kept out source=%s posts=1 %s post=%s", post.source, kept_out, message.post_id[:12])
+        metrics.count_posts("push", new=int(new), kept_out=int(kept_out is not None))
         return Accepted(post_id=message.post_id, duplicate=not new and kept_out is None, kept_out=kept_out)
 
     router.include_router(build_sources_router(sessions, access))

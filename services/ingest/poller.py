@@ -34,6 +34,7 @@ from services.ingest.schedule import BackoffPolicy, PollOutcome, next_poll
 from services.ingest.settings import IngestSettings
 from services.ingest.source_watch import SourceWatch
 from services.ingest.sources import KINDS, KindPage
+from shared import metrics
 from shared.db import session_scope
 from shared.messages import PostMessage
 from shared.models import Source
@@ -357,6 +358,8 @@ class Poller:
         report = PollReport(source_id=source.id, new=len(new), seen=seen, not_modified=not_modified,
                             error=error, next_poll_at=due, elapsed_ms=elapsed, edited=len(edited), dropped=dropped,
                             kept_out=recorded)
+        metrics.count_poll(source.kind, "error" if error is not None else "not_modified" if not_modified else "ok",
+                           new=len(new), edited=len(edited), kept_out=recorded)
         if recorded:  # one line per pattern that decided, e.g. kept out source=x posts=2 by block pattern 'sport'
             for reason, count in Counter(reason for _, _, reason in kept_out).most_common():
                 logger.info("kept out source=%s posts=%d %s", source.id, count, reason)
@@ -370,6 +373,7 @@ class Poller:
         due = _utcnow() + timedelta(seconds=wait)
         async with session_scope(self._sessions) as session:
             await store.defer_poll(session, source.id, due)
+        metrics.count_poll(source.kind, "deferred")
         logger.debug("poll deferred source=%s host_free_in=%s", source.id, _duration(wait))
         return PollReport(source_id=source.id, next_poll_at=due, deferred=True,
                           elapsed_ms=(time.perf_counter() - started) * 1000)
