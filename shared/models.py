@@ -366,7 +366,8 @@ class Notification(Base):
     alert_version: Mapped[int] = mapped_column(Integer)
     message_id: Mapped[str] = mapped_column(String(100))
     body: Mapped[str] = mapped_column(Text)
-    # pending | delivered | failed | missed (fired while the subscription was disabled) | superseded | cancelled
+    # pending | delivered | failed | missed (fired while the subscription was disabled) | superseded | cancelled |
+    # skipped (an empty shift digest its recipient skips)
     state: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # `attempts` when last replayed: a replay starts the retry schedule afresh, attempt numbers keep counting
