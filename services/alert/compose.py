@@ -55,8 +55,12 @@ def _new(subject: str, message_id: str, text: str, *, thread_root: str | None = 
     return msg
 
 
+STORED = policy.default.clone(max_line_length=998)
+"""Headers not folded (see smtp.WIRE): what is stored parses back to exactly what was composed."""
+
+
 def _stored(msg: EmailMessage) -> str:
-    return msg.as_string(policy=policy.default)
+    return msg.as_string(policy=STORED)
 
 
 def _who(alert: AlertMessage) -> str:

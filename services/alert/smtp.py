@@ -11,8 +11,11 @@ half-broken session. The dispatcher bounds the whole exchange (`smtp_timeout_sec
 """
 
 import contextlib
+import io
 import time
 from dataclasses import dataclass
+from email import policy
+from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.utils import parseaddr
 from typing import Literal
@@ -23,6 +26,18 @@ from services.alert.webhook import DeliveryOutcome, Outcome
 
 NOT_CONFIGURED = ("no SMTP server configured: set WATCHFLOOR_SMTP_HOST and WATCHFLOOR_SMTP_FROM for the alert "
                   "service and restart it")
+
+
+WIRE = policy.SMTP.clone(max_line_length=998)
+"""CRLF, headers folded only past RFC 5322's 998: Python's folder leaves two spaces where it folds before an
+encoded word ("Niamey  — ISSP"), and a subject is short enough to need no fold (an encoded word may then be
+longer than RFC 2047's 75 characters, which mail clients read)."""
+
+
+def wire_bytes(message: EmailMessage) -> bytes:
+    out = io.BytesIO()
+    BytesGenerator(out, policy=WIRE).flatten(message)
+    return out.getvalue()
 
 
 @dataclass(frozen=True)
@@ -71,7 +86,7 @@ async def deliver(config: SmtpConfig, message: EmailMessage, recipient: str) -> 
         await client.connect()
         if config.username:
             await client.login(config.username, config.password or "")
-        await client.send_message(message, sender=parseaddr(config.sender)[1], recipients=[recipient])
+        await client.sendmail(parseaddr(config.sender)[1], [recipient], wire_bytes(message))
         accepted = True
     except aiosmtplib.SMTPRecipientsRefused as exc:
         first = exc.recipients[0]
