@@ -161,10 +161,10 @@ class Dispatcher:
         missed. An email subscription's body is `mail(sub)`; one that takes digests only is owed nothing.
         Returns (created, held, missed)."""
         msg_id = ids.webhook_message_id(alert_id, version)
-        webhook_body_ = body
+        hook_body = body
         created = held = missed = 0
         for sub in subs:
-            body = webhook_body_
+            body = hook_body
             if sub.channel == EMAIL:
                 if mail is None or not sub.immediate:
                     continue

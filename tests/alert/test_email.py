@@ -19,10 +19,13 @@ from services.alert.sweeps import Sweeper
 from shared.db import session_scope
 from shared.messages import AlertMessage
 from shared.models import Alert, DeliveryAttempt, Incident, Notification, Subscription
+from tests.alert.apiclient import base_url, bearer, make_token, server
 from tests.alert.conftest import Running, alert_settings, eventually, run_service
 from tests.alert.events import T0, event, vbied_niamey_en, vbied_niamey_fr
 from tests.servers import Mail, SmtpServer, WebhookReceiver
 from watchfloor.cli import main
+
+__all__ = ["base_url", "server"]   # fixtures
 
 CLI = Callable[..., Awaitable[Result]]
 OPS = "ops@example.org"
@@ -338,3 +341,24 @@ async def test_cli_adds_lists_and_edits_an_email_recipient(db_url: str, wf: CLI)
     rotate = await wf("subscription", "rotate-secret", "1", ok=False)
     assert rotate.exit_code == 1 and "not signed" in rotate.output
 
+
+
+async def test_api_adds_an_email_recipient_and_says_when_no_smtp_server_is_configured(
+    running: Running, base_url: str
+) -> None:
+    import httpx
+
+    admin = await make_token(running.sessions, "lead", "admin")
+    async with httpx.AsyncClient(base_url=base_url, headers=bearer(admin)) as client:
+        bad = await client.post("/api/subscriptions", json={"url": "mailto:ops@localhost"})
+        assert bad.status_code == 422 and "not a mail domain" in bad.json()["detail"]
+        made = await client.post("/api/subscriptions", json={
+            "url": "mailto:ops@example.org", "min_severity": "III", "digest": ["18:00", "06:00"],
+            "tz": "Africa/Niamey", "immediate": False})
+        assert made.status_code == 201, made.text
+        body = made.json()
+        assert (body["channel"], body["immediate"], body["digest"], body["tz"]) == (
+            "email", False, {"times": ["06:00", "18:00"], "skip_empty": False}, "Africa/Niamey")
+        assert "secret" not in body and "WATCHFLOOR_SMTP_HOST" in body["warning"]
+        [listed] = (await client.get("/api/subscriptions")).json()
+        assert (listed["channel"], listed["url"]) == ("email", "mailto:ops@example.org")
