@@ -21,6 +21,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy import true as sa_true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -250,6 +251,8 @@ class Incident(Base):
     disputed_at: Mapped[datetime | None]
     disputed_by: Mapped[str | None] = mapped_column(String(64))  # the denying event
     dispute_reason: Mapped[str | None] = mapped_column(Text)
+    # When its severity or corroboration last rose (both only rise): the shift digest's "escalating" section.
+    escalated_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class IncidentReport(Base):
@@ -318,7 +321,8 @@ class Alert(Base):
 
 
 class Subscription(Base):
-    """A webhook endpoint. The secret signs every payload (Standard Webhooks, `whsec_...`)."""
+    """A webhook endpoint or an email recipient (`mailto:`). The secret signs every webhook payload (Standard
+    Webhooks, `whsec_...`); an email subscription has one too, unused."""
 
     __tablename__ = "subscriptions"
 
@@ -340,6 +344,14 @@ class Subscription(Base):
     removed_at: Mapped[datetime | None]
     # Webhook event types it wants, as patterns (["alert.*", "source.silent"]); None: every type.
     events: Mapped[list[Any] | None] = mapped_column(JSON)
+    # webhook (an http(s) URL) | email (a mailto: URL): derived from the URL's scheme when added.
+    channel: Mapped[str] = mapped_column(String(10), default="webhook", server_default="webhook")
+    # Email: each alert as it fires (True) or only the shift digest (False).
+    immediate: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
+    # Email: a shift digest at these local times, {"times": ["06:00", "18:00"], "skip_empty": false}; None: none.
+    digest: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The recipient's time zone (IANA): digest times are read in it, and emails show times in it beside UTC.
+    tz: Mapped[str | None] = mapped_column(String(64))
 
 
 class Notification(Base):
@@ -354,7 +366,8 @@ class Notification(Base):
     alert_version: Mapped[int] = mapped_column(Integer)
     message_id: Mapped[str] = mapped_column(String(100))
     body: Mapped[str] = mapped_column(Text)
-    # pending | delivered | failed | missed (fired while the subscription was disabled) | superseded | cancelled
+    # pending | delivered | failed | missed (fired while the subscription was disabled) | superseded | cancelled |
+    # skipped (an empty shift digest its recipient skips)
     state: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # `attempts` when last replayed: a replay starts the retry schedule afresh, attempt numbers keep counting

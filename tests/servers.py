@@ -153,3 +153,65 @@ class WebhookReceiver(_Server):
                 return self.posts()
             time.sleep(0.05)
         return self.posts()
+
+
+@dataclass
+class Mail:
+    """One message as the SMTP server accepted it: the envelope and the parsed message."""
+
+    sender: str
+    recipients: list[str]
+    raw: bytes
+    at: float
+
+    @property
+    def message(self) -> Any:
+        from email import message_from_bytes, policy
+
+        return message_from_bytes(self.raw, policy=policy.default)
+
+    @property
+    def text(self) -> str:
+        return self.message.get_body(preferencelist=("plain",)).get_content()
+
+
+class SmtpServer:
+    """A real SMTP server on 127.0.0.1 (aiosmtpd, in its own thread). `answers` is a queue of replies to DATA,
+    e.g. ["451 4.3.0 try again later", "250 OK"]; when it is empty each message is accepted (`default`)."""
+
+    def __init__(self, port: int = 0) -> None:
+        import socket
+
+        from aiosmtpd.controller import Controller
+
+        if not port:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+        self.port = port
+        self.mails: list[Mail] = []
+        self.answers: list[str] = []
+        self.default = "250 2.0.0 OK: queued"
+        self.tried = 0
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                with outer._lock:
+                    outer.tried += 1
+                    answer = outer.answers.pop(0) if outer.answers else outer.default
+                    if answer.startswith("250"):
+                        outer.mails.append(Mail(envelope.mail_from, list(envelope.rcpt_tos),
+                                                bytes(envelope.original_content or envelope.content), time.time()))
+                return answer
+
+        self._controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+        self._controller.start()
+
+    def received(self) -> list[Mail]:
+        with self._lock:
+            return list(self.mails)
+
+    def close(self) -> None:
+        self._controller.stop()

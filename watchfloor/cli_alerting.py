@@ -53,12 +53,13 @@ def rule_list(obj: CliContext) -> None:
 
 @click.group()
 def subscription() -> None:
-    """Webhook endpoints (Standard Webhooks signatures)."""
+    """Webhook endpoints (Standard Webhooks signatures) and email recipients (mailto:)."""
 
 
 @subscription.command(name="add")
 @click.argument("url")
-@click.option("--secret", default=None, help="A whsec_… secret; one is generated and printed if omitted.")
+@click.option("--secret", default=None, help="A whsec_… secret; one is generated and printed if omitted "
+                                            "(webhooks only).")
 @click.option("--name", default=None)
 @click.option("--min-severity", default=None,
               type=click.Choice(["low", "medium", "high", "critical", "I", "II", "III"]),
@@ -67,30 +68,57 @@ def subscription() -> None:
               help="Hold severity I and II until the window ends (III always goes through), e.g. 22:00-06:00@UTC.")
 @click.option("--events", default=None, metavar="PATTERN[,PATTERN…]",
               help="Only these webhook types, e.g. alert.* or source.* or alert.*,source.failing (default: all).")
+@click.option("--digest", default=None, metavar="HH:MM[,HH:MM…]",
+              help="Email: a shift digest at each of these local times (the shift that just ended), e.g. 06:00,18:00.")
+@click.option("--tz", default=None, metavar="ZONE",
+              help="Email: the recipient's time zone (IANA, e.g. Africa/Niamey): digest times, and times in emails.")
+@click.option("--no-immediate", is_flag=True, help="Email: the digest only, no email per alert.")
+@click.option("--digest-skip-empty", is_flag=True, help="Email: no digest for a shift with nothing to report.")
 @pass_ctx
 def subscription_add(obj: CliContext, url: str, secret: str | None, name: str | None, min_severity: str | None,
-                     quiet_hours: str | None, events: str | None) -> None:
-    """Add a webhook endpoint; every alert, and every operator alert on a source (source.silent,
-    source.failing), is POSTed to it, signed with the secret; --events chooses among them. A URL that is not
-    http(s), or whose host is a loopback, private, link-local or metadata address, is refused unless
-    WATCHFLOOR_ALLOW_PRIVATE_URLS allows it."""
+                     quiet_hours: str | None, events: str | None, digest: str | None, tz: str | None,
+                     no_immediate: bool, digest_skip_empty: bool) -> None:
+    """Add a webhook endpoint or an email recipient (mailto:ops@example.org).
+
+    A webhook gets every alert, and every operator alert on a source (source.silent, source.failing), POSTed
+    and signed with the secret; --events chooses among them. A URL that is not http(s), or whose host is a
+    loopback, private, link-local or metadata address, is refused unless WATCHFLOOR_ALLOW_PRIVATE_URLS allows it.
+
+    An email recipient gets the same alerts by email over the alert service's SMTP server (WATCHFLOOR_SMTP_*),
+    unless --no-immediate, and with --digest a shift digest at each time given."""
+    from services.alert.channels import EMAIL, channel_of
     from shared.urlguard import check_url
 
     quiet = checked(lambda: _quiet_hours(quiet_hours))
     wanted = checked(lambda: event_patterns(events))
+    times = digest.split(",") if digest is not None else None
+    email = channel_of(url) == EMAIL
     policy = obj.settings.url_policy
 
-    async def body() -> tuple[int, str]:
-        checked_url = await check_url(url, policy)  # before the database: nothing stored if refused
+    async def body() -> tuple[int, str, str]:
+        # before the database: nothing stored if refused (an email address is checked by commands)
+        checked_url = url if email else await check_url(url, policy)
         async with obj.session() as session:
             sub, used = await commands.add_subscription(session, checked_url, secret=secret, name=name,
                                                         min_severity=min_severity, quiet_hours=quiet,
-                                                        events=wanted)
-            return sub.id, used
+                                                        events=wanted, immediate=not no_immediate, digest=times,
+                                                        digest_skip_empty=digest_skip_empty, tz=tz)
+            return sub.id, used, sub.url
 
-    sub_id, used = run(body)
-    click.echo(f"subscription {sub_id} -> {url}")
-    if secret is None:
+    sub_id, used, stored = run(body)
+    click.echo(f"subscription {sub_id} -> {stored}")
+    if email:
+        from services.alert.settings import AlertSettings
+
+        try:
+            smtp_host = AlertSettings().smtp_host
+        except ValueError:
+            smtp_host = "?"  # a settings error is the alert service's to report, at its start
+        if not smtp_host:
+            click.echo("warning: WATCHFLOOR_SMTP_HOST is not set here; the alert service needs it (and "
+                       "WATCHFLOOR_SMTP_FROM) to send email, else these notifications wait, retried, with the "
+                       "reason 'no SMTP server configured'", err=True)
+    elif secret is None:
         click.echo(f"secret: {used}")
 
 
@@ -123,7 +151,9 @@ def _quiet_hours(text: str | None) -> dict[str, str] | None:
 @click.option("--reveal", is_flag=True, help="Show URLs whole, with the credentials or query tokens in them.")
 @pass_ctx
 def subscription_list(obj: CliContext, reveal: bool) -> None:
-    """Webhook endpoints (secrets not shown; credentials and query strings in URLs masked unless --reveal)."""
+    """Webhook endpoints and email recipients, with their channel (secrets not shown; credentials and query
+    strings in webhook URLs masked unless --reveal)."""
+    from services.alert.channels import EMAIL
     from services.alert.webhook import redact_url
 
     async def body() -> list:
@@ -133,7 +163,19 @@ def subscription_list(obj: CliContext, reveal: bool) -> None:
     for s in run(body):
         state = "enabled" if s.enabled else f"DISABLED: {s.disabled_reason}"
         events = f"  events {','.join(s.events)}" if s.events else ""
-        click.echo(f"{s.id:<4} {state:<10} {s.url if reveal else redact_url(s.url)}{events}")
+        email = s.channel == EMAIL
+        address = s.url if reveal or email else redact_url(s.url)
+        extra = ""
+        if s.min_severity:
+            extra += f"  min {s.min_severity}"
+        if email:
+            extra += "  immediate" if s.immediate else "  digest only"
+            if s.digest:
+                extra += f"  digest {','.join(s.digest['times'])}" + (" (skip empty)" if s.digest.get(
+                    "skip_empty") else "")
+            if s.tz:
+                extra += f"  tz {s.tz}"
+        click.echo(f"{s.id:<4} {s.channel:<7} {state:<10} {address}{extra}{events}")
 
 
 def _line(alert: dict) -> str:

@@ -158,7 +158,7 @@ def subscription_enable(obj: CliContext, subscription_id: int, replay_missed: bo
 
 @click.command(name="edit")
 @click.argument("subscription_id", type=int)
-@click.option("--url", default=None, help="The receiver's new address.")
+@click.option("--url", default=None, help="The receiver's new address (a mailto: one for an email subscription).")
 @click.option("--name", default=None)
 @click.option("--min-severity", default=None, type=click.Choice(SEVERITIES),
               help="low…critical (the rule's) or I–III (the incident's); none clears it.")
@@ -166,12 +166,20 @@ def subscription_enable(obj: CliContext, subscription_id: int, replay_missed: bo
               help="Hold severity I and II until the window ends; none clears it.")
 @click.option("--events", default=None, metavar="PATTERN[,PATTERN…]|all",
               help="Only these webhook types, e.g. alert.* or source.*; all takes every type again.")
+@click.option("--digest", default=None, metavar="HH:MM[,HH:MM…]|none",
+              help="Email: shift digest times (local to --tz); none stops the digest.")
+@click.option("--tz", default=None, metavar="ZONE|none", help="Email: the recipient's time zone; none: UTC.")
+@click.option("--immediate/--no-immediate", default=None, help="Email: an email per alert, or the digest only.")
+@click.option("--digest-skip-empty/--digest-send-empty", default=None,
+              help="Email: skip, or send, the digest of a shift with nothing to report.")
 @BY
 @pass_ctx
 def subscription_edit(obj: CliContext, subscription_id: int, url: str | None, name: str | None,
-                      min_severity: str | None, quiet_hours: str | None, events: str | None, by: str | None) -> None:
-    """Change a subscription's address, name or filters (what is already owed keeps its body). The secret
-    changes with `rotate-secret`; a new URL passes the same address check as `add`."""
+                      min_severity: str | None, quiet_hours: str | None, events: str | None, digest: str | None,
+                      tz: str | None, immediate: bool | None, digest_skip_empty: bool | None, by: str | None) -> None:
+    """Change a subscription's address, name, filters or email settings (what is already owed keeps its
+    body). The secret changes with `rotate-secret`; a new URL passes the same address check as `add`."""
+    from services.alert.channels import EMAIL, channel_of
     from services.alert.webhook import redact_url
     from shared.urlguard import check_url
     from watchfloor.cli_alerting import _quiet_hours, event_patterns
@@ -184,10 +192,14 @@ def subscription_edit(obj: CliContext, subscription_id: int, url: str | None, na
         "quiet_hours": U if quiet_hours is None else (None if quiet_hours == "none" else
                                                       checked(lambda: _quiet_hours(quiet_hours))),
         "events": U if events is None else event_patterns(events),
+        "digest": U if digest is None else (None if digest == "none" else digest.split(",")),
+        "tz": U if tz is None else (None if tz == "none" else tz),
+        "immediate": U if immediate is None else immediate,
+        "digest_skip_empty": U if digest_skip_empty is None else digest_skip_empty,
     }
 
     async def body() -> str:
-        if url is not None:  # before the database: nothing changed if refused
+        if url is not None and channel_of(url) != EMAIL:  # before the database: nothing changed if refused
             changes["url"] = await check_url(url, obj.settings.url_policy)
         async with obj.session() as session:
             row = await store_subscriptions.edit_subscription(session, subscription_id, actor=by or operator(),

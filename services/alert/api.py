@@ -47,6 +47,7 @@ from services.alert import (
     store_subscriptions,
 )
 from services.alert.api_deliveries import build_deliveries_router
+from services.alert.channels import EMAIL, channel_of
 from services.alert.eventlog import LogQuery, QueryError
 from services.alert.rules import RuleError, load_rule_text, parse_rule
 from services.alert.webhook import redact_url
@@ -227,13 +228,19 @@ class PreviewRequest(BaseModel):
 
 class SubscriptionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: str = Field(max_length=2000, description="http(s); checked by the SSRF guard (shared/urlguard.py)")
+    url: str = Field(max_length=2000, description="http(s), checked by the SSRF guard (shared/urlguard.py); or "
+                                                  "mailto:ops@example.org for an email recipient")
     name: str | None = Field(None, max_length=200)
     secret: str | None = Field(None, pattern=r"^whsec_")
     rule_ids: list[str] | None = None
     min_severity: str | None = None
     events: list[str] | None = Field(None, max_length=20, description="webhook types it takes, as patterns: "
                                      "alert.*, source.*, source.silent…; omitted: every type")
+    immediate: bool = Field(True, description="email: an email per alert (false: the digest only)")
+    digest: list[str] | None = Field(None, max_length=24, description="email: shift digest times, e.g. "
+                                     '["06:00", "18:00"], read in `tz`')
+    digest_skip_empty: bool = Field(False, description="email: no digest for a shift with nothing to report")
+    tz: str | None = Field(None, max_length=64, description="email: the recipient's IANA time zone")
 
 
 class PlaceRequest(BaseModel):
@@ -315,10 +322,11 @@ def _log_query(kind: str, since: datetime | None, until: datetime | None, actor:
 
 
 def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decode: Decode,
-                 stopping: asyncio.Event, heartbeat_s: float = 15.0, url_policy: UrlPolicy | None = None
-                 ) -> APIRouter:
+                 stopping: asyncio.Event, heartbeat_s: float = 15.0, url_policy: UrlPolicy | None = None,
+                 smtp_configured: bool = True) -> APIRouter:
     """`url_policy`: which addresses a new subscription may point at (default: the environment's
-    WATCHFLOOR_ALLOW_PRIVATE_URLS)."""
+    WATCHFLOOR_ALLOW_PRIVATE_URLS); `smtp_configured`: whether adding an email recipient warns that this
+    process has no SMTP server."""
     router = APIRouter()
     url_policy = url_policy if url_policy is not None else CommonSettings().url_policy
     tail = AlertStream(redis, decode, stopping, heartbeat_s)
@@ -563,22 +571,37 @@ def build_router(sessions: async_sessionmaker[AsyncSession], redis: Redis, decod
         whole = allows(caller.role, "admin")
         return [{"id": s.id, "url": s.url if whole else redact_url(s.url), "name": s.name, "enabled": s.enabled,
                  "disabled_reason": s.disabled_reason, "min_severity": s.min_severity, "rule_ids": s.rule_ids,
-                 "quiet_hours": s.quiet_hours, "events": s.events, "created_at": _iso(s.created_at)} for s in rows]
+                 "quiet_hours": s.quiet_hours, "events": s.events, "channel": s.channel, "immediate": s.immediate,
+                 "digest": s.digest, "tz": s.tz, "created_at": _iso(s.created_at)} for s in rows]
 
     @router.post("/api/subscriptions", status_code=201)
     async def add_subscription(request: SubscriptionRequest,
                                caller: Annotated[Caller, can("admin", "change subscriptions")]) -> dict:
-        """A webhook endpoint; the signing secret is returned once. A URL the SSRF guard refuses is a 422."""
+        """A webhook endpoint, its signing secret returned once; or an email recipient (`mailto:`), with a
+        `warning` when this process has no SMTP server configured. A URL the SSRF guard refuses, or an address
+        that is not one plain email address, is a 422."""
+        email = channel_of(request.url) == EMAIL
         try:
-            url = await check_url(request.url, url_policy)
+            url = request.url if email else await check_url(request.url, url_policy)
         except UrlRefused as exc:
             raise HTTPException(422, exc.reason) from exc
         try:
             async with session_scope(sessions) as session:
                 row, secret = await commands.add_subscription(
                     session, url, secret=request.secret, name=request.name, rule_ids=request.rule_ids,
-                    min_severity=request.min_severity, events=request.events, actor=caller.name)
-                return {"id": row.id, "url": row.url, "name": row.name, "events": row.events, "secret": secret}
+                    min_severity=request.min_severity, events=request.events, immediate=request.immediate,
+                    digest=request.digest, digest_skip_empty=request.digest_skip_empty, tz=request.tz,
+                    actor=caller.name)
+                out: dict[str, Any] = {"id": row.id, "url": row.url, "name": row.name, "events": row.events,
+                                       "channel": row.channel}
+                if email:
+                    out.update(immediate=row.immediate, digest=row.digest, tz=row.tz)
+                    if not smtp_configured:
+                        out["warning"] = ("no SMTP server configured here (WATCHFLOOR_SMTP_HOST): the alert "
+                                          "service needs one to send these emails")
+                else:
+                    out["secret"] = secret
+                return out
         except ValueError as exc:
             raise HTTPException(422, _reason(exc)) from exc
 

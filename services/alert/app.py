@@ -94,7 +94,7 @@ class AlertService:
                   settings=settings, redis=redis)
         publishes(broker, streams.ALERTS, AlertMessage, by=streams.ALERT)
         self.router = build_router(sessions, redis, decode_entry, self._stopping, settings.sse_heartbeat_seconds,
-                                   url_policy=settings.url_policy)
+                                   url_policy=settings.url_policy, smtp_configured=bool(settings.smtp_host))
 
     async def start(self) -> None:
         """Loads the rules and starts the webhook sender and the sweeper. Call after `await broker.start()`."""
@@ -126,7 +126,7 @@ class AlertApi:
     def __init__(self, settings: AlertSettings, redis: Redis, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._stopping = asyncio.Event()
         self.router = build_router(sessions, redis, decode_entry, self._stopping, settings.sse_heartbeat_seconds,
-                                   url_policy=settings.url_policy)
+                                   url_policy=settings.url_policy, smtp_configured=bool(settings.smtp_host))
 
     async def start(self) -> None:
         self._stopping.clear()

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alert import lifecycle, store_alerts, store_rules, store_subscriptions
+from services.alert.channels import EMAIL, ChannelError, channel_of, check_digest, check_mailto, check_tz
 from services.alert.paging import check_events, check_min_severity, check_quiet_hours
 from services.alert.rules import RuleSpec, stored_rules
 from services.alert.signing import new_secret
@@ -29,15 +30,36 @@ async def enabled_rules(session: AsyncSession) -> list[RuleSpec]:
 async def add_subscription(
     session: AsyncSession, url: str, secret: str | None = None, name: str | None = None, *,
     rule_ids: list[str] | None = None, min_severity: str | None = None, quiet_hours: dict | None = None,
-    events: list[str] | None = None, actor: str = "cli",
+    events: list[str] | None = None, immediate: bool = True, digest: list[str] | None = None,
+    digest_skip_empty: bool = False, tz: str | None = None, actor: str = "cli",
 ) -> tuple[Subscription, str]:
-    """A new webhook endpoint and its signing secret (generated unless given: show it to ops once).
-    `min_severity`: low…critical (the rule's) or I…III (the incident's); `quiet_hours`, `events` (None: every
-    type): see paging.py."""
+    """A new webhook endpoint and its signing secret (generated unless given: show it to ops once), or, for a
+    `mailto:` URL, an email recipient (channels.py): `immediate` (each alert as it fires), `digest` (shift start
+    times, read in `tz`), `digest_skip_empty`. `min_severity`: low…critical (the rule's) or I…III (the
+    incident's); `quiet_hours`, `events` (None: every type): see paging.py. Raises ChannelError (a ValueError)
+    for an address or email setting that cannot be used."""
     check_min_severity(min_severity)
+    channel = channel_of(url)
+    if channel == EMAIL:
+        url = check_mailto(url)
+        checked_digest = check_digest(digest, digest_skip_empty)
+        if not immediate and checked_digest is None:
+            raise ChannelError("an email subscription without immediate alerts needs a digest (--digest 06:00,18:00): "
+                               "it would get nothing")
+        if secret is not None:
+            raise ChannelError("emails are not signed: give no secret for a mailto: subscription")
+    else:
+        given = [name for name, value in (("digest", digest), ("tz", tz)) if value is not None]
+        given += ["no-immediate"] if not immediate else []
+        given += ["digest-skip-empty"] if digest_skip_empty else []
+        if given:
+            raise ChannelError(f"{', '.join(given)}: for email (mailto:) subscriptions only")
+        checked_digest = None
     return await store_subscriptions.add_subscription(
         session, url, secret or new_secret(), name, rule_ids=rule_ids, min_severity=min_severity,
-        quiet_hours=check_quiet_hours(quiet_hours), events=check_events(events), actor=actor)
+        quiet_hours=check_quiet_hours(quiet_hours), events=check_events(events), channel=channel,
+        immediate=immediate if channel == EMAIL else True, digest=checked_digest, tz=check_tz(tz),
+        actor=actor)
 
 
 async def set_subscription_filters(

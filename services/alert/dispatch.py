@@ -1,4 +1,4 @@
-"""The Dispatcher: alert versions become notifications owed to subscribers, then signed webhooks.
+"""The Dispatcher: alert versions become notifications owed to subscribers, then signed webhooks or emails.
 
     wf:alerts ─▶ on_alert ─▶ one `notifications` row per subscription (unique: subscription, alert, version;
                              body serialised once and stored, so every retry sends the same bytes); none for a
@@ -12,6 +12,8 @@
 The attempt is written before the request, so a sender killed mid-request leaves its trace; the lease outlives
 the request's whole deadline, so no other dispatcher sends the same notification while one is in flight.
 A replay (`watchfloor delivery replay`) puts failed or missed rows back to pending with their webhook-id.
+An email subscription (`mailto:`) is owed the same rows, its body the message composed for it (compose.py;
+none when it takes digests only), and sent over SMTP (smtp.py) instead of POSTed: outcomes map the same way.
 """
 
 import asyncio
@@ -19,11 +21,13 @@ import contextlib
 import json
 import logging
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alert import store_deliveries, store_rules, store_subscriptions, webhook
+from services.alert import compose, smtp, store_deliveries, store_rules, store_subscriptions, webhook
+from services.alert.channels import EMAIL, address_of
 from services.alert.paging import hold_until, routes, source_routes
 from services.alert.settings import AlertSettings
 from services.alert.store_subscriptions import signing_secrets
@@ -115,7 +119,8 @@ class Dispatcher:
         # request open for ever): the lease outlives it by a margin for the writes before and after, so a
         # second dispatcher never sends a notification whose attempt is still live.
         self.deadline_s = settings.webhook_timeout_seconds
-        self.lease = timedelta(seconds=self.deadline_s + 30)
+        self.lease = timedelta(seconds=max(self.deadline_s, settings.smtp_timeout_seconds) + 30)
+        self.smtp = smtp_config(settings)
 
     async def on_alert(self, alert: AlertMessage) -> int:
         """Records one notification per matching subscription (idempotent); wakes the sender at once.
@@ -130,7 +135,7 @@ class Dispatcher:
             subs = await subscriptions_for(session, alert.rule_id, alert.severity, alert.incident_severity,
                                            include_disabled=True, event_type=alert_event_type(alert))
             created, held, missed = await self.owe(session, subs, alert.alert_id, alert.version, body, now,
-                                                   alert.incident_severity)
+                                                   alert.incident_severity, mail=self._alert_mail(alert))
         if created:
             self._wake.set()
         logger.info("queued alert=%s v=%d kind=%s notifications=%d%s%s", alert.alert_id[:8], alert.version,
@@ -143,22 +148,44 @@ class Dispatcher:
         also records the operator alert); call `wake()` after the commit. Held by quiet hours like severity I."""
         subs = source_routes(await store_subscriptions.list_subscriptions(session), message.event_type,
                              include_disabled=True)
-        created, _held, _missed = await self.owe(session, subs, message.watch_id,
-                                                 SOURCE_ALERT_VERSION[message.state], source_webhook_body(message),
-                                                 now, None)
+        version = SOURCE_ALERT_VERSION[message.state]
+        public_url = self.settings.public_url
+
+        def mail(sub: Subscription) -> str:
+            return compose.source_mail(message, message_id=ids.webhook_message_id(message.watch_id, version),
+                                       tz=sub.tz, public_url=public_url, subscription_id=sub.id)
+
+        created, _held, _missed = await self.owe(session, subs, message.watch_id, version,
+                                                 source_webhook_body(message), now, None, mail=mail)
         return created
+
+    def _alert_mail(self, alert: AlertMessage) -> Callable[[Subscription], str]:
+        msg_id, public_url = ids.webhook_message_id(alert.alert_id, alert.version), self.settings.public_url
+
+        def mail(sub: Subscription) -> str:
+            return compose.alert_mail(alert, message_id=msg_id, tz=sub.tz, public_url=public_url,
+                                      subscription_id=sub.id)
+        return mail
 
     def wake(self) -> None:
         self._wake.set()
 
     async def owe(self, session: AsyncSession, subs: list[Subscription], alert_id: str, version: int, body: str,
-                  now: datetime, incident_severity: str | None) -> tuple[int, int, int]:
+                  now: datetime, incident_severity: str | None,
+                  mail: Callable[[Subscription], str] | None = None) -> tuple[int, int, int]:
         """One notification per subscription (idempotent on subscription, alert, version): `missed` for a
         disabled one, due at the end of its quiet hours if held; a newer version supersedes older ones held or
-        missed. Returns (created, held, missed)."""
+        missed. An email subscription's body is `mail(sub)`; one that takes digests only is owed nothing.
+        Returns (created, held, missed)."""
         msg_id = ids.webhook_message_id(alert_id, version)
+        hook_body = body
         created = held = missed = 0
         for sub in subs:
+            body = hook_body
+            if sub.channel == EMAIL:
+                if mail is None or not sub.immediate:
+                    continue
+                body = mail(sub)
             if not sub.enabled:  # owed once it is enabled again, if ops replay it
                 missed += await store_deliveries.add_notification(
                     session, subscription_id=sub.id, alert_id=alert_id, version=version,
@@ -243,7 +270,10 @@ class Dispatcher:
         if begun is None:
             return
         delivery_id, attempt = begun
-        result = await self._send(sub.url, signing_secrets(sub, attempted_at), note)
+        if sub.channel == EMAIL:
+            result = await self._send_mail(address_of(sub.url), note)
+        else:
+            result = await self._send(sub.url, signing_secrets(sub, attempted_at), note)
         answered_at = datetime.now(UTC)
         state, next_at, delay = self._next_state(result, attempt - note.replay_base)
         reported: datetime | None = None
@@ -255,9 +285,9 @@ class Dispatcher:
             if result.disable_subscription:
                 await store_subscriptions.disable_subscription(session, sub.id, result.reason or "disabled",
                                                                actor="dispatcher")
-            if state == "delivered" and (event_id := reporting_event_id(note)) is not None:
+            if state == "delivered" and sub.channel != EMAIL and (event_id := reporting_event_id(note)) is not None:
                 reported = await store_deliveries.post_fetched_at(session, event_id)
-        self._log(note, sub.id, attempt, result, state, delay)
+        self._log(note, sub.id, attempt, result, state, delay, channel=sub.channel)
         metrics.count_delivery(sub.id, DELIVERY_OUTCOME[state])
         if reported is not None:
             metrics.observe_post_to_webhook(reported, answered_at)
@@ -274,6 +304,18 @@ class Dispatcher:
             return DeliveryOutcome(Outcome.RETRY, None, elapsed,
                                    f"receiver did not finish answering within {self.deadline_s:g}s")
 
+    async def _send_mail(self, address: str, note: Notification) -> DeliveryOutcome:
+        """One email within the attempt's whole deadline (see `lease`): the stored message, addressed now."""
+        started = asyncio.get_running_loop().time()
+        message = compose.addressed(note.body, sender=self.smtp.sender, recipient=address, now=datetime.now(UTC))
+        try:
+            async with asyncio.timeout(self.smtp.timeout_s):
+                return await smtp.deliver(self.smtp, message, address)
+        except TimeoutError:
+            elapsed = (asyncio.get_running_loop().time() - started) * 1000
+            return DeliveryOutcome(Outcome.RETRY, None, elapsed,
+                                   f"SMTP server did not finish within {self.smtp.timeout_s:g}s")
+
     def _next_state(self, result: DeliveryOutcome, attempt: int) -> tuple[str, datetime | None, float | None]:
         if result.outcome is Outcome.DELIVERED:
             return "delivered", None, None
@@ -286,20 +328,27 @@ class Dispatcher:
         return "pending", datetime.now(UTC) + timedelta(seconds=delay), delay
 
     def _log(self, note: Notification, sub_id: int, attempt: int, result: DeliveryOutcome, state: str,
-             delay: float | None) -> None:
+             delay: float | None, channel: str = "webhook") -> None:
         where = f"sub={sub_id} alert={note.alert_id[:8]} v={note.alert_version} attempt={attempt}"
         fields = {"alert_id": note.alert_id, "version": note.alert_version, "subscription_id": sub_id,
                   "attempt": attempt, "outcome": result.outcome.value, "status_code": result.status_code}
         if result.outcome is Outcome.DELIVERED:
-            logger.info("webhook delivered %s %s %.0fms", where, result.status_code, result.latency_ms,
+            logger.info("%s delivered %s %s %.0fms", channel, where, result.status_code, result.latency_ms,
                         extra={**fields, "latency_ms": round(result.latency_ms, 1)})
         elif state == "pending":
-            logger.warning("webhook retry %s reason=\"%s\" next_in=%s", where, result.reason, _seconds(delay or 0),
+            logger.warning("%s retry %s reason=\"%s\" next_in=%s", channel, where, result.reason, _seconds(delay or 0),
                            extra={**fields, "reason": result.reason, "next_in_s": delay})
         else:
-            logger.error("webhook failed %s reason=\"%s\" kept for replay (notification=%d)%s", where, result.reason,
-                         note.id, " subscription disabled" if result.disable_subscription else "",
+            logger.error("%s failed %s reason=\"%s\" kept for replay (notification=%d)%s", channel, where,
+                         result.reason, note.id, " subscription disabled" if result.disable_subscription else "",
                          extra={**fields, "reason": result.reason, "notification_id": note.id})
+
+
+def smtp_config(settings: AlertSettings) -> smtp.SmtpConfig:
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    return smtp.SmtpConfig(host=settings.smtp_host, port=settings.smtp_port, security=settings.smtp_security,
+                           username=settings.smtp_username, password=password,
+                           sender=settings.smtp_from or "watchfloor@localhost", timeout_s=settings.smtp_timeout_seconds)
 
 
 def _seconds(value: float) -> str:

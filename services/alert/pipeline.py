@@ -407,6 +407,8 @@ class AlertPipeline:
                                      self.official_sources, independent)
             if (row.severity, row.corroboration) != (levels.severity, levels.corroboration):
                 row.version = (row.version or 1) + (row.severity is not None)
+                if row.severity is not None:  # a rise (both only rise), not the first levels: the digest's
+                    row.escalated_at = now    # "escalating" section
             row.severity, row.corroboration = levels.severity, levels.corroboration
 
             rows = await store_alerts.alerts_of_incident(session, incident.id)

@@ -1,7 +1,9 @@
 """Settings of the alert service (`WATCHFLOOR_*`): incident clustering, corroboration, noise control, webhook
-delivery, rule reloading."""
+and email delivery, rule reloading."""
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
 
 from shared.settings import CommonSettings
 
@@ -51,3 +53,32 @@ class AlertSettings(CommonSettings):
     sweep_interval_seconds: float = Field(
         10.0, gt=0, description="how often resolution, re-pages and ended silences are looked for"
     )
+    smtp_host: str | None = Field(
+        None, description="the SMTP server email alerts and digests are handed to; unset: email notifications wait "
+                          "(retried) with the reason 'no SMTP server configured'"
+    )
+    smtp_port: int | None = Field(None, ge=1, le=65535, description="default 587 (starttls), 465 (tls), 25 (none)")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="starttls (required, not opportunistic), tls (implicit, port 465) or none (a trusted "
+                                "relay on the same host or network only)"
+    )
+    smtp_username: str | None = Field(None, description="login, if the server wants one")
+    smtp_password: SecretStr | None = Field(None, description="with smtp_username")
+    smtp_from: str | None = Field(
+        None, description="the From of every email, e.g. 'Watchfloor <alerts@example.org>'; required with smtp_host"
+    )
+    smtp_timeout_seconds: float = Field(30.0, gt=0, description="one email's whole exchange with the server")
+    public_url: str | None = Field(
+        None, description="the console's address as officers reach it (https://watch.example.org): emails link to it"
+    )
+    digest_section_limit: int = Field(
+        20, ge=1, description="entries listed per shift digest section, then 'and N more'"
+    )
+    digest_max_alerts: int = Field(2000, ge=10, description="alerts one shift digest reads at most (bounded query)")
+
+    @model_validator(mode="after")
+    def _smtp_from_with_host(self) -> "AlertSettings":
+        if self.smtp_host and not self.smtp_from:
+            raise ValueError("WATCHFLOOR_SMTP_FROM is required when WATCHFLOOR_SMTP_HOST is set, e.g. "
+                             "'Watchfloor <alerts@example.org>'")
+        return self

@@ -4,7 +4,8 @@
                      │  ▲ replay (same webhook-id, retry schedule afresh)
                      ▼  │
                    failed          missed (fired while its subscription was disabled)
-                                   superseded, cancelled (subscription removed): never sent
+                                   superseded, cancelled (subscription removed), skipped (an empty shift
+                                   digest its recipient skips): never sent
 
 An attempt is a `deliveries` row written *before* the request (outcome `sending`) and completed after it, so
 a sender killed mid-request leaves a row; the next claimant marks it `interrupted`.
@@ -173,13 +174,15 @@ async def replay(session: AsyncSession, *, subscription_id: int | None = None, a
 
 
 async def add_notification(session: AsyncSession, *, subscription_id: int, alert_id: str, version: int,
-                           message_id: str, body: str, due: datetime, state: str = "pending") -> bool:
-    """Owes one alert version to one subscriber; False if already owed (a redelivered AlertMessage).
-    `state="missed"`: the subscription is disabled; it is sent only if replayed."""
+                           message_id: str, body: str, due: datetime, state: str = "pending",
+                           reason: str | None = None) -> bool:
+    """Owes one alert version (or one shift digest) to one subscriber; False if already owed (a redelivered
+    AlertMessage, a second sweeper). `state="missed"`: the subscription is disabled; it is sent only if
+    replayed. `state="skipped"`: a digest with nothing to report, recorded (with `reason`) and never sent."""
     stmt = insert_or_ignore(session, Notification).values(
         subscription_id=subscription_id, alert_id=alert_id, alert_version=version, message_id=message_id,
         body=body, state=state, attempts=0, next_attempt_at=due if state == "pending" else None,
-        created_at=utcnow(),
+        created_at=utcnow(), last_error=reason,
     ).on_conflict_do_nothing(index_elements=["subscription_id", "alert_id", "alert_version"])
     return bool((await session.execute(stmt)).rowcount)
 

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.alert.channels import EMAIL, WEBHOOK, ChannelError, channel_of, check_digest, check_mailto, check_tz
 from services.alert.paging import MIN_SEVERITIES, check_events, check_quiet_hours
 from services.alert.signing import SECRET_PREFIX, new_secret
 from services.alert.store_base import NotFoundError
@@ -41,15 +42,21 @@ async def live_subscription(session: AsyncSession, subscription_id: int) -> Subs
 async def add_subscription(
     session: AsyncSession, url: str, secret: str, name: str | None = None, *,
     rule_ids: list[str] | None = None, min_severity: str | None = None, quiet_hours: dict | None = None,
-    events: list[str] | None = None, actor: str = "cli",
+    events: list[str] | None = None, channel: str = WEBHOOK, immediate: bool = True,
+    digest: dict | None = None, tz: str | None = None, actor: str = "cli",
 ) -> tuple[Subscription, str]:
-    """A new webhook endpoint with its signing secret and filters, as checked by `commands.add_subscription`."""
+    """A new webhook endpoint with its signing secret and filters, or an email recipient with its digest
+    settings, as checked by `commands.add_subscription`."""
     row = Subscription(url=url, name=name, secret=secret, enabled=True, rule_ids=rule_ids,
-                       min_severity=min_severity, quiet_hours=quiet_hours, events=events, created_at=utcnow())
+                       min_severity=min_severity, quiet_hours=quiet_hours, events=events, channel=channel,
+                       immediate=immediate, digest=digest, tz=tz, created_at=utcnow())
     session.add(row)
     await session.flush()
+    detail: dict[str, Any] = {"url": url, "name": name, "events": events, "channel": channel}
+    if channel == EMAIL:
+        detail.update(immediate=immediate, digest=digest, tz=tz)
     session.add(AuditEntry(actor=actor, action="subscription.created", target_kind="subscription",
-                           target_id=str(row.id), detail={"url": url, "name": name, "events": events}))
+                           target_id=str(row.id), detail=detail))
     return row, secret
 
 
@@ -144,13 +151,23 @@ def check_url(url: str) -> str:
 
 async def edit_subscription(session: AsyncSession, subscription_id: int, *, actor: str, url: Any = UNCHANGED,
                             name: Any = UNCHANGED, min_severity: Any = UNCHANGED, quiet_hours: Any = UNCHANGED,
-                            events: Any = UNCHANGED) -> Subscription:
+                            events: Any = UNCHANGED, immediate: Any = UNCHANGED, digest: Any = UNCHANGED,
+                            digest_skip_empty: Any = UNCHANGED, tz: Any = UNCHANGED) -> Subscription:
     """Changes what is given, leaves the rest (audited with the fields changed, never the secret).
-    Notifications already owed keep their body; new ones follow the new settings."""
+    Notifications already owed keep their body; new ones follow the new settings. `digest` is a list of
+    shift start times (None: no digest); `immediate`, `digest`, `digest_skip_empty` and `tz` are for email
+    subscriptions only, and a URL keeps its channel (remove and add to change it)."""
     row = await live_subscription(session, subscription_id)
     changed: dict[str, Any] = {}
     if url is not UNCHANGED:
-        row.url = changed["url"] = check_url(url)
+        if channel_of(url) != row.channel:
+            raise SubscriptionError(f"subscription {subscription_id} is a {row.channel} subscription: give a "
+                                    f"{'mailto: address' if row.channel == EMAIL else 'http(s) URL'}, or remove it "
+                                    "and add the new one")
+        try:
+            row.url = changed["url"] = check_mailto(url) if row.channel == EMAIL else check_url(url)
+        except ChannelError as exc:
+            raise SubscriptionError(exc.reason) from exc
     if name is not UNCHANGED:
         row.name = changed["name"] = name
     if min_severity is not UNCHANGED:
@@ -167,9 +184,30 @@ async def edit_subscription(session: AsyncSession, subscription_id: int, *, acto
             row.events = changed["events"] = check_events(events)
         except ValueError as exc:
             raise SubscriptionError(str(exc)) from exc
+    email_only = {"immediate": immediate, "digest": digest, "digest_skip_empty": digest_skip_empty, "tz": tz}
+    given = [k.replace("_", "-") for k, v in email_only.items() if v is not UNCHANGED]
+    if given and row.channel != EMAIL:
+        raise SubscriptionError(f"{', '.join(given)}: for email (mailto:) subscriptions only")
+    try:
+        if tz is not UNCHANGED:
+            row.tz = changed["tz"] = check_tz(tz)
+        if digest is not UNCHANGED or digest_skip_empty is not UNCHANGED:
+            times = (row.digest or {}).get("times") if digest is UNCHANGED else digest
+            skip = (row.digest or {}).get("skip_empty", False) if digest_skip_empty is UNCHANGED \
+                else digest_skip_empty
+            if times is None and digest_skip_empty is not UNCHANGED:
+                raise SubscriptionError("digest-skip-empty: the subscription has no digest; give --digest times too")
+            row.digest = changed["digest"] = check_digest(times, skip)
+    except ChannelError as exc:
+        raise SubscriptionError(exc.reason) from exc
+    if immediate is not UNCHANGED:
+        row.immediate = changed["immediate"] = bool(immediate)
+    if row.channel == EMAIL and not row.immediate and not row.digest:
+        raise SubscriptionError("an email subscription with neither immediate alerts nor a digest would get "
+                                "nothing: give --digest times or --immediate")
     if not changed:
         raise SubscriptionError("nothing to change: give at least one of url, name, min severity, quiet hours, "
-                                "events")
+                                "events" + (", immediate, digest, tz" if row.channel == EMAIL else ""))
     _audit(session, actor, "subscription.edited", subscription_id, changed)
     return row
 
@@ -201,6 +239,8 @@ async def rotate_secret(session: AsyncSession, subscription_id: int, *, overlap:
     if overlap < timedelta(0):
         raise SubscriptionError("the overlap cannot be negative")
     row = await live_subscription(session, subscription_id)
+    if row.channel == EMAIL:
+        raise SubscriptionError(f"subscription {subscription_id} is an email subscription: emails are not signed")
     now = utcnow()
     secret = secret or new_secret()
     row.previous_secret, row.previous_secret_until = (row.secret, now + overlap) if overlap else (None, None)

@@ -7,8 +7,11 @@
                        mutes it any more (not at the next re-page: Alertmanager #3367)
       re-pages         an unacknowledged, unmuted severity III alert of an open incident is sent again every
                        `repage_after_seconds` (kind "repaged", a new version, `page_count` + 1); an ack stops it
+      shift digests    an email subscription with digest times is owed, once a shift has ended, one digest of it
+                       (digest.py): a notification keyed `digest:<subscription>:<shift end>`, sent by the dispatcher
 Each change is one transaction with the incident row locked and the alert's version checked, so two
 sweepers (two processes) never send one re-page twice; the new versions go to wf:alerts after the commit.
+A digest is inserted or ignored on the notification's unique key, so two sweepers owe it once.
 """
 
 import asyncio
@@ -18,14 +21,25 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alert import commands, lifecycle, store_alerts, store_deliveries, store_incidents
+from services.alert import (
+    commands,
+    compose,
+    digest,
+    lifecycle,
+    store_alerts,
+    store_deliveries,
+    store_digest,
+    store_incidents,
+    store_rules,
+)
+from services.alert.channels import digest_times
 from services.alert.paging import repage_due
 from services.alert.pipeline import Outbox, save_version
 from services.alert.settings import AlertSettings
 from services.alert.silences import SilenceView, muted_by, silence_id
 from shared.db import session_scope
 from shared.messages import AlertMessage
-from shared.models import Alert
+from shared.models import Alert, Subscription
 from shared.outage import LoopErrors
 
 logger = logging.getLogger(__name__)
@@ -76,7 +90,47 @@ class Sweeper:
         out += await self._firing(now)
         for message in out:
             await self.outbox.publish(message)
+        await self.digests(now)
         return out
+
+    async def digests(self, now: datetime) -> int:
+        """Owes each email subscription with digest times the digest of its shift that ended last, once (a
+        shift that ended before the subscription was added is not owed). Returns how many were recorded."""
+        async with self.sessions() as session:
+            subs = await store_digest.digest_subscriptions(session)
+        owed = 0
+        for sub in subs:
+            shift = digest.last_shift(digest_times(sub.digest), sub.tz, now)
+            if shift is None or shift.end < sub.created_at:
+                continue
+            owed += await self._digest(sub, shift, now)
+        return owed
+
+    async def _digest(self, sub: Subscription, shift: digest.Shift, now: datetime) -> int:
+        key = digest.digest_key(sub.id, shift)
+        limit = self.settings.digest_section_limit
+        async with session_scope(self.sessions) as session:
+            if await store_digest.owed(session, sub.id, key):
+                return 0
+            entries, truncated = await store_digest.digest_entries(session, shift.start, shift.end,
+                                                                   self.settings.digest_max_alerts)
+            notify = {rule_id: await store_rules.rule_notify(session, rule_id)
+                      for rule_id in {e.rule_id for e in entries}}
+            mine = digest.for_recipient(entries, subscription_id=sub.id, rule_ids=sub.rule_ids,
+                                        min_severity=sub.min_severity, notify=notify)
+            sections = digest.sections(mine, shift)
+            skip = sections.empty and bool((sub.digest or {}).get("skip_empty"))
+            message_id = digest.digest_message_id(sub.id, shift)
+            body = compose.digest_mail(sections, shift, message_id=message_id, public_url=self.settings.public_url,
+                                       subscription_id=sub.id, limit=limit, truncated=truncated)
+            created = await store_deliveries.add_notification(
+                session, subscription_id=sub.id, alert_id=key, version=1, message_id=message_id, body=body,
+                due=now, state="skipped" if skip else "pending",
+                reason="nothing to report during the shift (digest skip-empty)" if skip else None)
+        if created:
+            counts = " ".join(f"{k}={n}" for k, n in sections.counts().items())
+            logger.info("digest %s sub=%d shift=%s %s", "skipped" if skip else "owed", sub.id, shift.label(), counts)
+        return int(created and not skip)
 
     async def _save(self, session: AsyncSession, row: Alert, message: AlertMessage) -> None:
         await save_version(session, message, rule_id=row.rule_id, incident_id=row.incident_id,
