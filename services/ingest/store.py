@@ -140,7 +140,7 @@ async def list_sources(session: AsyncSession, include_removed: bool = False) -> 
 
 
 async def _changeable(session: AsyncSession, source_id: str, *, removed_ok: bool = False) -> Source:
-    source = await session.get(Source, source_id, with_for_update=True)
+    source = await session.get(Source, source_id, with_for_update={"key_share": True})  # see learn_posts
     if source is None:
         raise SourceError(f"no source {source_id!r}; `watchfloor source list` shows them")
     if source.removed_at is not None and not removed_ok:
@@ -513,7 +513,9 @@ async def learn_posts(session: AsyncSession, source_id: str, learn: Callable[[So
     """Locks the source's row, lets `learn` update its rhythm from the posts just stored, and records when its
     newest post was stored. Call it after the posts are inserted, in their transaction: on SQLite the write lock
     is then held, on PostgreSQL the row lock, so two stores of one source's posts learn one after the other."""
-    source = await session.get(Source, source_id, with_for_update=True, populate_existing=True)
+    # FOR NO KEY UPDATE, as the UPDATEs of this transaction take: FOR UPDATE would wait for the KEY SHARE lock
+    # that another push's post insert holds (its foreign key), while that push waits for this one's UPDATE.
+    source = await session.get(Source, source_id, with_for_update={"key_share": True}, populate_existing=True)
     if source is None:
         return None
     learn(source)

@@ -214,3 +214,20 @@ async def test_body_over_the_limit_is_413_before_it_is_read(http: httpx.AsyncCli
     streamed = await http.post("/ingest", content=chunks(), headers={"content-type": "application/json"})
     assert streamed.status_code == 413
     assert await posts_on_stream(redis_url) == []
+
+
+async def test_concurrent_pushes_to_one_source_are_all_stored(
+    http: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A bridge pushes in parallel: on PostgreSQL every request locked the source row twice (a count, then its
+    rhythm), and two requests deadlocked on the upgrade; each is now answered 202 and counted once."""
+    import asyncio
+
+    posts = [{**PUSHED, "url": f"https://t.me/s/example_channel/{5000 + i}", "text": f"{PUSHED['text']} ({i})"}
+             for i in range(40)]
+    answers = await asyncio.gather(*(http.post("/ingest", json=p) for p in posts))
+    assert [a.status_code for a in answers] == [202] * 40, [a.text for a in answers if a.status_code != 202][:2]
+    async with session_scope(sessions) as s:
+        push = await store.get_source(s, "telegram-bridge")
+        stored = (await s.execute(sa.select(sa.func.count()).select_from(Post))).scalar_one()
+    assert (stored, push.posts_seen) == (40, 40)
