@@ -418,6 +418,19 @@ async def publish(broker: RedisBroker, stream: str, message: BaseModel, settings
     await broker.publish(to_wire(message), stream=stream, headers=current_ids() or None)
 
 
+async def publish_many(broker: RedisBroker, redis: Redis, stream: str, messages: list[BaseModel]) -> None:
+    """Publishes messages in one round trip (a Redis pipeline), in order. Each entry's headers carry the ids
+    of its own message (`post_id`, `event_id`, `alert_id`), as `publish` would while handling it."""
+    if not messages:
+        return
+    pipe = redis.pipeline(transaction=False)
+    for message in messages:
+        ids = {k: v for k in ID_FIELDS if isinstance(v := getattr(message, k, None), str) and v}
+        await broker.publish(to_wire(message), stream=stream, headers={**current_ids(), **ids} or None,
+                             pipeline=pipe)
+    await pipe.execute()
+
+
 async def create_group(redis: Redis, stream: str, group: str) -> bool:
     """Creates `group` on `stream` at id 0 (the stream too if missing); False if it already existed.
 
