@@ -21,7 +21,7 @@ import logging
 import sys
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
@@ -418,14 +418,17 @@ async def publish(broker: RedisBroker, stream: str, message: BaseModel, settings
     await broker.publish(to_wire(message), stream=stream, headers=current_ids() or None)
 
 
-async def publish_many(broker: RedisBroker, redis: Redis, stream: str, messages: list[BaseModel]) -> None:
+async def publish_many(broker: RedisBroker, redis: Redis, stream: str, messages: Sequence[BaseModel],
+                       headers: Sequence[dict[str, str]] | None = None) -> None:
     """Publishes messages in one round trip (a Redis pipeline), in order. Each entry's headers carry the ids
-    of its own message (`post_id`, `event_id`, `alert_id`), as `publish` would while handling it."""
+    bound now and those of its own message (`post_id`, `event_id`, `alert_id`), as `publish` would while
+    handling it, or `headers[i]` when given."""
     if not messages:
         return
     pipe = redis.pipeline(transaction=False)
-    for message in messages:
-        ids = {k: v for k in ID_FIELDS if isinstance(v := getattr(message, k, None), str) and v}
+    for n, message in enumerate(messages):
+        ids = headers[n] if headers is not None else {
+            k: v for k in ID_FIELDS if isinstance(v := getattr(message, k, None), str) and v}
         await broker.publish(to_wire(message), stream=stream, headers={**current_ids(), **ids} or None,
                              pipeline=pipe)
     await pipe.execute()

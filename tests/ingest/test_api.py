@@ -323,3 +323,20 @@ async def test_a_post_that_fails_its_group_fails_alone(
     assert [i["status"] for i in items] == [202, 500, 202, 202]
     assert "a constraint the post breaks" in items[1]["detail"]
     assert len(await posts_on_stream(redis_url)) == 3
+
+
+async def test_a_group_is_published_in_one_pipeline_each_entry_with_its_own_ids(
+    http: httpx.AsyncClient, redis_url: str
+) -> None:
+    import redis.asyncio as aioredis
+    from faststream.redis.parser.binary import BinaryMessageFormatV1
+
+    body = [{**PUSHED, "url": f"https://t.me/s/example_channel/{8000 + i}"} for i in range(3)]
+    items = (await http.post("/ingest", json=body)).json()
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        entries = await client.xrange("wf:posts")
+    finally:
+        await client.aclose()
+    headers = [BinaryMessageFormatV1.parse(fields[b"__data__"])[1] for _, fields in entries]
+    assert [(h["post_id"], h["source_id"]) for h in headers] == [(i["post_id"], "telegram-bridge") for i in items]
