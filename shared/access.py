@@ -46,6 +46,10 @@ LAST_USED_EVERY = timedelta(minutes=1)
 every read into a write."""
 TICKET_TTL_S = 60.0
 MAX_TICKETS = 10_000
+OPEN_MODE_RECHECK_S = 2.0
+"""How long an answer of "no admin token yet" (open mode) is trusted before the database is asked again: a
+query per request cost ingest a tenth of its time (issue 11). "An admin token exists" is trusted for good (it
+never becomes false: revoked tokens count), so open mode ends at most this long after the first admin token."""
 """Unredeemed tickets kept at most (oldest dropped first): the ticket table cannot grow without bound."""
 IN_URL = "tokens are accepted only in the `Authorization: Bearer <token>` header, never in the URL (URLs are " \
          "logged); the console's event stream uses `?ticket=` from POST /api/alerts/stream/ticket"
@@ -153,6 +157,21 @@ class Access:
         self.sessions = sessions
         self._warned_open = False
         self._tickets: dict[str, tuple[Caller, float]] = {}
+        self._open_until = 0.0  # time.monotonic() until which open mode is taken as still on
+        self._closed = False  # an admin token exists: open mode is over for good
+
+    async def _open_mode(self) -> bool:
+        """True while no admin token exists; asked of the database at most every OPEN_MODE_RECHECK_S."""
+        if self._closed:
+            return False
+        if time.monotonic() < self._open_until:
+            return True
+        async with session_scope(self.sessions) as session:
+            if await store_access.any_admin_token(session):
+                self._closed = True
+                return False
+        self._open_until = time.monotonic() + OPEN_MODE_RECHECK_S
+        return True
 
     def issue_ticket(self, caller: Caller) -> str:
         """A single-use ticket standing for `caller` for TICKET_TTL_S seconds (for EventSource)."""
@@ -179,16 +198,16 @@ class Access:
         if token is None and request.headers.get("authorization"):
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "malformed Authorization header: send "
                                 "`Authorization: Bearer <token>`", headers={"WWW-Authenticate": "Bearer"})
+        if token is None:
+            host = request.client.host if request.client else None
+            if is_loopback(host) and await self._open_mode():
+                if not self._warned_open:
+                    self._warned_open = True
+                    logger.warning("API open: no admin token exists yet, so requests from loopback act as "
+                                   "admin; create one with `watchfloor token add NAME --role admin`")
+                return Caller(name=ANONYMOUS, role="admin")
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, MISSING, headers={"WWW-Authenticate": "Bearer"})
         async with session_scope(self.sessions) as session:
-            if token is None:
-                host = request.client.host if request.client else None
-                if is_loopback(host) and not await store_access.any_admin_token(session):
-                    if not self._warned_open:
-                        self._warned_open = True
-                        logger.warning("API open: no admin token exists yet, so requests from loopback act as "
-                                       "admin; create one with `watchfloor token add NAME --role admin`")
-                    return Caller(name=ANONYMOUS, role="admin")
-                raise HTTPException(status.HTTP_401_UNAUTHORIZED, MISSING, headers={"WWW-Authenticate": "Bearer"})
             row = await store_access.token_by_digest(session, digest(token))
             if row is None:
                 raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown token: check it was copied whole, or "

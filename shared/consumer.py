@@ -21,12 +21,14 @@ import logging
 import sys
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 from faststream import AckPolicy
 from faststream.redis import RedisBroker, RedisStreamMessage, StreamSub
+from faststream.redis.annotations import RedisBatchStreamMessage
+from faststream.redis.parser.binary import BinaryMessageFormatV1
 from pydantic import BaseModel, SkipValidation, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -138,59 +140,108 @@ def subscribe(
     max_records: int = 50,
     max_bytes: int = MAX_MESSAGE_BYTES,
     max_depth: int = MAX_JSON_DEPTH,
+    handle_batch: Callable[[list[M]], Awaitable[None]] | None = None,
 ) -> None:
-    """Registers the stage's consumer-group subscriber and its reclaimer on `broker`."""
+    """Registers the stage's consumer-group subscriber and its reclaimer on `broker`.
+
+    With `handle_batch`, the reader takes up to `max_records` entries at a time: each is decoded (a poison one
+    parked alone), the decoded ones go to `handle_batch` together (one transaction, the stage's promise), and
+    all are acked at once after it returns. If it raises, each goes through `handle` alone, so the one at fault
+    is retried and parked as a single message would be and the others are handled. The reclaimer always hands
+    entries to `handle`, one at a time."""
     stream = streams.STREAM_FOR_STAGE[stage]
     group = streams.GROUP_FOR_STAGE[stage]
     state = _CONSUMERS.setdefault(broker, {}).setdefault(stage, Consumer(stage, stream, group))
     log_fields = {"stage": stage, "stream": stream}
 
-    async def park(msg: RedisStreamMessage, raw: bytes, entry_id: str, reason: str, deliveries: int) -> None:
-        await deadletter.park(redis, stage, raw, reason, origin_id=entry_id, deliveries=deliveries)
-        await msg.ack()
+    async def park(entry: "_Entry", reason: str, deliveries: int) -> None:
+        await deadletter.park(redis, stage, entry.raw, reason, origin_id=entry.entry_id, deliveries=deliveries)
+        await entry.ack()
         state.parked += 1
         state.last_error = reason
         metrics.count_message(stage, "parked")
 
-    async def process(msg: RedisStreamMessage) -> None:
-        started = time.perf_counter()
-        raw = msg.body if isinstance(msg.body, bytes) else str(msg.body).encode()
-        entry_id = _entry_id(msg)
+    def handled(count: int) -> None:
+        state.handled += count
+        state.last_handled_at = time.time()
+        metrics.count_message(stage, "ok", count)
+        for what in (outage.DATABASE, outage.REDIS):  # a handled message used both: they are back
+            outage.outage(what).ok()
+
+    async def decoded(entry: "_Entry") -> M | None:
+        """The entry's message, or None once a poison entry is parked."""
         try:
-            item = decode(model, raw, max_bytes=max_bytes, max_depth=max_depth)
+            return decode(model, entry.raw, max_bytes=max_bytes, max_depth=max_depth)
         except Exception as exc:  # decoding is pure: what failed once fails every time, so park it now
             reason = exc.reason if isinstance(exc, PoisonError) else f"undecodable: {outage.describe(exc)}"
-            await park(msg, raw, entry_id, reason, await msg.get_delivery_count())
-            return
-        with message_ids(**carried_ids(msg, item)):  # every line logged while handling it names it
+            await park(entry, reason, await entry.deliveries())
+            return None
+
+    async def process(msg: RedisStreamMessage) -> None:
+        entry = _Entry.of(msg)
+        item = await decoded(entry)
+        if item is not None:
+            await process_one(entry, item)
+
+    async def process_one(entry: "_Entry", item: M) -> None:
+        started = time.perf_counter()
+        with message_ids(**carried_ids(entry, item)):  # every line logged while handling it names it
             try:
                 await handle(item)
             except Exception as exc:
-                await failed(msg, raw, entry_id, exc)
+                await failed(entry, exc)
                 return
             # Ack only after the handler's commit: a crash before this line means redelivery, never loss.
-            await msg.ack()
-            state.handled += 1
-            state.last_handled_at = time.time()
-            metrics.count_message(stage, "ok")
-            for what in (outage.DATABASE, outage.REDIS):  # a handled message used both: they are back
-                outage.outage(what).ok()
-            logger.debug("handled stage=%s entry=%s %.0fms", stage, entry_id, (time.perf_counter() - started) * 1000,
-                         extra={**log_fields, "entry_id": entry_id})
+            await entry.ack()
+            handled(1)
+            logger.debug("handled stage=%s entry=%s %.0fms", stage, entry.entry_id,
+                         (time.perf_counter() - started) * 1000, extra={**log_fields, "entry_id": entry.entry_id})
 
-    async def failed(msg: RedisStreamMessage, raw: bytes, entry_id: str, exc: Exception) -> None:
+    async def process_batch(entries: "list[_Entry]") -> None:
+        assert handle_batch is not None
+        started = time.perf_counter()
+        batch: list[tuple[_Entry, M]] = []
+        for entry in entries:
+            item = await decoded(entry)
+            if item is not None:
+                batch.append((entry, item))
+        if len(batch) <= 1:  # alone, it takes the single path: a failure is retried, not tried twice
+            for entry, item in batch:
+                await process_one(entry, item)
+            return
+        try:
+            await handle_batch([item for _, item in batch])
+        except Exception as exc:
+            what = outage.unavailable(exc)
+            if what is not None:  # not the messages' fault: all wait in the pending list for the reclaimer
+                outage.outage(what).failed(exc, where=f"consumer {stage}")
+                metrics.count_message(stage, "retried", len(batch))
+                return
+            logger.warning("batch failed stage=%s entries=%d reason=%r; handling them one by one", stage,
+                           len(batch), outage.describe(exc), extra={**log_fields, "reason": outage.describe(exc)})
+            for entry, item in batch:
+                await process_one(entry, item)
+            return
+        # One XACK for the batch, only after its commit: a crash before it means redelivery, never loss.
+        await redis.xack(stream, group, *[entry.entry_id for entry, _ in batch])
+        handled(len(batch))
+        logger.debug("handled stage=%s entries=%d %.0fms", stage, len(batch), (time.perf_counter() - started) * 1000,
+                     extra=log_fields)
+
+    async def failed(entry: "_Entry", exc: Exception) -> None:
+        entry_id = entry.entry_id
         what = outage.unavailable(exc)
         if what is not None:
             # Not the message's fault: it waits in the pending list and is reclaimed after the outage.
             outage.outage(what).failed(exc, where=f"consumer {stage}")
             metrics.count_message(stage, "retried")
             return
-        deliveries = await msg.get_delivery_count()
+        deliveries = await entry.deliveries()
         reason = outage.describe(exc)
         state.last_error = reason
         logger.debug("handler error stage=%s entry=%s", stage, entry_id, exc_info=exc)
         if deliveries >= settings.max_deliveries:
-            await park(msg, raw, entry_id, f"failed {deliveries} times: {reason}", deliveries)
+            await park(entry, f"failed {deliveries} times: {reason}", deliveries)
             return
         # Left pending on purpose: the reclaimer retries it after claim_idle_ms.
         metrics.count_message(stage, "retried")
@@ -223,18 +274,33 @@ def subscribe(
     async def on_new(body: documented, msg: RedisStreamMessage) -> None:  # type: ignore[valid-type]
         await guarded(msg)
 
+    async def on_batch(body: documented, msg: RedisBatchStreamMessage) -> None:  # type: ignore[valid-type]
+        entries = _Entry.of_batch(msg, redis, group)
+        try:
+            await process_batch(entries)
+        except Exception as exc:  # parking or acking failed (Redis away): the reclaimer brings them back
+            what = outage.unavailable(exc)
+            if what is not None:
+                outage.outage(what).failed(exc, where=f"consumer {stage}")
+            else:
+                logger.error("consumer error stage=%s entries=%d reason=%r (left pending; retried after %.1fs)",
+                             stage, len(entries), outage.describe(exc), settings.claim_idle_ms / 1000,
+                             extra={**log_fields, "reason": outage.describe(exc)})
+
     async def on_reclaimed(body: documented, msg: RedisStreamMessage) -> None:  # type: ignore[valid-type]
         await guarded(msg)
 
     # `decoder=_raw_body`: FastStream would otherwise json-decode every body before the handler runs, where
     # a 100,000-deep array raises RecursionError that no handler of ours can see.
     reader = broker.subscriber(
-        stream=StreamSub(stream, group=group, consumer=settings.consumer_name, max_records=max_records),
-        ack_policy=AckPolicy.MANUAL, decoder=_raw_body, parser=_tolerant_parser,
+        stream=StreamSub(stream, group=group, consumer=settings.consumer_name, max_records=max_records,
+                         batch=handle_batch is not None),
+        ack_policy=AckPolicy.MANUAL, decoder=_raw_body,
+        parser=_tolerant_parser if handle_batch is None else _batch_parser,
         title=f"{stream}:{group}", description=f"consumer group `{group}` ({stage} stage): "
         f"{streams.about(stream)}",
     )
-    reader(on_new)
+    reader(on_new if handle_batch is None else on_batch)
     reclaimer = broker.subscriber(  # the same stream and group as the reader: one entry in the document
         stream=StreamSub(stream, group=group, consumer=f"{settings.consumer_name}-reclaim",
                          min_idle_time=settings.claim_idle_ms),
@@ -277,6 +343,64 @@ async def _tolerant_parser(msg: Any, original: Callable[[Any], Awaitable[Any]]) 
         return await original({**msg, "data": {b"__data__": raw}})
 
 
+async def _batch_parser(msg: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream's batch parser JSON-decodes every entry and encodes the batch again before any handler runs;
+    the entries are handed on untouched instead (`_Entry.of_batch` reads them), each decoded and bounded once,
+    by `decode`."""
+    parsed = await original({**msg, "data": []})
+    parsed.raw_message = msg
+    return parsed
+
+
+def _entry_body(fields: Any) -> tuple[bytes, dict[str, Any]]:
+    """An entry's payload and headers, as FastStream's parser reads them; an entry it did not write (fields of
+    its own, bytes that are not UTF-8) becomes one body made of its fields, for `decode` to refuse and park."""
+    if isinstance(fields, dict) and isinstance(data := fields.get(b"__data__"), bytes):
+        try:
+            body, headers = BinaryMessageFormatV1.parse(data)
+            return body, headers
+        except Exception:  # not FastStream's format: the raw bytes, which decode parks
+            return data, {}
+    if isinstance(fields, dict):
+        return b"&".join(_bytes(k) + b"=" + _bytes(v) for k, v in fields.items()), {}
+    return _bytes(fields), {}
+
+
+@dataclass
+class _Entry:
+    """One stream entry as the consumer handles it, read alone or in a batch: its payload, its headers, and how
+    to ack it and count its deliveries."""
+
+    entry_id: str
+    raw: bytes
+    headers: dict[str, Any]
+    ack: Callable[[], Awaitable[Any]]
+    deliveries: Callable[[], Awaitable[int]]
+
+    @classmethod
+    def of(cls, msg: RedisStreamMessage) -> "_Entry":
+        raw = msg.body if isinstance(msg.body, bytes) else str(msg.body).encode()
+        return cls(_entry_id(msg), raw, getattr(msg, "headers", None) or {}, msg.ack, msg.get_delivery_count)
+
+    @classmethod
+    def of_batch(cls, msg: RedisBatchStreamMessage, redis: Redis, group: str) -> "list[_Entry]":
+        stream = msg.raw_message["channel"]
+        entries = []
+        for raw_id, fields in zip(msg.raw_message["message_ids"], msg.raw_message["data"], strict=True):
+            entry_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+            body, headers = _entry_body(fields)
+
+            async def ack(entry_id: str = entry_id) -> Any:
+                return await redis.xack(stream, group, entry_id)
+
+            async def deliveries(entry_id: str = entry_id) -> int:
+                pending = await redis.xpending_range(stream, group, min=entry_id, max=entry_id, count=1)
+                return int(pending[0]["times_delivered"]) if pending else 1
+
+            entries.append(cls(entry_id, body, headers, ack, deliveries))
+        return entries
+
+
 def carried_ids(msg: Any, item: BaseModel) -> dict[str, str]:
     """The ids a handled message's log lines carry: those of the message that caused it (its entry's headers,
     set by `publish`), then its own (`post_id`, `event_id`, `alert_id` fields), which win."""
@@ -297,6 +421,22 @@ async def publish(broker: RedisBroker, stream: str, message: BaseModel, settings
     The ids of the message being handled (`shared.logs.message_ids`) go along as headers, so the stage that
     consumes this one logs them too: an alert version carries the post_id of the post that fired it."""
     await broker.publish(to_wire(message), stream=stream, headers=current_ids() or None)
+
+
+async def publish_many(broker: RedisBroker, redis: Redis, stream: str, messages: Sequence[BaseModel],
+                       headers: Sequence[dict[str, str]] | None = None) -> None:
+    """Publishes messages in one round trip (a Redis pipeline), in order. Each entry's headers carry the ids
+    bound now and those of its own message (`post_id`, `event_id`, `alert_id`), as `publish` would while
+    handling it, or `headers[i]` when given."""
+    if not messages:
+        return
+    pipe = redis.pipeline(transaction=False)
+    for n, message in enumerate(messages):
+        ids = headers[n] if headers is not None else {
+            k: v for k in ID_FIELDS if isinstance(v := getattr(message, k, None), str) and v}
+        await broker.publish(to_wire(message), stream=stream, headers={**current_ids(), **ids} or None,
+                             pipeline=pipe)
+    await pipe.execute()
 
 
 async def create_group(redis: Redis, stream: str, group: str) -> bool:

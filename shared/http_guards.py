@@ -73,7 +73,8 @@ class BodyLimit:
         await self.app(scope, counted_receive, guarded_send)
 
 
-def _error(err: dict[str, Any]) -> dict[str, Any]:
+def error_item(err: dict[str, Any]) -> dict[str, Any]:
+    """One problem of a 422's `detail`: the field, its location, the message, the type; never the input."""
     loc = [str(part) for part in err.get("loc", ())]
     return {"field": ".".join(p for p in loc if p not in ("body", "query", "path", "header")) or "body",
             "loc": loc, "msg": str(err.get("msg", "invalid")), "type": err.get("type", "value_error")}
@@ -81,7 +82,7 @@ def _error(err: dict[str, Any]) -> dict[str, Any]:
 
 async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return JSONResponse({"detail": [_error(e) for e in exc.errors()[:20]]}, status_code=422)
+    return JSONResponse({"detail": [error_item(e) for e in exc.errors()[:20]]}, status_code=422)
 
 
 def install(app: FastAPI, max_request_bytes: int) -> None:

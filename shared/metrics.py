@@ -90,9 +90,9 @@ deliveries = Counter(
 )
 
 
-def count_message(stage: str, outcome: str) -> None:
-    """One stream message done with by `stage`: ok, retried or parked."""
-    messages_handled.labels(stage=stage, outcome=outcome).inc()
+def count_message(stage: str, outcome: str, count: int = 1) -> None:
+    """`count` stream messages done with by `stage`: ok, retried or parked."""
+    messages_handled.labels(stage=stage, outcome=outcome).inc(count)
 
 
 def count_poll(kind: str, outcome: str, *, new: int = 0, edited: int = 0, kept_out: int = 0) -> None:

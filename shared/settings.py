@@ -34,6 +34,8 @@ class CommonSettings(BaseSettings):
     )
     max_deliveries: int = Field(5, ge=1, description="a message failing this many times is parked")
     claim_idle_ms: int = Field(30_000, ge=10, description="pending this long, a message is reclaimed")
+    batch_size: int = Field(100, ge=1, le=1000, description="stream entries a stage reads, handles and commits "
+                            "at once (classify); a failing one is then retried alone")
     max_request_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="HTTP request bodies over this get 413 before they are read"
     )

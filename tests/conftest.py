@@ -31,6 +31,15 @@ REDIS_URL = os.environ.get("WATCHFLOOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/
 POSTGRES_URL = os.environ.get("WATCHFLOOR_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 
+@pytest.fixture(autouse=True)
+def _open_mode_rechecked_each_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process apps ask whether an admin token exists on every request, as tests create tokens and at once
+    expect 401 (`watchfloor` trusts "no admin token yet" for 2 s; tests/alert/test_access.py tests that)."""
+    from shared import access
+
+    monkeypatch.setattr(access, "OPEN_MODE_RECHECK_S", 0.0)
+
+
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     """A real Redis database, flushed before and after the test."""

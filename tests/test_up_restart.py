@@ -124,3 +124,37 @@ def test_a_command_on_a_missing_database_says_what_to_do_and_creates_nothing(tmp
     assert done.returncode == 1
     assert "no database at" in done.stderr and "`watchfloor up`" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "var" / "watchfloor.db").exists()
+
+
+def test_pushes_answered_in_groups_survive_a_kill_9_right_after_their_answers(tmp_path: Path) -> None:
+    """Issue 11: concurrent single posts and an array share transactions; each 202 is sent after its group's
+    commit, so a kill -9 right after the last answer loses none of them."""
+    import asyncio
+    import sqlite3
+
+    env, data_dir, log = _env(tmp_path), tmp_path / "data", tmp_path / "up.log"
+    port = free_port()
+    up = _start_up(env, data_dir, port, log)
+
+    def post(n: int) -> dict:
+        return {"source": "kill-test", "text": f"Tirs signalés à Gao, rapport {n}", "guid": f"k-{n}"}
+
+    async def push() -> list[str]:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            singles = [client.post("/ingest", json=post(n)) for n in range(40)]
+            array = client.post("/ingest", json=[post(n) for n in range(40, 60)])
+            answers = await asyncio.gather(*singles, array)
+        assert all(a.status_code == 202 for a in answers)
+        ids = [a.json()["post_id"] for a in answers[:-1]] + [i["post_id"] for i in answers[-1].json()]
+        assert len(set(ids)) == 60
+        return ids
+
+    try:
+        accepted = asyncio.run(push())
+    finally:
+        up.kill()  # SIGKILL right after the last answer: no clean-up of its own
+        up.wait()
+    with sqlite3.connect(data_dir / "watchfloor.db") as db:
+        stored = {row[0] for row in db.execute("SELECT id FROM posts WHERE source_id = 'kill-test'")}
+        seen = db.execute("SELECT posts_seen FROM sources WHERE id = 'kill-test'").fetchone()[0]
+    assert stored == set(accepted) and seen == 60

@@ -1,6 +1,6 @@
 """Wiring of the alert service: what comes in, what goes out, in what order.
 
-    wf:events (stage alert)   ─▶ AlertPipeline.on_event ─▶ incidents, alerts (SQL) ─▶ wf:alerts
+    wf:events (stage alert)   ─▶ AlertPipeline.on_events ─▶ incidents, alerts (SQL) ─▶ wf:alerts
     clock (sweep_interval_seconds)  ─▶ Sweeper.sweep          ─▶ re-pages, ended silences, resolutions ─▶ wf:alerts
     wf:alerts (stage deliver) ─▶ Dispatcher.on_alert    ─▶ notifications (SQL) ─▶ Dispatcher loop ─▶ webhooks
     wf:alerts (XREAD $)       ─▶ GET /api/alerts/stream ─▶ console
@@ -87,7 +87,11 @@ class AlertService:
         async def on_source_watch(message: SourceWatchMessage) -> None:
             await self.source_alerts.on_watch(message)
 
-        subscribe(broker, stage=streams.ALERT, model=EventMessage, handle=on_event, settings=settings, redis=redis)
+        async def on_events(events: list[EventMessage]) -> None:
+            await self.pipeline.on_events(events)
+
+        subscribe(broker, stage=streams.ALERT, model=EventMessage, handle=on_event, settings=settings, redis=redis,
+                  handle_batch=on_events, max_records=settings.batch_size)
         subscribe(broker, stage=streams.DELIVER, model=AlertMessage, handle=on_alert, settings=settings,
                   redis=redis)
         subscribe(broker, stage=streams.SOURCE_ALERTS, model=SourceWatchMessage, handle=on_source_watch,

@@ -20,7 +20,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -328,15 +328,6 @@ class AlertPipeline:
         self.official_sources = frozenset(official_sources)
         self.max_event_age = max_event_age
 
-    async def _lock_place(self, session: AsyncSession, event: EventMessage) -> None:
-        """First in the transaction: waits for any worker deciding about a place near this one. Two reports
-        that may join one incident are at most twice its radius apart (each within the radius of its centre),
-        so the lock covers that disc: neither a second "open" nor a lost merge. READ COMMITTED (PostgreSQL's
-        default) matters: what is read after the lock includes what the previous holder committed."""
-        place = event.place
-        cells = place_cells(place.lat if place else None, place.lon if place else None, 2 * self.policy.radius_km)
-        await store_incidents.lock_places(session, cells)
-
     async def _condition(self, session: AsyncSession, rule: RuleSpec, event: EventMessage,
                          incident_id: str) -> tuple[bool, str]:
         """The rule's condition over time, counted in the event log around the event."""
@@ -357,115 +348,163 @@ class AlertPipeline:
 
         Load, decide (pure: `place_incident`, `incident_levels`, `decide_alerts`), apply: all in one
         transaction that first locks the event's place, so that N workers make one incident per attack."""
-        if not event.is_event:
-            if event.status == "denied" and event.tactics:
-                return await self.on_denial(event)
-            logger.debug("skipped event=%s reason=\"not an event%s\"", event.event_id[:8],
-                         f" ({event.status})" if event.status else "")
-            return []
-        started = time.perf_counter()
+        return await self.on_events([event])
+
+    async def on_events(self, events: list[EventMessage]) -> list[AlertMessage]:
+        """`on_event` for a batch (issue 11): the events are decided one after the other, in the order given, in
+        one transaction that first locks every place of the batch (cells in ascending order, so two workers
+        cannot deadlock); what they publish goes out after its commit, the latest version of each alert once.
+        Denials take a transaction each, as before. If the transaction fails, nothing of the batch is kept
+        and the consumer hands the events over one by one."""
+        out: list[AlertMessage] = []
+        real: list[EventMessage] = []
+        for event in events:
+            if event.is_event:
+                real.append(event)
+            elif event.status == "denied" and event.tactics:
+                out += await self.on_denial(event)
+            else:
+                logger.debug("skipped event=%s reason=\"not an event%s\"", event.event_id[:8],
+                             f" ({event.status})" if event.status else "")
+        if not real:
+            return out
         now = datetime.now(UTC)
         # Signed before the place lock: linear in the text, capped at `copy_policy.max_chars`; a long text off
         # the event loop (a 1 MB post takes about 0.2 s).
-        sign = functools.partial(copies.signature, event.title, event.text, self.copy_policy)
-        signature = await asyncio.to_thread(sign) if len(event.text) > LONG_TEXT else sign()
-        origin = copies.Origin(event.event_id)
+        signatures = []
+        for event in real:
+            sign = functools.partial(copies.signature, event.title, event.text, self.copy_policy)
+            signatures.append(await asyncio.to_thread(sign) if len(event.text) > LONG_TEXT else sign())
+        staged: list[_Staged] = []
         async with session_scope(self.sessions) as session:
-            await self._lock_place(session, event)
-            index = await self.rulebook.current(session)
+            await self._lock_places(session, real)
+            for event, signature in zip(real, signatures, strict=True):
+                staged.append(await self._stage(session, event, signature, now))
+        # Publish only after the commit. A version committed earlier but never published goes first; one
+        # superseded by a version made just now (by this event or a later one of the batch) is not sent
+        # (receivers want the latest).
+        latest: dict[str, AlertMessage] = {}
+        for step in staged:
+            for message in step.out:
+                if message.alert_id not in latest or message.version >= latest[message.alert_id].version:
+                    latest[message.alert_id] = message
+        sent: set[tuple[str, int]] = set()
+        for step in staged:
+            for message in step.out:
+                if latest[message.alert_id] is message and (message.alert_id, message.version) not in sent:
+                    sent.add((message.alert_id, message.version))
+                    await self.outbox.publish(message)
+                    out.append(message)
+            step.log(len(real))
+        return out
 
-            known_row = await store_incidents.incident_of_event(session, event.event_id)
-            known = IncidentView.of_row(known_row) if known_row else None
-            candidates = [] if known else [
-                IncidentView.of_row(r) for r in await store_incidents.candidate_incidents(
-                    session, event_time(event), self.policy.window)]
-            change = place_incident(event, known, candidates, self.policy)
-            incident = change.incident
-            row = await store_incidents.save_incident(session, incident.id, incident.columns())
-            added = False
-            if change.kind != "known":
-                # Compared with this incident's reports only: bounded by the incident, not the whole log.
-                others = [] if change.kind == "open" else [
-                    copies.Report(r.event_id, r.source_id, r.reported_at or r.added_at, r.signature, r.origin_id,
-                                  r.url, r.forward_of, tuple(r.cites or ()))
-                    for r in await store_incidents.reports_of_incidents(session, [incident.id])]
-                report = copies.Report(
-                    event.event_id, event.source_id, event_time(event), signature, url=copies.canonical_url(event.url),
-                    forward_of=copies.forward_of(event.forwarded_from),
-                    cites=copies.citations(event.text, self.copy_policy.max_chars))
-                origin = copies.find_origin(report, others, self.copy_policy)
-                # False only if this report was recorded meanwhile (a re-classification elsewhere): a redelivery.
-                added = await store_incidents.add_report(
-                    session, incident.id, event.event_id, event.source_id, reported_at=event_time(event),
-                    signature=signature, origin_id=origin.origin, similarity=origin.similarity, via=origin.via,
-                    url=report.url, forward_of=report.forward_of, cites=report.cites)
-                if added and origin.repoint:
-                    await store_incidents.repoint_origins(session, incident.id, origin.repoint, origin.vias)
-            event_ids, source_ids, reports = await store_incidents.incident_reports(session, incident.id)
-            independent = copies.independent_sources(reports)
-            levels = incident_levels(row.severity, row.corroboration, incident, source_ids, self.severity,
-                                     self.official_sources, independent)
-            if (row.severity, row.corroboration) != (levels.severity, levels.corroboration):
-                row.version = (row.version or 1) + (row.severity is not None)
-                if row.severity is not None:  # a rise (both only rise), not the first levels: the digest's
-                    row.escalated_at = now    # "escalating" section
-            row.severity, row.corroboration = levels.severity, levels.corroboration
+    async def _lock_places(self, session: AsyncSession, events: list[EventMessage]) -> None:
+        """First in the transaction: waits for any worker deciding about a place near one of these. Two reports
+        that may join one incident are at most twice its radius apart (each within the radius of its centre),
+        so the lock covers that disc around each event: neither a second "open" nor a lost merge. READ
+        COMMITTED (PostgreSQL's default) matters: what is read after the lock includes what the previous
+        holder committed. One call for the batch: one BEGIN IMMEDIATE on SQLite, every cell once on
+        PostgreSQL, in ascending order."""
+        cells = sorted({cell for event in events for cell in place_cells(
+            event.place.lat if event.place else None, event.place.lon if event.place else None,
+            2 * self.policy.radius_km)})
+        await store_incidents.lock_places(session, cells)
 
-            rows = await store_alerts.alerts_of_incident(session, incident.id)
-            published = await self.outbox.published_versions([a.id for a in rows.values()])
-            unsent = [AlertMessage.model_validate(a.payload) for a in rows.values()
-                      if a.version > published.get(a.id, 0)]
-            context = AlertContext(
-                event=event, incident=incident, levels=levels, event_ids=event_ids, source_ids=source_ids,
-                rules={rule.id: rule for rule in index.rules},
-                matched={rule.id: match for rule, match in index.matching(event, now)},
-                alerts={rid: AlertMessage.model_validate(a.payload).model_copy(update={"state": a.state})
-                        for rid, a in rows.items()},
-                max_event_age=self.max_event_age,
+    async def _stage(self, session: AsyncSession, event: EventMessage, signature: bytes | None, now: datetime
+                     ) -> "_Staged":
+        """One event's load, decide and apply, in the caller's transaction (its places locked)."""
+        started = time.perf_counter()
+        origin = copies.Origin(event.event_id)
+        index = await self.rulebook.current(session)
+
+        known_row = await store_incidents.incident_of_event(session, event.event_id)
+        known = IncidentView.of_row(known_row) if known_row else None
+        candidates = [] if known else [
+            IncidentView.of_row(r) for r in await store_incidents.candidate_incidents(
+                session, event_time(event), self.policy.window)]
+        change = place_incident(event, known, candidates, self.policy)
+        incident = change.incident
+        row = await store_incidents.save_incident(session, incident.id, incident.columns())
+        added = False
+        if change.kind != "known":
+            # Compared with this incident's reports only: bounded by the incident, not the whole log.
+            others = [] if change.kind == "open" else [
+                copies.Report(r.event_id, r.source_id, r.reported_at or r.added_at, r.signature, r.origin_id,
+                              r.url, r.forward_of, tuple(r.cites or ()))
+                for r in await store_incidents.reports_of_incidents(session, [incident.id])]
+            report = copies.Report(
+                event.event_id, event.source_id, event_time(event), signature, url=copies.canonical_url(event.url),
+                forward_of=copies.forward_of(event.forwarded_from),
+                cites=copies.citations(event.text, self.copy_policy.max_chars))
+            origin = copies.find_origin(report, others, self.copy_policy)
+            # False only if this report was recorded meanwhile (a re-classification elsewhere): a redelivery.
+            added = await store_incidents.add_report(
+                session, incident.id, event.event_id, event.source_id, reported_at=event_time(event),
+                signature=signature, origin_id=origin.origin, similarity=origin.similarity, via=origin.via,
+                url=report.url, forward_of=report.forward_of, cites=report.cites)
+            if added and origin.repoint:
+                await store_incidents.repoint_origins(session, incident.id, origin.repoint, origin.vias)
+        event_ids, source_ids, reports = await store_incidents.incident_reports(session, incident.id)
+        independent = copies.independent_sources(reports)
+        levels = incident_levels(row.severity, row.corroboration, incident, source_ids, self.severity,
+                                 self.official_sources, independent)
+        if (row.severity, row.corroboration) != (levels.severity, levels.corroboration):
+            row.version = (row.version or 1) + (row.severity is not None)
+            if row.severity is not None:  # a rise (both only rise), not the first levels: the digest's
+                row.escalated_at = now    # "escalating" section
+        row.severity, row.corroboration = levels.severity, levels.corroboration
+
+        rows = await store_alerts.alerts_of_incident(session, incident.id)
+        published = await self.outbox.published_versions([a.id for a in rows.values()])
+        unsent = [AlertMessage.model_validate(a.payload) for a in rows.values()
+                  if a.version > published.get(a.id, 0)]
+        context = AlertContext(
+            event=event, incident=incident, levels=levels, event_ids=event_ids, source_ids=source_ids,
+            rules={rule.id: rule for rule in index.rules},
+            matched={rule.id: match for rule, match in index.matching(event, now)},
+            alerts={rid: AlertMessage.model_validate(a.payload).model_copy(update={"state": a.state})
+                    for rid, a in rows.items()},
+            max_event_age=self.max_event_age,
+        )
+        if context.matched or context.alerts:
+            context = replace(
+                context, silences=await commands.active_silences(session, now),
+                conditions={rule.id: await self._condition(session, rule, event, incident.id)
+                            for rule in conditions_to_count(context, now)},
             )
-            if context.matched or context.alerts:
-                context = replace(
-                    context, silences=await commands.active_silences(session, now),
-                    conditions={rule.id: await self._condition(session, rule, event, incident.id)
-                                for rule in conditions_to_count(context, now)},
-                )
-            decision = decide_alerts(context, now)
+        decision = decide_alerts(context, now)
 
-            for rule_id, why_not in decision.skipped:
-                logger.info("no alert rule=%s event=%s incident=%s reason=\"%s\"", rule_id, event.event_id[:8],
-                            incident.id[:8], why_not)
-            for version in decision.versions:
-                message = version.message
-                await save_version(session, message, rule_id=version.rule.id, incident_id=incident.id,
-                                   severity=version.rule.severity, fired_at=message.fired_at)
-                logger.info(
-                    "alert %s rule=%s alert=%s incident=%s v=%d sources=%d %s/%s why=\"%s\"%s",
-                    message.kind, version.rule.id, message.alert_id[:8], incident.id[:8], message.version,
-                    len(source_ids), levels.corroboration, levels.severity,
-                    version.why if message.version > 1 else "; ".join(message.matched),
-                    f" muted=\"{message.muted_by}\"" if message.muted_by else "",
-                    extra={"alert_id": message.alert_id, "version": message.version, "rule_id": version.rule.id,
-                           "incident_id": incident.id, "kind": message.kind},
-                )
+        for rule_id, why_not in decision.skipped:
+            logger.info("no alert rule=%s event=%s incident=%s reason=\"%s\"", rule_id, event.event_id[:8],
+                        incident.id[:8], why_not)
+        for version in decision.versions:
+            message = version.message
+            await save_version(session, message, rule_id=version.rule.id, incident_id=incident.id,
+                               severity=version.rule.severity, fired_at=message.fired_at)
+            logger.info(
+                "alert %s rule=%s alert=%s incident=%s v=%d sources=%d %s/%s why=\"%s\"%s",
+                message.kind, version.rule.id, message.alert_id[:8], incident.id[:8], message.version,
+                len(source_ids), levels.corroboration, levels.severity,
+                version.why if message.version > 1 else "; ".join(message.matched),
+                f" muted=\"{message.muted_by}\"" if message.muted_by else "",
+                extra={"alert_id": message.alert_id, "version": message.version, "rule_id": version.rule.id,
+                       "incident_id": incident.id, "kind": message.kind},
+            )
         out = [version.message for version in decision.versions]
-        # Publish only after the commit. A version committed earlier but never published goes first;
-        # one superseded by a version made just now is not sent (receivers want the latest).
         fresh = {m.alert_id for m in out}
         unsent = [m for m in unsent if m.alert_id not in fresh]
         for message in unsent:
             logger.warning("alert republished alert=%s v=%d reason=\"committed, not yet on %s\"",
                            message.alert_id[:8], message.version, streams.ALERTS)
         out = unsent + out
-        for message in out:
-            await self.outbox.publish(message)
         copied = "" if not origin.copy_of else f" copy_of={origin.copy_of[:8]} via={origin.via}" + (
             f" sim={origin.similarity:.2f}" if origin.similarity is not None else "")
-        logger.info(
+        line = (
             "evaluated event=%s incident=%s %s%s reports=%d sources=%d independent=%d rules=%d alerts=%d %.0fms",
             event.event_id[:8], incident.id[:8], change.kind if added else "known", copied, len(event_ids),
             len(source_ids), len(independent), len(index.rules), len(out), (time.perf_counter() - started) * 1000,
         )
-        return out
+        return _Staged(out, line)
 
     async def on_denial(self, event: EventMessage) -> list[AlertMessage]:
         """A report that the attack did not happen: the open incident it is about (same tactic or perpetrator,
@@ -500,6 +539,18 @@ class AlertPipeline:
         for message in out:
             await self.outbox.publish(message)
         return out
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """What one event of a batch decided: the versions to publish after the commit, and its log line."""
+
+    out: list[AlertMessage]
+    line: tuple[Any, ...]
+
+    def log(self, batch: int) -> None:
+        fmt, *args = self.line
+        logger.info(fmt + (f" batch={batch}" if batch > 1 else ""), *args)
 
 
 def cluster_policy(radius_km: float, window_s: float) -> ClusterPolicy:

@@ -6,22 +6,24 @@ text) is answered `duplicate: true` and not published again; one the patterns ke
 `kept_out` and not published.
 """
 
+import json
 import logging
-from datetime import UTC, datetime
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import ClientDisconnect
 
 from services.ingest import store
-from services.ingest.filters import PatternError, kept_out_note, screen, source_filter
-from services.ingest.normalise import dedup_key, to_post
 from services.ingest.outbox import PostOutbox
-from services.ingest.parse import Entry
+from services.ingest.push import MAX_GROUP, Accepted, Push, PushGroups
 from services.ingest.settings import IngestSettings
 from services.ingest.source_watch import SourceWatch
-from shared import metrics
+from shared import http_guards, outage
 from shared.access import Access, Caller
 from shared.db import session_scope
 from shared.language import language
@@ -75,13 +77,6 @@ class PushedPost(BaseModel):
         if value and language(value) is None:
             raise ValueError("lang must be a language tag such as 'fr', 'ar' or 'en-NG'")
         return value or None
-
-
-class Accepted(BaseModel):
-    post_id: str
-    duplicate: bool
-    kept_out: str | None = None
-    """Why the source's patterns kept the post out ("by block pattern 'football'"); absent if published."""
 
 
 class SourceHealth(BaseModel):
@@ -156,6 +151,50 @@ class SourceHealth(BaseModel):
         )
 
 
+MAX_POSTS_PER_REQUEST = MAX_GROUP
+"""Posts in one array at most (and WATCHFLOOR_MAX_REQUEST_BYTES bounds the body)."""
+
+
+class IngestItem(BaseModel):
+    """One post of an array pushed to `POST /ingest`, answered in the order sent."""
+
+    status: int = Field(description="202 stored (or a duplicate, or kept out); 403, 409 or 422 refused; 500 not "
+                        "stored, retry it")
+    post_id: str | None = None
+    duplicate: bool | None = None
+    kept_out: str | None = None
+    detail: str | list[dict[str, Any]] | None = Field(None, description="why it was refused: a sentence, or for "
+                                                      "422 the fields at fault as a single post's 422 lists them")
+
+
+_POST_SCHEMA = PushedPost.model_json_schema()
+_INGEST_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
+    _POST_SCHEMA, {"type": "array", "items": _POST_SCHEMA, "minItems": 1, "maxItems": MAX_POSTS_PER_REQUEST}]}}}}}
+_ANSWER = {"oneOf": [Accepted.model_json_schema(), {"type": "array", "items": IngestItem.model_json_schema()}]}
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        raw = await request.body()
+    except ClientDisconnect:  # gone, or cut off by the body limit (http_guards.BodyLimit has answered 413)
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "request body too large") from None
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise RequestValidationError([{"loc": ("body",), "type": "json_invalid",
+                                       "msg": f"JSON decode error: {type(exc).__name__}"}]) from None
+
+
+def _body_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic's errors as FastAPI reports a body's: located under "body", without the input."""
+    return [{"loc": ("body", *e["loc"]), "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False, include_input=False, include_context=False)]
+
+
+def _push(post: PushedPost, caller: Caller) -> Push:
+    return Push(post, None if caller.anonymous else caller.name, admin=not caller.anonymous and caller.role == "admin")
+
+
 def build_router(
     settings: IngestSettings, sessions: async_sessionmaker[AsyncSession], outbox: PostOutbox, watch: SourceWatch
 ) -> APIRouter:
@@ -163,53 +202,60 @@ def build_router(
     except in open mode: no token created yet and the caller on loopback."""
     router = APIRouter(tags=["ingest"])
     access = Access(sessions)
+    groups = PushGroups(settings, sessions, outbox, watch)
 
-    @router.post("/ingest", status_code=status.HTTP_202_ACCEPTED, response_model_exclude_none=True)
-    async def ingest(post: PushedPost, caller: Annotated[Caller, Depends(access.require("ingest", "push posts"))]
-                     ) -> Accepted:
+    @router.post("/ingest", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted,
+                 response_model_exclude_none=True, openapi_extra=_INGEST_BODY,
+                 responses={202: {"description": "the post's outcome; for an array, a list of `IngestItem`s in "
+                                  "the order sent", "content": {"application/json": {"schema": _ANSWER}}}})
+    async def ingest(request: Request, caller: Annotated[Caller, Depends(access.require("ingest", "push posts"))]
+                     ) -> Any:
         """Stores a pushed post and publishes it to wf:posts once; a repeat is acknowledged as a duplicate.
         The source belongs to the token that first pushed to it (`store.ensure_push_source`): another token's
         post under it is 403. The source's language hint and patterns apply as to a polled post (an admin sets
-        them with `watchfloor source edit`)."""
-        now = datetime.now(UTC)
-        entry = Entry(
-            guid=post.guid, link=post.url, title=post.title, text=post.text,
-            published_at=post.published_at.astimezone(UTC) if post.published_at else None,
-            lang=language(post.lang),
-        )
-        key = dedup_key(entry)
-        kept_out: str | None = None
-        async with session_scope(sessions) as session:
+        them with `watchfloor source edit`). Answered once the post is stored (committed): posts arriving
+        together share one transaction (services/ingest/push.py).
+
+        A JSON array of up to 500 posts is answered 202 with one `IngestItem` per post, in order: each item's
+        `status` says what became of it (202 stored or duplicate or kept out; 403, 409 or 422 refused, with
+        `detail` as a single post's answer would have it). One bad item never fails the others."""
+        body = await _json_body(request)
+        if isinstance(body, list):
+            return await ingest_many(body, caller)
+        try:
+            post = PushedPost.model_validate(body)
+        except ValidationError as exc:
+            raise RequestValidationError(_body_errors(exc)) from None
+        [outcome] = await groups.store([_push(post, caller)])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def ingest_many(body: list[Any], caller: Caller) -> JSONResponse:
+        if not body or len(body) > MAX_POSTS_PER_REQUEST:
+            raise RequestValidationError([{"loc": ("body",), "type": "too_long" if body else "too_short",
+                                           "msg": f"send 1 to {MAX_POSTS_PER_REQUEST} posts in an array, not "
+                                                  f"{len(body)}"}])
+        items: list[IngestItem | None] = [None] * len(body)
+        valid: list[tuple[int, Push]] = []
+        for i, raw in enumerate(body):
             try:
-                source = await store.ensure_push_source(session, post.source,
-                                                        None if caller.anonymous else caller.name,
-                                                        admin=not caller.anonymous and caller.role == "admin")
-            except store.SourceOwnerError as exc:
-                raise HTTPException(status.HTTP_403_FORBIDDEN, exc.reason) from None
-            except store.SourceError as exc:
-                raise HTTPException(status.HTTP_409_CONFLICT, exc.reason) from None
-            message = to_post(entry, post.source, now, key, lang_hint=source.lang)
-            try:
-                patterns = source_filter(source.keep_patterns, source.block_patterns)
-            except PatternError as exc:  # stored by hand, or refused by a newer RE2: `source edit` fixes it
-                raise HTTPException(status.HTTP_409_CONFLICT, f"source {post.source}: {exc.reason}") from None
-            # a post seen before (published or kept out) is a duplicate, whatever the patterns are now
-            screened = screen(await store.unseen_posts(session, [(message, key)]), patterns, settings.filter_max_chars)
-            new = bool(screened.kept) and await store.insert_post_if_new(session, message, key)
-            if new:
-                await store.count_pushed(session, post.source, now)
-                watched = await watch.after_activity(session, post.source, now, [message])
-            elif screened.kept_out and await store.insert_kept_out(session, screened.kept_out, now):
-                kept_out = screened.kept_out[0][2]
-                await store.count_kept_out(session, post.source, kept_out_note([kept_out]), now)
-        if new:
-            # After the commit; if Redis is down the outbox publishes it on a later tick.
-            await outbox.publish([message], now)
-            await watch.publish(watched, now)
-        if kept_out:
-            logger.info("kept out source=%s posts=1 %s post=%s", post.source, kept_out, message.post_id[:12])
-        metrics.count_posts("push", new=int(new), kept_out=int(kept_out is not None))
-        return Accepted(post_id=message.post_id, duplicate=not new and kept_out is None, kept_out=kept_out)
+                valid.append((i, _push(PushedPost.model_validate(raw), caller)))
+            except ValidationError as exc:
+                items[i] = IngestItem(status=422, detail=[http_guards.error_item(e) for e in _body_errors(exc)])
+        outcomes = await groups.store([p for _, p in valid])
+        for (i, _), outcome in zip(valid, outcomes, strict=True):
+            if isinstance(outcome, HTTPException):
+                items[i] = IngestItem(status=outcome.status_code, detail=outcome.detail)
+            elif isinstance(outcome, Exception):
+                if outage.unavailable(outcome) is not None:
+                    raise outcome  # the database is away: 503 for the request, retried whole (repeats are duplicates)
+                logger.error("push failed item=%d reason=%r", i, outage.describe(outcome))
+                items[i] = IngestItem(status=500, detail=f"not stored: {outage.describe(outcome)}")
+            else:
+                items[i] = IngestItem(status=202, **outcome.model_dump())
+        return JSONResponse([item.model_dump(exclude_none=True) for item in items if item is not None],
+                            status_code=status.HTTP_202_ACCEPTED)
 
     router.include_router(build_sources_router(sessions, access))
     return router

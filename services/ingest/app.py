@@ -15,7 +15,7 @@ from services.ingest.poller import Poller, PollReport
 from services.ingest.settings import IngestSettings
 from services.ingest.source_watch import SourceWatch
 from shared import streams
-from shared.consumer import publish, publishes
+from shared.consumer import publish, publish_many, publishes
 from shared.epoch import EpochWatch
 from shared.messages import PostMessage, SourceWatchMessage
 
@@ -34,7 +34,8 @@ class IngestService:
         self._broker = broker
         publishes(broker, streams.POSTS, PostMessage, by=streams.INGEST)
         publishes(broker, streams.SOURCE_WATCH, SourceWatchMessage, by=streams.INGEST)
-        self.outbox = PostOutbox(sessions, self._publish_post)
+        self._redis = redis
+        self.outbox = PostOutbox(sessions, self._publish_post, self._publish_posts)
         self.watch = SourceWatch(settings, sessions, WatchOutbox(sessions, self._publish_watch))
         self.epoch = EpochWatch(redis, "ingest", self._replay_since, timedelta(seconds=settings.replay_window_seconds))
         spacing = HostSpacing(settings.host_min_spacing_seconds, settings.spacing_per_host)
@@ -44,6 +45,9 @@ class IngestService:
 
     async def _publish_post(self, post: PostMessage) -> None:
         await publish(self._broker, streams.POSTS, post, self.settings)
+
+    async def _publish_posts(self, posts: list[PostMessage], ids: list[dict[str, str]]) -> None:
+        await publish_many(self._broker, self._redis, streams.POSTS, posts, headers=ids)
 
     async def _publish_watch(self, message: SourceWatchMessage) -> None:
         await publish(self._broker, streams.SOURCE_WATCH, message, self.settings)

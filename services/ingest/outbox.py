@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 Publish = Callable[[M], Awaitable[None]]
+PublishMany = Callable[[list[M], list[dict[str, str]]], Awaitable[None]]
+"""Publishes messages in one round trip, in order, each with its ids as headers; all or nothing may fail."""
 
 
 class OutboxRows(Protocol[M]):
@@ -40,9 +42,10 @@ class OutboxRows(Protocol[M]):
 
 class Outbox(Generic[M]):
     def __init__(self, sessions: async_sessionmaker[AsyncSession], publish: Publish[M], rows: OutboxRows[M],
-                 stream: str) -> None:
+                 stream: str, publish_many: PublishMany[M] | None = None) -> None:
         self._sessions = sessions
         self._publish = publish
+        self._publish_many = publish_many
         self._rows = rows
         self.stream = stream
         self._failing: str | None = None  # last publish failure, logged once until it changes
@@ -52,7 +55,13 @@ class Outbox(Generic[M]):
         and leaves the rest for `requeue`."""
         sent: list[str] = []
         try:
-            for message in messages:
+            if self._publish_many is not None and len(messages) > 1:  # one round trip for a group
+                every_ids = [self._rows.ids(message) for message in messages]
+                await self._publish_many(messages, every_ids)
+                for message, ids in zip(messages, every_ids, strict=True):
+                    logger.info("published %s stream=%s", _short(ids), self.stream, extra=ids)
+                    sent.append(self._rows.key(message))
+            for message in messages if not sent else ():
                 ids = self._rows.ids(message)
                 with message_ids(**ids):  # on this line and on the entry's headers
                     await self._publish(message)
@@ -138,8 +147,9 @@ class _WatchRows:
 
 
 class PostOutbox(Outbox[PostMessage]):
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], publish: Publish[PostMessage]) -> None:
-        super().__init__(sessions, publish, _PostRows(), streams.POSTS)
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], publish: Publish[PostMessage],
+                 publish_many: PublishMany[PostMessage] | None = None) -> None:
+        super().__init__(sessions, publish, _PostRows(), streams.POSTS, publish_many)
 
 
 class WatchOutbox(Outbox[SourceWatchMessage]):

@@ -380,6 +380,18 @@ async def insert_post_if_new(session: AsyncSession, post: PostMessage, dedup_key
     return result.rowcount == 1  # type: ignore[attr-defined]  # CursorResult of an INSERT
 
 
+async def insert_posts(session: AsyncSession, posts: list[tuple[PostMessage, str]]) -> set[str]:
+    """Stores the posts whose id is not there yet, in one statement per 200; returns the ids stored now.
+    Idempotent as `insert_post_if_new` (ON CONFLICT DO NOTHING); the ids must be distinct."""
+    insert = _insert(session)
+    stored: set[str] = set()
+    for start in range(0, len(posts), 200):  # 12 columns a row: under SQLite's and asyncpg's parameter limits
+        rows = [_row(post, key) for post, key in posts[start:start + 200]]
+        stmt = insert(Post).values(rows).on_conflict_do_nothing(index_elements=["id"]).returning(Post.id)
+        stored.update((await session.execute(stmt)).scalars())
+    return stored
+
+
 async def insert_new_posts(session: AsyncSession, posts: list[tuple[PostMessage, str]]) -> list[PostMessage]:
     """Stores the posts not seen before and returns them, in the given order."""
     known = await existing_post_ids(session, [p.post_id for p, _ in posts])
@@ -434,7 +446,9 @@ async def ensure_push_source(session: AsyncSession, source_id: str, pushed_by: s
             consecutive_failures=0, posts_seen=0, pushed_by=pushed_by,
         ).on_conflict_do_nothing(index_elements=["id"])
     )
-    row = (await session.execute(sa.select(Source).where(Source.id == source_id))).scalar_one()
+    # populate_existing: a group of pushes asks again in one session, after an owner claim below changed the row
+    row = (await session.execute(sa.select(Source).where(Source.id == source_id)
+                                 .execution_options(populate_existing=True))).scalar_one()
     if row.removed_at is not None or not row.enabled:
         state = "removed" if row.removed_at is not None else "disabled"
         raise SourceError(f"source {source_id} is {state}: its posts are refused until `watchfloor source enable "
@@ -452,20 +466,20 @@ async def ensure_push_source(session: AsyncSession, source_id: str, pushed_by: s
                            "your own, or with that token")
 
 
-async def count_pushed(session: AsyncSession, source_id: str, now: datetime) -> None:
-    """A pushed post counts as the push source's last success (its health in `GET /api/sources`)."""
+async def count_pushed(session: AsyncSession, source_id: str, now: datetime, posts: int = 1) -> None:
+    """Pushed posts count as the push source's last success (its health in `GET /api/sources`)."""
     await session.execute(
         sa.update(Source).where(Source.id == source_id)
-        .values(posts_seen=Source.posts_seen + 1, last_success_at=now)
+        .values(posts_seen=Source.posts_seen + posts, last_success_at=now)
         .execution_options(synchronize_session=False)
     )
 
 
-async def count_kept_out(session: AsyncSession, source_id: str, note: str, now: datetime) -> None:
-    """A pushed post the push source's patterns kept out counts in its health, as a polled one does."""
+async def count_kept_out(session: AsyncSession, source_id: str, note: str, now: datetime, posts: int = 1) -> None:
+    """Pushed posts the push source's patterns kept out count in its health, as polled ones do."""
     await session.execute(
         sa.update(Source).where(Source.id == source_id)
-        .values(posts_filtered=Source.posts_filtered + 1, last_filtered=note, last_filtered_at=now)
+        .values(posts_filtered=Source.posts_filtered + posts, last_filtered=note, last_filtered_at=now)
         .execution_options(synchronize_session=False)
     )
 

@@ -84,6 +84,37 @@ async def test_the_open_bootstrap_never_applies_off_loopback(running: Running) -
     assert (await guard.caller(loopback)).role == "admin"
 
 
+async def test_open_mode_is_asked_of_the_database_once_per_window_and_ends_for_good(
+    running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared import store_access
+
+    asked = []
+    real = store_access.any_admin_token
+
+    async def counted(session):  # type: ignore[no-untyped-def]
+        asked.append(1)
+        return await real(session)
+
+    monkeypatch.setattr(store_access, "any_admin_token", counted)
+    monkeypatch.setattr(access, "OPEN_MODE_RECHECK_S", 60.0)
+    guard = access.Access(running.sessions)
+    loopback = Request({"type": "http", "method": "POST", "path": "/ingest", "headers": [], "query_string": b"",
+                        "client": ("127.0.0.1", 40000)})
+    for _ in range(5):
+        assert (await guard.caller(loopback)).anonymous
+    assert len(asked) == 1  # one query for five requests
+    await make_token(running.sessions, "lead", "admin")
+    assert (await guard.caller(loopback)).anonymous  # within the window: still open
+    monkeypatch.setattr(access, "OPEN_MODE_RECHECK_S", 0.0)
+    guard._open_until = 0.0  # the window passes
+    for _ in range(3):
+        with pytest.raises(HTTPException) as refused:
+            await guard.caller(loopback)
+        assert refused.value.status_code == 401
+    assert len(asked) == 2  # "an admin token exists" is never asked again
+
+
 async def test_admin_manages_tokens_and_rules_and_every_change_is_audited(running: Running, base_url: str) -> None:
     admin = await make_token(running.sessions, "ana", "admin")
     async with httpx.AsyncClient(base_url=base_url, timeout=10, headers=bearer(admin)) as client:

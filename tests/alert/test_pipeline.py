@@ -79,3 +79,36 @@ async def test_reports_after_the_rules_window_do_not_update_the_alert(
             assert await pipeline.on_event(late) == []       # same incident, but the alert's window is over
     finally:
         await redis.aclose()
+
+
+async def test_a_batch_decides_its_events_in_order_in_one_transaction_and_sends_each_alert_once(
+    redis_url: str, db_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Issue 11: three reports of one attack read together make one incident and one alert whose latest
+    version alone goes out (as one by one would end); a report of another place makes its own incident."""
+    import sqlalchemy as sa
+
+    from shared.models import Incident
+
+    async with session_scope(sessions) as session:
+        await commands.upsert_rule(session, load_rule_text(FIRST_RULE), FIRST_RULE, None, actor="test")
+    redis = Redis.from_url(redis_url)
+    broker = make_broker(redis_url)
+    try:
+        async with broker:
+            await broker.connect()
+            pipeline = AlertPipeline(sessions, StreamOutbox(broker, redis, alert_settings(redis_url, db_url)),
+                                     cluster_policy(25, 6 * 3600), Rulebook(0))
+            batch = [vbied_niamey_en(),
+                     event("vbied-niamey-fr", source="src-fr", at=T0 + timedelta(minutes=10), killed=3),
+                     event("vbied-niamey-ar", source="src-ar", at=T0 + timedelta(minutes=20), killed=5)]
+            sent = await pipeline.on_events(batch)
+            assert len(sent) == len({m.alert_id for m in sent}) == 1  # one alert, its latest version only
+            async with session_scope(sessions) as session:
+                assert await session.scalar(sa.select(sa.func.count()).select_from(Incident)) == 1
+            rows = await redis.xrange(streams.ALERTS)
+            assert [AlertMessage.model_validate_json(decode_entry(f[b"__data__"])).version
+                    for _, f in rows] == [sent[0].version]
+            assert await pipeline.on_events(batch) == []  # the batch redelivered: nothing more
+    finally:
+        await redis.aclose()

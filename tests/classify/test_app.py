@@ -86,3 +86,56 @@ async def test_post_becomes_event_row_and_message_and_poison_is_parked(
 
 async def _count(redis: aioredis.Redis) -> bool:
     return await redis.xlen(streams.EVENTS) >= 2
+
+
+async def test_a_batch_is_stored_in_one_transaction_and_a_post_failing_it_is_parked_alone(
+    redis_url: str, db_url: str, sessions: async_sessionmaker[AsyncSession], monkeypatch
+) -> None:
+    """Issue 11: posts read together are classified, upserted in one transaction and published together; one
+    the database refuses fails alone (retried, then parked with the reason), the others are stored once."""
+    from services.classify import store
+
+    settings = ClassifySettings(database_url=db_url, redis_url=redis_url, claim_idle_ms=200, max_deliveries=2,
+                                consumer_name="t1")
+    posts = [make_post(100 + n, f"Suicide car bomb hits army post near Niamey, report {n}") for n in range(12)]
+    bad = posts[5].post_id
+    real, batches = store.upsert_events, []
+
+    async def upsert_events(session, events):  # type: ignore[no-untyped-def]
+        batches.append(len(events))
+        if any(e.post_id == bad for e in events):
+            raise ValueError("value too long for type character varying(64)")
+        await real(session, events)
+
+    monkeypatch.setattr(store, "upsert_events", upsert_events)
+    broker = make_broker(redis_url)
+    redis = aioredis.Redis.from_url(redis_url)
+    svc = ClassifyService(settings, broker, redis, sessions)
+    try:
+        pipe = redis.pipeline(transaction=False)  # all on the stream before the consumer starts: read together
+        for post in posts:
+            pipe.xadd(streams.POSTS, {"__data__": post.model_dump_json(by_alias=True).encode()})
+        await pipe.execute()
+        async with broker:
+            from shared.consumer import start_broker
+
+            await start_broker(broker, redis)
+            await svc.start()
+            await wait_for(lambda: _parked(redis))
+            async with sessions() as session:
+                stored = set((await session.scalars(sa.select(Event.post_id))).all())
+            assert stored == {p.post_id for p in posts} - {bad}
+            assert batches[0] == 12  # the whole batch in one upsert (then one by one after it failed)
+            assert len(await redis.xrange(streams.EVENTS)) == 11
+            [letter] = await deadletter.list_parked(redis, streams.CLASSIFY)
+            assert letter.reason == "failed 2 times: ValueError: value too long for type character varying(64)"
+            await svc.on_posts(posts[:3])  # a redelivered batch overwrites its rows, never adds
+            async with sessions() as session:
+                assert await session.scalar(sa.select(sa.func.count()).select_from(Event)) == 11
+            await svc.stop()
+    finally:
+        await redis.aclose()
+
+
+async def _parked(redis) -> bool:  # type: ignore[no-untyped-def]
+    return bool(await deadletter.list_parked(redis, streams.CLASSIFY))

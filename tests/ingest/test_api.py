@@ -231,3 +231,129 @@ async def test_concurrent_pushes_to_one_source_are_all_stored(
         push = await store.get_source(s, "telegram-bridge")
         stored = (await s.execute(sa.select(sa.func.count()).select_from(Post))).scalar_one()
     assert (stored, push.posts_seen) == (40, 40)
+
+
+# -- groups and arrays (issue 11): concurrent pushes share a transaction; an array is answered item by item --
+
+
+async def test_concurrent_pushes_share_transactions_and_each_is_answered_after_its_commit(
+    http: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    from services.ingest import push
+
+    committed: list[int] = []
+    real = push.PushGroups._commit
+
+    async def counted(self, pushes, now):  # type: ignore[no-untyped-def]
+        outcome = await real(self, pushes, now)
+        committed.append(len(pushes))  # the transaction has committed when _commit returns
+        return outcome
+
+    monkeypatch.setattr(push.PushGroups, "_commit", counted)
+    posts = [{**PUSHED, "url": f"https://t.me/s/example_channel/{5000 + i}"} for i in range(30)]
+
+    async def post_and_check(body: dict) -> httpx.Response:
+        response = await http.post("/ingest", json=body)
+        async with session_scope(sessions) as s:  # answered: stored
+            assert await s.get(Post, response.json()["post_id"]) is not None
+        return response
+
+    answers = await asyncio.gather(*(post_and_check(p) for p in posts))
+    assert [a.status_code for a in answers] == [202] * 30
+    assert not any(a.json()["duplicate"] for a in answers)
+    assert sum(committed) == 30 and len(committed) < 30  # grouped
+    async with session_scope(sessions) as s:
+        assert (await store.get_source(s, "telegram-bridge")).posts_seen == 30
+    assert len(await posts_on_stream(redis_url)) == 30
+
+
+async def test_an_array_is_answered_item_by_item_in_order(
+    http: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], redis_url: str
+) -> None:
+    first = {**PUSHED, "url": "https://t.me/s/example_channel/6001"}
+    second = {**PUSHED, "url": "https://t.me/s/example_channel/6002"}
+    bad = {**PUSHED, "url": "javascript:alert(1)"}
+    response = await http.post("/ingest", json=[first, second, first, bad, {"text": "no source"}])
+    assert response.status_code == 202
+    items = response.json()
+    expected = [post_id("telegram-bridge", f"https://t.me/s/example_channel/{n}") for n in (6001, 6002)]
+    assert items[:3] == [{"status": 202, "post_id": expected[0], "duplicate": False},
+                         {"status": 202, "post_id": expected[1], "duplicate": False},
+                         {"status": 202, "post_id": expected[0], "duplicate": True}]  # a repeat inside the array
+    assert items[3]["status"] == 422 and items[3]["detail"][0]["field"] == "url"
+    assert "javascript" not in response.text  # never echoes the input
+    assert items[4]["status"] == 422 and items[4]["detail"][0]["field"] == "source"
+    assert sorted(m["post_id"] for m in await posts_on_stream(redis_url)) == sorted(expected)
+    async with session_scope(sessions) as s:
+        assert (await store.get_source(s, "telegram-bridge")).posts_seen == 2
+    again = await http.post("/ingest", json=[second])
+    assert again.json() == [{"status": 202, "post_id": expected[1], "duplicate": True}]
+
+
+async def test_an_array_item_refused_by_its_source_fails_alone(
+    http: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], redis_url: str
+) -> None:
+    async with session_scope(sessions) as s:
+        await store.add_source(s, "https://veille.example/rss", name="veille-sahel")  # polled: takes no pushes
+    to_feed = {**PUSHED, "source": "veille-sahel", "url": "https://t.me/s/example_channel/6101"}
+    fine = {**PUSHED, "url": "https://t.me/s/example_channel/6102"}
+    response = await http.post("/ingest", json=[to_feed, fine])
+    items = response.json()
+    assert [i["status"] for i in items] == [403, 202]
+    assert "polled" in items[0]["detail"]
+    assert [m["url"] for m in await posts_on_stream(redis_url)] == ["https://t.me/s/example_channel/6102"]
+
+
+@pytest.mark.parametrize("count", [0, 501], ids=["empty array", "over 500 posts"])
+async def test_an_array_of_no_posts_or_too_many_is_422(http: httpx.AsyncClient, redis_url: str, count: int) -> None:
+    body = [{**PUSHED, "text": f"post {i}", "url": None} for i in range(count)]
+    response = await http.post("/ingest", json=[{k: v for k, v in b.items() if v is not None} for b in body])
+    assert response.status_code == 422 and "1 to 500 posts" in response.json()["detail"][0]["msg"]
+    assert await posts_on_stream(redis_url) == []
+
+
+async def test_an_array_over_the_byte_limit_is_413(http: httpx.AsyncClient, redis_url: str) -> None:
+    body = [{**PUSHED, "url": f"https://t.me/s/example_channel/{i}", "text": "a" * 1000} for i in range(100)]
+    response = await http.post("/ingest", json=body)
+    assert response.status_code == 413
+    assert await posts_on_stream(redis_url) == []
+
+
+async def test_a_post_that_fails_its_group_fails_alone(
+    http: httpx.AsyncClient, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = store.insert_posts
+
+    async def insert_posts(session, posts):  # type: ignore[no-untyped-def]
+        if any("BOOM" in p.text for p, _ in posts):
+            raise ValueError("a constraint the post breaks")
+        return await real(session, posts)
+
+    monkeypatch.setattr(store, "insert_posts", insert_posts)
+    good = [{**PUSHED, "url": f"https://t.me/s/example_channel/{7000 + i}"} for i in range(3)]
+    boom = {**PUSHED, "url": "https://t.me/s/example_channel/7999", "text": "BOOM at Gao"}
+    response = await http.post("/ingest", json=[good[0], boom, good[1], good[2]])
+    items = response.json()
+    assert [i["status"] for i in items] == [202, 500, 202, 202]
+    assert "a constraint the post breaks" in items[1]["detail"]
+    assert len(await posts_on_stream(redis_url)) == 3
+
+
+async def test_a_group_is_published_in_one_pipeline_each_entry_with_its_own_ids(
+    http: httpx.AsyncClient, redis_url: str
+) -> None:
+    import redis.asyncio as aioredis
+    from faststream.redis.parser.binary import BinaryMessageFormatV1
+
+    body = [{**PUSHED, "url": f"https://t.me/s/example_channel/{8000 + i}"} for i in range(3)]
+    items = (await http.post("/ingest", json=body)).json()
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        entries = await client.xrange("wf:posts")
+    finally:
+        await client.aclose()
+    headers = [BinaryMessageFormatV1.parse(fields[b"__data__"])[1] for _, fields in entries]
+    assert [(h["post_id"], h["source_id"]) for h in headers] == [(i["post_id"], "telegram-bridge") for i in items]

@@ -37,9 +37,33 @@ def _settings() -> CommonSettings:
     return CommonSettings(consumer_name="t", max_deliveries=3, claim_idle_ms=200)
 
 
+_MODE = {"batch": False}
+
+
+@pytest.fixture(autouse=True, params=["one by one", "in batches"])
+def _mode(request: pytest.FixtureRequest):
+    """Every test here runs twice: the reader handing entries to `handle` one at a time, and in batches
+    (`handle_batch`, here a loop over `handle`): the batch path must keep every promise of the single one."""
+    _MODE["batch"] = request.param == "in batches"
+    yield
+    _MODE["batch"] = False
+
+
+def _batched(handle):
+    if not _MODE["batch"]:
+        return {}
+
+    async def handle_batch(items: list) -> None:
+        for item in items:
+            await handle(item)
+
+    return {"handle_batch": handle_batch}
+
+
 async def _run(redis_url: str, redis: Redis, handle, then) -> None:
     broker = make_broker(redis_url)
-    subscribe(broker, stage=streams.CLASSIFY, model=PostMessage, handle=handle, settings=_settings(), redis=redis)
+    subscribe(broker, stage=streams.CLASSIFY, model=PostMessage, handle=handle, settings=_settings(), redis=redis,
+              **_batched(handle))
     async with broker:
         await start_broker(broker, redis)
         await then(broker)
@@ -140,7 +164,8 @@ async def test_a_message_failing_every_time_is_parked_after_max_deliveries_then_
 async def _run_with(redis_url: str, redis: Redis, handle, then, **options) -> None:
     broker = make_broker(redis_url)
     subscribe(broker, stage=streams.CLASSIFY, model=PostMessage, handle=handle, settings=_settings(), redis=redis,
-              **{k: v for k, v in options.items() if k in ("max_bytes", "max_depth")})
+              **{k: v for k, v in options.items() if k in ("max_bytes", "max_depth", "handle_batch")}
+              | ({} if "handle_batch" in options else _batched(handle)))
     async with broker:
         await start_broker(broker, redis, watch_interval=options.get("watch_interval", 2.0))
         await then(broker)
@@ -280,3 +305,102 @@ async def test_a_database_outage_is_waited_out_not_parked_and_logged_once_each_w
     assert messages[0].startswith("database unavailable reason=\"ConnectionRefusedError: [Errno 111]")
     assert messages[1].startswith("database back after ")
     assert not [r for r in caplog.records if r.getMessage().startswith("retry ")]
+
+
+# -- batches (issue 11): one handler call and one XACK for many entries; a bad entry never sinks its batch --
+
+
+async def _publish_all(broker, redis: Redis, posts: list[PostMessage], poison: bytes | None = None) -> None:
+    """XADDs the posts (and a poison entry after the first) in one pipeline, so one XREADGROUP reads them all."""
+    from faststream.redis.parser.binary import BinaryMessageFormatV1
+
+    pipe = redis.pipeline(transaction=False)
+    for n, post in enumerate(posts):
+        body = await BinaryMessageFormatV1.encode(message=post.model_dump(mode="json", by_alias=True),
+                                                  reply_to=None, headers={}, correlation_id=f"c{n}")
+        pipe.xadd(streams.POSTS, {"__data__": body})
+        if n == 0 and poison is not None:
+            pipe.xadd(streams.POSTS, {"__data__": poison})
+    await pipe.execute()
+
+
+async def test_a_poison_entry_in_a_batch_is_parked_alone_and_the_rest_handled_in_one_call(redis_url, redis) -> None:
+    batches: list[list[str]] = []
+
+    async def handle(post: PostMessage) -> None:  # an entry read alone (the reader woke at the first XADD)
+        batches.append([post.title])
+
+    async def handle_batch(posts: list[PostMessage]) -> None:
+        batches.append([p.title for p in posts])
+
+    async def then(broker) -> None:
+        await _until(lambda: asyncio.sleep(0, result=sum(map(len, batches)) == 5))
+        await _until(lambda: _pending_is_zero(redis))
+
+    await _publish_all(None, redis, [_post(n) for n in range(5)], poison=b"{not json")  # read together, at start
+    await _run_with(redis_url, redis, handle, then, handle_batch=handle_batch)
+    assert sorted(t for b in batches for t in b) == [f"post {n}" for n in range(5)]
+    assert batches == [[f"post {n}" for n in range(5)]]  # one call
+    letters = await deadletter.list_parked(redis, streams.CLASSIFY)
+    assert [(d.payload, d.reason.split(":")[0]) for d in letters] == [(b"{not json", "not JSON")]
+
+
+async def test_a_batch_failing_for_one_entry_handles_the_others_and_retries_then_parks_that_one(
+    redis_url, redis
+) -> None:
+    handled: list[str] = []
+    batch_calls: list[int] = []
+
+    async def handle(post: PostMessage) -> None:
+        if post.title == "post 2":
+            raise ValueError("violates a constraint")
+        handled.append(post.title)
+
+    async def handle_batch(posts: list[PostMessage]) -> None:
+        batch_calls.append(len(posts))
+        if any(p.title == "post 2" for p in posts):
+            raise ValueError("violates a constraint")  # the transaction rolls back: nothing of the batch kept
+        handled.extend(p.title for p in posts)
+
+    async def then(broker) -> None:
+        await _until(lambda: _parked_count_is(redis, 1))
+        await _until(lambda: _pending_is_zero(redis))
+
+    await _publish_all(None, redis, [_post(n) for n in range(5)])  # read together, at start
+    await _run_with(redis_url, redis, handle, then, handle_batch=handle_batch)
+    assert sorted(handled) == ["post 0", "post 1", "post 3", "post 4"]  # each once
+    [letter] = await deadletter.list_parked(redis, streams.CLASSIFY)
+    assert letter.reason == "failed 3 times: ValueError: violates a constraint" and letter.deliveries == 3
+
+
+async def test_a_batch_redelivered_after_a_crash_between_commit_and_ack_is_handled_again_idempotently(
+    redis_url, redis, monkeypatch
+) -> None:
+    stored: dict[str, int] = {}  # post_id -> times written: an upsert keyed by id, as the stages' are
+    real_xack = Redis.xack
+    failures = {"left": 1}
+
+    async def xack(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ConnectionError("the process died after its commit, before its XACK")
+        return await real_xack(self, *args, **kwargs)
+
+    monkeypatch.setattr(Redis, "xack", xack)
+
+    async def handle(post: PostMessage) -> None:
+        stored[post.post_id] = stored.get(post.post_id, 0) + 1
+
+    async def handle_batch(posts: list[PostMessage]) -> None:
+        for post in posts:
+            await handle(post)
+
+    async def then(broker) -> None:
+        await _until(lambda: asyncio.sleep(0, result=len(stored) == 4 and failures["left"] == 0))
+        await _until(lambda: _pending_is_zero(redis))
+
+    await _publish_all(None, redis, [_post(n) for n in range(4)])  # read together, at start
+    await _run_with(redis_url, redis, handle, then, handle_batch=handle_batch)
+    assert sorted(stored) == [_post(n).post_id for n in range(4)]
+    assert set(stored.values()) == {2}  # committed, then redelivered by the reclaimer: written twice, one row each
+    assert await deadletter.list_parked(redis, streams.CLASSIFY) == []
