@@ -378,8 +378,14 @@ class AlertPipeline:
         staged: list[_Staged] = []
         async with session_scope(self.sessions) as session:
             await self._lock_places(session, real)
+            # Loaded once for the batch, after the locks: what the places' previous holders committed, kept
+            # current in memory as each event of the batch changes it (its rows are the session's own).
+            times = [event_time(event) for event in real]
+            pool = store_incidents.IncidentPool(
+                await store_incidents.candidate_incidents_between(session, min(times), max(times), self.policy.window),
+                await store_incidents.incidents_of_events(session, [event.event_id for event in real]))
             for event, signature in zip(real, signatures, strict=True):
-                staged.append(await self._stage(session, event, signature, now))
+                staged.append(await self._stage(session, event, signature, now, pool))
         # Publish only after the commit. A version committed earlier but never published goes first; one
         # superseded by a version made just now (by this event or a later one of the batch) is not sent
         # (receivers want the latest).
@@ -410,21 +416,21 @@ class AlertPipeline:
             2 * self.policy.radius_km)})
         await store_incidents.lock_places(session, cells)
 
-    async def _stage(self, session: AsyncSession, event: EventMessage, signature: bytes | None, now: datetime
-                     ) -> "_Staged":
+    async def _stage(self, session: AsyncSession, event: EventMessage, signature: bytes | None, now: datetime,
+                     pool: store_incidents.IncidentPool) -> "_Staged":
         """One event's load, decide and apply, in the caller's transaction (its places locked)."""
         started = time.perf_counter()
         origin = copies.Origin(event.event_id)
         index = await self.rulebook.current(session)
 
-        known_row = await store_incidents.incident_of_event(session, event.event_id)
+        known_row = pool.of_event(event.event_id)
         known = IncidentView.of_row(known_row) if known_row else None
         candidates = [] if known else [
-            IncidentView.of_row(r) for r in await store_incidents.candidate_incidents(
-                session, event_time(event), self.policy.window)]
+            IncidentView.of_row(r) for r in pool.candidates(event_time(event), self.policy.window)]
         change = place_incident(event, known, candidates, self.policy)
         incident = change.incident
         row = await store_incidents.save_incident(session, incident.id, incident.columns())
+        pool.saved(row, event.event_id)
         added = False
         if change.kind != "known":
             # Compared with this incident's reports only: bounded by the incident, not the whole log.

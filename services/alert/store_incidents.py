@@ -34,6 +34,52 @@ async def candidate_incidents(session: AsyncSession, at: datetime, window: timed
     return list(rows.all())
 
 
+async def incidents_of_events(session: AsyncSession, event_ids: list[str]) -> dict[str, Incident]:
+    """`incident_of_event` for many, in one query: event id -> its incident, for the reports already recorded."""
+    if not event_ids:
+        return {}
+    rows = await session.execute(
+        sa.select(IncidentReport.event_id, Incident)
+        .join(Incident, Incident.id == IncidentReport.incident_id)
+        .where(IncidentReport.event_id.in_(event_ids))
+    )
+    return {event_id: incident for event_id, incident in rows}
+
+
+async def candidate_incidents_between(session: AsyncSession, first: datetime, last: datetime, window: timedelta
+                                      ) -> list[Incident]:
+    """`candidate_incidents` for every time from `first` to `last`, in one query."""
+    rows = await session.scalars(
+        sa.select(Incident).where(
+            Incident.state == "open",
+            Incident.last_seen_at >= first - window,
+            Incident.first_seen_at <= last + window,
+        )
+    )
+    return list(rows.all())
+
+
+class IncidentPool:
+    """A batch's incidents in memory: the open ones whose span comes near the batch's times, and those its
+    events were already assigned to; updated as each event of the batch saves its incident."""
+
+    def __init__(self, candidates: list[Incident], of_events: dict[str, Incident]) -> None:
+        self._rows = {row.id: row for row in candidates}
+        self._of_events = dict(of_events)
+
+    def of_event(self, event_id: str) -> Incident | None:
+        return self._of_events.get(event_id)
+
+    def candidates(self, at: datetime, window: timedelta) -> list[Incident]:
+        """As `store_incidents.candidate_incidents`: open incidents whose span comes within `window` of `at`."""
+        return [row for row in self._rows.values()
+                if row.state == "open" and row.last_seen_at >= at - window and row.first_seen_at <= at + window]
+
+    def saved(self, row: Incident, event_id: str) -> None:
+        self._rows[row.id] = row
+        self._of_events[event_id] = row
+
+
 def _cell_lock_key(cell: tuple[int, int]) -> int:
     """A stable signed 64-bit key for PostgreSQL's advisory locks (a collision only makes two cells take turns)."""
     digest = hashlib.sha256(f"watchfloor:incident-cell:{cell[0]}:{cell[1]}".encode()).digest()
