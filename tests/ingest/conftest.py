@@ -1,11 +1,13 @@
 """Ingest test helpers: real feed bytes, a running IngestService on real Redis, and what reached wf:posts."""
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio
+from click.testing import CliRunner, Result
 from faststream.redis.parser import BinaryMessageFormatV1
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -16,6 +18,7 @@ from shared import streams
 from shared.consumer import make_broker
 from shared.db import session_scope
 from shared.models import Source
+from watchfloor.cli import main
 
 FEEDS = Path(__file__).resolve().parent.parent / "fixtures" / "feeds"
 
@@ -77,3 +80,18 @@ async def due_now(sessions: async_sessionmaker[AsyncSession], source_id: str) ->
         assert found is not None
         found.next_poll_at = None
     return found
+
+
+@pytest.fixture
+def wf(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`watchfloor …` as an operator types it, on the test's migrated database; `ok=False` expects a refusal."""
+    monkeypatch.setenv("WATCHFLOOR_DATABASE_URL", db_url)
+    monkeypatch.setenv("WATCHFLOOR_DATA_DIR", str(tmp_path / "var"))
+    runner = CliRunner()
+
+    async def invoke(*args: str, ok: bool = True) -> Result:
+        result = await asyncio.to_thread(runner.invoke, main, list(args), catch_exceptions=False)
+        assert (result.exit_code == 0) == ok, result.output
+        return result
+
+    return invoke

@@ -2,7 +2,6 @@
 server: `watchfloor source add|edit --lang --keep --block`, what reaches wf:posts, what `source list` and
 GET /api/sources say, pushed posts, OPML round trip, and an existing database upgraded to 0007p."""
 
-import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -11,7 +10,6 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner, Result
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,21 +18,6 @@ from shared.db import make_engine, migrate, session_scope
 from shared.models import FilteredPost, Post, Source
 from tests.ingest.conftest import feed_bytes, posts_on_stream
 from tests.servers import FeedServer
-from watchfloor.cli import main
-
-
-@pytest.fixture
-def wf(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("WATCHFLOOR_DATABASE_URL", db_url)
-    monkeypatch.setenv("WATCHFLOOR_DATA_DIR", str(tmp_path / "var"))
-    runner = CliRunner()
-
-    async def invoke(*args: str, ok: bool = True) -> Result:
-        result = await asyncio.to_thread(runner.invoke, main, list(args), catch_exceptions=False)
-        assert (result.exit_code == 0) == ok, result.output
-        return result
-
-    return invoke
 
 
 @pytest.fixture

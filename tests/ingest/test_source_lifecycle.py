@@ -1,33 +1,14 @@
 """`watchfloor source disable|enable|edit|remove` against the real poller, both databases and a real feed
 server: a disabled or removed source is not polled, a removed source's posts stay, every change is audited."""
 
-import asyncio
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner, Result
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest.app import IngestService
 from shared.models import AuditEntry, Post
 from tests.ingest.conftest import feed_bytes
 from tests.servers import FeedServer
-from watchfloor.cli import main
-
-
-@pytest.fixture
-def wf(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("WATCHFLOOR_DATABASE_URL", db_url)
-    monkeypatch.setenv("WATCHFLOOR_DATA_DIR", str(tmp_path / "var"))
-    runner = CliRunner()
-
-    async def invoke(*args: str, ok: bool = True) -> Result:
-        result = await asyncio.to_thread(runner.invoke, main, list(args), catch_exceptions=False)
-        assert (result.exit_code == 0) == ok, result.output
-        return result
-
-    return invoke
 
 
 async def _posts(sessions: async_sessionmaker[AsyncSession]) -> int:
