@@ -251,18 +251,22 @@ def subscribe(
             extra={**log_fields, "entry_id": entry_id, "attempt": deliveries, "reason": reason},
         )
 
+    def left_pending(exc: Exception, what: str, fields: dict[str, Any]) -> None:
+        """Parking or acking failed (Redis away): the entries stay pending and the reclaimer brings them back."""
+        unavailable = outage.unavailable(exc)
+        if unavailable is not None:
+            outage.outage(unavailable).failed(exc, where=f"consumer {stage}")
+            return
+        logger.error("consumer error stage=%s %s reason=%r (left pending; retried after %.1fs)", stage, what,
+                     outage.describe(exc), settings.claim_idle_ms / 1000,
+                     extra={**log_fields, **fields, "reason": outage.describe(exc)})
+
     async def guarded(msg: RedisStreamMessage) -> None:
         # Nothing may escape to FastStream: it would log nothing (its logger is off) and leave the entry pending.
         try:
             await process(msg)
-        except Exception as exc:  # parking or acking failed (Redis away): the reclaimer brings it back
-            what = outage.unavailable(exc)
-            if what is not None:
-                outage.outage(what).failed(exc, where=f"consumer {stage}")
-            else:
-                logger.error("consumer error stage=%s entry=%s reason=%r (left pending; retried after %.1fs)",
-                             stage, _entry_id(msg), outage.describe(exc), settings.claim_idle_ms / 1000,
-                             extra={**log_fields, "entry_id": _entry_id(msg), "reason": outage.describe(exc)})
+        except Exception as exc:
+            left_pending(exc, f"entry={_entry_id(msg)}", {"entry_id": _entry_id(msg)})
 
     # Two distinct callables: FastStream keys a handler by its function, so one function registered
     # twice would leave one of the subscribers without a handler.
@@ -278,14 +282,8 @@ def subscribe(
         entries = _Entry.of_batch(msg, redis, group)
         try:
             await process_batch(entries)
-        except Exception as exc:  # parking or acking failed (Redis away): the reclaimer brings them back
-            what = outage.unavailable(exc)
-            if what is not None:
-                outage.outage(what).failed(exc, where=f"consumer {stage}")
-            else:
-                logger.error("consumer error stage=%s entries=%d reason=%r (left pending; retried after %.1fs)",
-                             stage, len(entries), outage.describe(exc), settings.claim_idle_ms / 1000,
-                             extra={**log_fields, "reason": outage.describe(exc)})
+        except Exception as exc:
+            left_pending(exc, f"entries={len(entries)}", {})
 
     async def on_reclaimed(body: documented, msg: RedisStreamMessage) -> None:  # type: ignore[valid-type]
         await guarded(msg)
