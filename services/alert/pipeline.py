@@ -300,14 +300,14 @@ def decide_alerts(context: AlertContext, now: datetime) -> AlertDecision:
 
 
 async def save_version(session: AsyncSession, message: AlertMessage, *, rule_id: str, incident_id: str,
-                       severity: str, fired_at: datetime) -> None:
+                       severity: str, fired_at: datetime, pending: list | None = None) -> None:
     """Stores one alert version as the lifecycle says: a resolved version ends the alert, a re-page is
-    counted."""
+    counted. `pending`: the incident was opened in this transaction (`store_alerts.save_alert`)."""
     await store_alerts.save_alert(
         session, message.model_dump(mode="json", by_alias=True), alert_id=message.alert_id, rule_id=rule_id,
         incident_id=incident_id, severity=severity, version=message.version, fired_at=fired_at,
         updated_at=message.updated_at, muted_by=message.muted_by, resolved=resolves(message.kind),
-        page_count=message.page_count if pages_again(message.kind) else None,
+        page_count=message.page_count if pages_again(message.kind) else None, pending=pending,
     )
 
 
@@ -383,9 +383,12 @@ class AlertPipeline:
             times = [event_time(event) for event in real]
             pool = store_incidents.IncidentPool(
                 await store_incidents.candidate_incidents_between(session, min(times), max(times), self.policy.window),
-                await store_incidents.incidents_of_events(session, [event.event_id for event in real]))
+                await store_incidents.incidents_of_events(session, [event.event_id for event in real]),
+                await store_incidents.existing_incidents(session, [ids.incident_id(e.event_id) for e in real]))
+            batch = _Batch(await self.rulebook.current(session), await commands.active_silences(session, now))
             for event, signature in zip(real, signatures, strict=True):
-                staged.append(await self._stage(session, event, signature, now, pool))
+                staged.append(await self._stage(session, event, signature, now, pool, batch))
+            await store_incidents.add_after(session, batch.pending)
         # Publish only after the commit. A version committed earlier but never published goes first; one
         # superseded by a version made just now (by this event or a later one of the batch) is not sent
         # (receivers want the latest).
@@ -417,11 +420,13 @@ class AlertPipeline:
         await store_incidents.lock_places(session, cells)
 
     async def _stage(self, session: AsyncSession, event: EventMessage, signature: bytes | None, now: datetime,
-                     pool: store_incidents.IncidentPool) -> "_Staged":
-        """One event's load, decide and apply, in the caller's transaction (its places locked)."""
+                     pool: store_incidents.IncidentPool, batch: "_Batch") -> "_Staged":
+        """One event's load, decide and apply, in the caller's transaction (its places locked). An incident it
+        opens has no reports or alerts to read: its rows are added to the session and go in with the batch's
+        next flush."""
         started = time.perf_counter()
         origin = copies.Origin(event.event_id)
-        index = await self.rulebook.current(session)
+        index = batch.rules
 
         known_row = pool.of_event(event.event_id)
         known = IncidentView.of_row(known_row) if known_row else None
@@ -429,7 +434,10 @@ class AlertPipeline:
             IncidentView.of_row(r) for r in pool.candidates(event_time(event), self.policy.window)]
         change = place_incident(event, known, candidates, self.policy)
         incident = change.incident
-        row = await store_incidents.save_incident(session, incident.id, incident.columns())
+        new = change.kind == "open" and pool.is_new(incident.id)
+        if not new:  # it may read the rows of an incident the batch opened
+            await store_incidents.add_after(session, batch.pending)
+        row = await store_incidents.save_incident(session, incident.id, incident.columns(), new=new)
         pool.saved(row, event.event_id)
         added = False
         if change.kind != "known":
@@ -447,10 +455,16 @@ class AlertPipeline:
             added = await store_incidents.add_report(
                 session, incident.id, event.event_id, event.source_id, reported_at=event_time(event),
                 signature=signature, origin_id=origin.origin, similarity=origin.similarity, via=origin.via,
-                url=report.url, forward_of=report.forward_of, cites=report.cites)
+                url=report.url, forward_of=report.forward_of, cites=report.cites,
+                pending=batch.pending if new else None)
             if added and origin.repoint:
                 await store_incidents.repoint_origins(session, incident.id, origin.repoint, origin.vias)
-        event_ids, source_ids, reports = await store_incidents.incident_reports(session, incident.id)
+        if new:
+            event_ids, source_ids = [event.event_id], [event.source_id]
+            reports = [(event.event_id, event.source_id, origin.origin)]
+            row.report_count, row.source_count = 1, 1
+        else:
+            event_ids, source_ids, reports = await store_incidents.incident_reports(session, incident.id)
         independent = copies.independent_sources(reports)
         levels = incident_levels(row.severity, row.corroboration, incident, source_ids, self.severity,
                                  self.official_sources, independent)
@@ -460,7 +474,7 @@ class AlertPipeline:
                 row.escalated_at = now    # "escalating" section
         row.severity, row.corroboration = levels.severity, levels.corroboration
 
-        rows = await store_alerts.alerts_of_incident(session, incident.id)
+        rows = {} if new else await store_alerts.alerts_of_incident(session, incident.id)
         published = await self.outbox.published_versions([a.id for a in rows.values()])
         unsent = [AlertMessage.model_validate(a.payload) for a in rows.values()
                   if a.version > published.get(a.id, 0)]
@@ -473,8 +487,10 @@ class AlertPipeline:
             max_event_age=self.max_event_age,
         )
         if context.matched or context.alerts:
+            if conditions_to_count(context, now):  # counted in the log: the batch's new rows must be in it
+                await store_incidents.add_after(session, batch.pending)
             context = replace(
-                context, silences=await commands.active_silences(session, now),
+                context, silences=batch.silences,
                 conditions={rule.id: await self._condition(session, rule, event, incident.id)
                             for rule in conditions_to_count(context, now)},
             )
@@ -486,7 +502,8 @@ class AlertPipeline:
         for version in decision.versions:
             message = version.message
             await save_version(session, message, rule_id=version.rule.id, incident_id=incident.id,
-                               severity=version.rule.severity, fired_at=message.fired_at)
+                               severity=version.rule.severity, fired_at=message.fired_at,
+                               pending=batch.pending if new else None)
             logger.info(
                 "alert %s rule=%s alert=%s incident=%s v=%d sources=%d %s/%s why=\"%s\"%s",
                 message.kind, version.rule.id, message.alert_id[:8], incident.id[:8], message.version,
@@ -545,6 +562,16 @@ class AlertPipeline:
         for message in out:
             await self.outbox.publish(message)
         return out
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Read once per batch: the rules in force and the active silences; and what the batch adds."""
+
+    rules: RuleIndex
+    silences: list[SilenceView]
+    pending: list = field(default_factory=list)
+    """Reports and alerts of incidents the batch opened, inserted after them (`store_incidents.add_after`)."""
 
 
 @dataclass(frozen=True)

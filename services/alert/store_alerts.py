@@ -19,21 +19,27 @@ async def alerts_of_incident(session: AsyncSession, incident_id: str) -> dict[st
 async def save_alert(session: AsyncSession, payload: dict[str, Any], *, alert_id: str, rule_id: str,
                      incident_id: str, severity: str, version: int, fired_at: datetime,
                      updated_at: datetime, muted_by: str | None = None, resolved: bool = False,
-                     page_count: int | None = None) -> Alert:
+                     page_count: int | None = None, pending: list[Any] | None = None) -> Alert:
     """Stores an alert version as decided: `resolved` ends it (`lifecycle.resolves`), `page_count` counts a
-    re-page (`lifecycle.pages_again`)."""
-    row = await session.get(Alert, alert_id)
+    re-page (`lifecycle.pages_again`). `pending`: the first alert of an incident created in this transaction:
+    nothing is read, and the row is appended there for the caller to add after the incident
+    (`store_incidents.add_after`)."""
+    row = None if pending is not None else await session.get(Alert, alert_id)
     if row is None:
         row = Alert(id=alert_id, rule_id=rule_id, incident_id=incident_id, state="firing", fired_at=fired_at,
                     page_count=0)
-        session.add(row)
+        if pending is not None:
+            pending.append(row)
+        else:
+            session.add(row)
     row.severity, row.version, row.updated_at, row.payload = severity, version, updated_at, payload
     row.muted_by = muted_by
     if resolved:
         row.state, row.resolved_at = "resolved", updated_at
     if page_count is not None:
         row.page_count, row.last_paged_at = page_count, updated_at
-    await session.flush()
+    if pending is None:
+        await session.flush()
     return row
 
 

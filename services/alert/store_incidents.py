@@ -63,9 +63,15 @@ class IncidentPool:
     """A batch's incidents in memory: the open ones whose span comes near the batch's times, and those its
     events were already assigned to; updated as each event of the batch saves its incident."""
 
-    def __init__(self, candidates: list[Incident], of_events: dict[str, Incident]) -> None:
+    def __init__(self, candidates: list[Incident], of_events: dict[str, Incident], existing: set[str]) -> None:
         self._rows = {row.id: row for row in candidates}
         self._of_events = dict(of_events)
+        self._existing = set(existing) | set(self._rows) | {row.id for row in self._of_events.values()}
+
+    def is_new(self, incident_id: str) -> bool:
+        """No row has this id, in the database (`existing_incidents` at load) or saved by the batch so far: an
+        incident opened now has no report and no alert yet."""
+        return incident_id not in self._existing
 
     def of_event(self, event_id: str) -> Incident | None:
         return self._of_events.get(event_id)
@@ -77,6 +83,7 @@ class IncidentPool:
 
     def saved(self, row: Incident, event_id: str) -> None:
         self._rows[row.id] = row
+        self._existing.add(row.id)
         self._of_events[event_id] = row
 
 
@@ -94,8 +101,11 @@ async def lock_places(session: AsyncSession, cells: list[tuple[int, int]]) -> No
     locking overlapping cells cannot deadlock). SQLite has one writer: BEGIN IMMEDIATE takes the write lock
     at once (a deferred transaction would read first, and two processes could both decide to open)."""
     if session.get_bind().dialect.name == "postgresql":
-        for key in sorted({_cell_lock_key(c) for c in cells}):
-            await session.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+        keys = sorted({_cell_lock_key(c) for c in cells})
+        # One round trip for the batch: unnest yields the array in its order, and the locks are taken row by
+        # row as the rows are produced.
+        await session.execute(sa.text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+                              {"keys": keys})
     else:
         await session.execute(sa.text("BEGIN IMMEDIATE"))
 
@@ -118,25 +128,55 @@ async def dispute_incident(session: AsyncSession, incident_id: str, event_id: st
     return True
 
 
-async def save_incident(session: AsyncSession, incident_id: str, columns: Mapping[str, Any]) -> Incident:
-    """Creates (open) or updates the incident row with `columns` (`IncidentView.columns()`), locked."""
-    row = await lock_incident(session, incident_id)
+async def save_incident(session: AsyncSession, incident_id: str, columns: Mapping[str, Any], *,
+                        new: bool = False) -> Incident:
+    """Creates (open) or updates the incident row with `columns` (`IncidentView.columns()`), locked. `new`: the
+    caller knows no row has this id (`existing_incidents`), so none is read; the INSERT goes with the session's
+    next flush, in one statement with the batch's other new rows."""
+    row = None if new else await lock_incident(session, incident_id)
     if row is None:
         row = Incident(id=incident_id, state="open", report_count=0, source_count=0, version=1)
         session.add(row)
     for name, value in columns.items():
         setattr(row, name, value)
-    await session.flush()
+    if not new:
+        await session.flush()
     return row
+
+
+async def add_after(session: AsyncSession, rows: list[Any]) -> None:
+    """Inserts rows that refer to incidents pending in the session (`add_report`'s and `save_alert`'s `pending`)
+    after those: the incidents first, then these, each table in one statement."""
+    if rows:
+        await session.flush()
+        session.add_all(rows)
+        rows.clear()
+        await session.flush()
+
+
+async def existing_incidents(session: AsyncSession, incident_ids: list[str]) -> set[str]:
+    """Which of these incident ids have a row: one query for a batch."""
+    if not incident_ids:
+        return set()
+    return set((await session.scalars(sa.select(Incident.id).where(Incident.id.in_(incident_ids)))).all())
 
 
 async def add_report(session: AsyncSession, incident_id: str, event_id: str, source_id: str, *,
                      reported_at: datetime | None = None, signature: bytes | None = None,
                      origin_id: str | None = None, similarity: float | None = None, via: str | None = None,
-                     url: str | None = None, forward_of: str | None = None, cites: Sequence[str] = ()) -> bool:
+                     url: str | None = None, forward_of: str | None = None, cites: Sequence[str] = (),
+                     pending: list[Any] | None = None) -> bool:
     """Links a report to its incident, with where it comes from (`origin_id`, the report it copies or itself,
     found `via` text or forward) and its canonical address, what it forwards and the links it cites; False when
-    it already was (unique per event)."""
+    it already was (unique per event). `pending`: the first report of an incident `save_incident` just created (the
+    event has no report: `incidents_of_events`) is appended there, for the caller to add after the incident is
+    inserted (`add_after`): the unit of work does not order rows by foreign keys it has no relationship for."""
+    if pending is not None:
+        pending.append(IncidentReport(
+            event_id=event_id, incident_id=incident_id, source_id=source_id, added_at=utcnow(),
+            reported_at=reported_at, signature=signature, origin_id=origin_id, similarity=similarity, via=via,
+            url=url, forward_of=forward_of, cites=list(cites) or None))
+        return True
     stmt = insert_or_ignore(session, IncidentReport).values(
         event_id=event_id, incident_id=incident_id, source_id=source_id, added_at=utcnow(), reported_at=reported_at,
         signature=signature, origin_id=origin_id, similarity=similarity, via=via, url=url, forward_of=forward_of,
