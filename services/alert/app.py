@@ -92,8 +92,11 @@ class AlertService:
 
         subscribe(broker, stage=streams.ALERT, model=EventMessage, handle=on_event, settings=settings, redis=redis,
                   handle_batch=on_events, max_records=settings.batch_size)
+        async def on_alerts(alerts: list[AlertMessage]) -> None:
+            await self.dispatcher.on_alerts(alerts)
+
         subscribe(broker, stage=streams.DELIVER, model=AlertMessage, handle=on_alert, settings=settings,
-                  redis=redis)
+                  redis=redis, handle_batch=on_alerts, max_records=settings.batch_size)
         subscribe(broker, stage=streams.SOURCE_ALERTS, model=SourceWatchMessage, handle=on_source_watch,
                   settings=settings, redis=redis)
         publishes(broker, streams.ALERTS, AlertMessage, by=streams.ALERT)

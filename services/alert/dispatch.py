@@ -22,6 +22,7 @@ import json
 import logging
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -43,13 +44,16 @@ logger = logging.getLogger(__name__)
 
 async def subscriptions_for(session: AsyncSession, rule_id: str, severity: str,
                             incident_severity: str | None = None, *, include_disabled: bool = False,
-                            event_type: str = "alert.fired") -> list[Subscription]:
+                            event_type: str = "alert.fired", subscriptions: list[Subscription] | None = None
+                            ) -> list[Subscription]:
     """Enabled subscriptions an alert of `rule_id` goes to (`paging.routes`: the rule's `notify` list, each
     subscription's rule filter, minimum severity and event types). With `include_disabled`, disabled ones too
-    (what they miss is recorded); never removed ones."""
+    (what they miss is recorded); never removed ones. `subscriptions`: the list already read (a batch's)."""
     notify = await store_rules.rule_notify(session, rule_id)
-    return routes(await store_subscriptions.list_subscriptions(session), notify, rule_id, severity,
-                  incident_severity, include_disabled=include_disabled, event_type=event_type)
+    if subscriptions is None:
+        subscriptions = await store_subscriptions.list_subscriptions(session)
+    return routes(subscriptions, notify, rule_id, severity, incident_severity, include_disabled=include_disabled,
+                  event_type=event_type)
 
 
 def alert_event_type(alert: AlertMessage) -> str:
@@ -123,25 +127,39 @@ class Dispatcher:
         self.smtp = smtp_config(settings)
 
     async def on_alert(self, alert: AlertMessage) -> int:
-        """Records one notification per matching subscription (idempotent); wakes the sender at once.
-        A muted version is owed to no one (it is in the event log and the console, with why)."""
-        if alert.muted_by:
-            logger.info("muted alert=%s v=%d kind=%s reason=\"%s\"", alert.alert_id[:8], alert.version, alert.kind,
-                        alert.muted_by)
+        """`on_alerts` for one."""
+        return await self.on_alerts([alert])
+
+    async def on_alerts(self, alerts: list[AlertMessage]) -> int:
+        """Records one notification per matching subscription for each alert version (idempotent), in one
+        transaction; wakes the sender at once. A muted version is owed to no one (it is in the event log and the
+        console, with why). Returns how many notifications were created."""
+        owed = []
+        for alert in alerts:
+            if alert.muted_by:
+                logger.info("muted alert=%s v=%d kind=%s reason=\"%s\"", alert.alert_id[:8], alert.version,
+                            alert.kind, alert.muted_by)
+            else:
+                owed.append(alert)
+        if not owed:
             return 0
-        body = webhook_body(alert)
         now = datetime.now(UTC)
+        counts = []
         async with session_scope(self.sessions) as session:
-            subs = await subscriptions_for(session, alert.rule_id, alert.severity, alert.incident_severity,
-                                           include_disabled=True, event_type=alert_event_type(alert))
-            created, held, missed = await self.owe(session, subs, alert.alert_id, alert.version, body, now,
-                                                   alert.incident_severity, mail=self._alert_mail(alert))
-        if created:
+            subscriptions = await store_subscriptions.list_subscriptions(session)
+            for alert in owed:
+                subs = await subscriptions_for(session, alert.rule_id, alert.severity, alert.incident_severity,
+                                               include_disabled=True, event_type=alert_event_type(alert),
+                                               subscriptions=subscriptions)
+                counts.append(await self.owe(session, subs, alert.alert_id, alert.version, webhook_body(alert), now,
+                                             alert.incident_severity, mail=self._alert_mail(alert)))
+        if any(created for created, _held, _missed in counts):
             self._wake.set()
-        logger.info("queued alert=%s v=%d kind=%s notifications=%d%s%s", alert.alert_id[:8], alert.version,
-                    alert.kind, created, f" held_for_quiet_hours={held}" if held else "",
-                    f" missed_by_disabled={missed}" if missed else "")
-        return created
+        for alert, (created, held, missed) in zip(owed, counts, strict=True):
+            logger.info("queued alert=%s v=%d kind=%s notifications=%d%s%s", alert.alert_id[:8], alert.version,
+                        alert.kind, created, f" held_for_quiet_hours={held}" if held else "",
+                        f" missed_by_disabled={missed}" if missed else "")
+        return sum(created for created, _held, _missed in counts)
 
     async def owe_source_alert(self, session: AsyncSession, message: SourceWatchMessage, now: datetime) -> int:
         """Records what an operator alert on a source is owed to subscribers, in the caller's transaction (which
@@ -190,8 +208,9 @@ class Dispatcher:
                 missed += await store_deliveries.add_notification(
                     session, subscription_id=sub.id, alert_id=alert_id, version=version,
                     message_id=msg_id, body=body, due=now, state="missed")
-                await store_deliveries.supersede_missed(session, subscription_id=sub.id, alert_id=alert_id,
-                                                        version=version)
+                if version > 1:  # a first version supersedes nothing
+                    await store_deliveries.supersede_missed(session, subscription_id=sub.id, alert_id=alert_id,
+                                                            version=version)
                 continue
             due = hold_until(sub.quiet_hours, incident_severity, now)
             held += due is not None
@@ -199,8 +218,9 @@ class Dispatcher:
                 session, subscription_id=sub.id, alert_id=alert_id, version=version, message_id=msg_id, body=body,
                 due=due or now,
             )
-            await store_deliveries.supersede_held(session, subscription_id=sub.id, alert_id=alert_id,
-                                                  version=version, now=now)
+            if version > 1:
+                await store_deliveries.supersede_held(session, subscription_id=sub.id, alert_id=alert_id,
+                                                      version=version, now=now)
         return created, held, missed
 
     async def start(self) -> None:
@@ -250,47 +270,51 @@ class Dispatcher:
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
 
     async def send_due(self) -> int:
-        """One pass: claims what is due and sends it, a few at a time. Returns how many were attempted."""
+        """One pass: claims what is due, records each attempt as begun (committed before any request: a crash
+        cannot hide it), sends them at once, then records the outcomes in one transaction. Returns how many were
+        claimed."""
         now = datetime.now(UTC)
         async with session_scope(self.sessions) as session:
             claimed = await store_deliveries.claim_due(session, now, self.lease, self.settings.dispatch_concurrency)
-        if not claimed:
-            return 0
-        await asyncio.gather(*(self._attempt(n) for n in claimed))
+            if not claimed:
+                return 0
+            subs = await store_subscriptions.get_subscriptions(session, {n.subscription_id for n in claimed})
+            # disabled since the claim: waits, pending, until enabled
+            ready = [n for n in claimed if (sub := subs.get(n.subscription_id)) is not None and sub.enabled]
+            begun = await store_deliveries.begin_attempts(session, [n.id for n in ready], now)
+        sent = await asyncio.gather(*(self._attempt(note, subs[note.subscription_id], *begun[note.id], now)
+                                      for note in ready if note.id in begun))
+        async with session_scope(self.sessions) as session:
+            await store_deliveries.finish_attempts(session, [a.finished for a in sent])
+            for a in sent:
+                if a.result.disable_subscription:
+                    await store_subscriptions.disable_subscription(session, a.sub.id, a.result.reason or "disabled",
+                                                                   actor="dispatcher")
+            reporting = {a.note.id: event_id for a in sent if a.state == "delivered" and a.sub.channel != EMAIL
+                         and (event_id := reporting_event_id(a.note)) is not None}
+            fetched = await store_deliveries.posts_fetched_at(session, sorted(set(reporting.values())))
+        for a in sent:
+            self._log(a.note, a.sub.id, a.attempt, a.result, a.state, a.delay, channel=a.sub.channel)
+            metrics.count_delivery(a.sub.id, DELIVERY_OUTCOME[a.state])
+            if (reported := fetched.get(reporting.get(a.note.id, ""))) is not None:
+                metrics.observe_post_to_webhook(reported, a.answered_at)
         return len(claimed)
 
-    async def _attempt(self, note: Notification) -> None:
+    async def _attempt(self, note: Notification, sub: Subscription, delivery_id: int, attempt: int,
+                       attempted_at: datetime) -> "_Attempt":
+        """One request (webhook or email), and what follows from its outcome."""
         assert self._client is not None, "Dispatcher.start() not called"
-        attempted_at = datetime.now(UTC)
-        async with session_scope(self.sessions) as session:  # committed before the request: a crash cannot hide it
-            sub = await store_subscriptions.get_subscription(session, note.subscription_id)
-            if sub is None or not sub.enabled:  # disabled since the claim: waits, pending, until enabled
-                return
-            begun = await store_deliveries.begin_attempt(session, note.id, attempted_at)
-        if begun is None:
-            return
-        delivery_id, attempt = begun
         if sub.channel == EMAIL:
             result = await self._send_mail(address_of(sub.url), note)
         else:
             result = await self._send(sub.url, signing_secrets(sub, attempted_at), note)
         answered_at = datetime.now(UTC)
         state, next_at, delay = self._next_state(result, attempt - note.replay_base)
-        reported: datetime | None = None
-        async with session_scope(self.sessions) as session:
-            await store_deliveries.finish_attempt(
-                session, delivery_id, outcome=result.outcome.value, status_code=result.status_code,
-                latency_ms=round(result.latency_ms, 1), error=result.reason, state=state, next_attempt_at=next_at,
-            )
-            if result.disable_subscription:
-                await store_subscriptions.disable_subscription(session, sub.id, result.reason or "disabled",
-                                                               actor="dispatcher")
-            if state == "delivered" and sub.channel != EMAIL and (event_id := reporting_event_id(note)) is not None:
-                reported = await store_deliveries.post_fetched_at(session, event_id)
-        self._log(note, sub.id, attempt, result, state, delay, channel=sub.channel)
-        metrics.count_delivery(sub.id, DELIVERY_OUTCOME[state])
-        if reported is not None:
-            metrics.observe_post_to_webhook(reported, answered_at)
+        finished = store_deliveries.Finished(
+            delivery_id, note.id, outcome=result.outcome.value, status_code=result.status_code,
+            latency_ms=round(result.latency_ms, 1), error=result.reason, state=state, next_attempt_at=next_at,
+            attempted_at=attempted_at)
+        return _Attempt(note, sub, attempt, result, state, delay, answered_at, finished)
 
     async def _send(self, url: str, secrets: list[str], note: Notification) -> DeliveryOutcome:
         """One POST within the attempt's whole deadline (see `lease`)."""
@@ -342,6 +366,20 @@ class Dispatcher:
             logger.error("%s failed %s reason=\"%s\" kept for replay (notification=%d)%s", channel, where,
                          result.reason, note.id, " subscription disabled" if result.disable_subscription else "",
                          extra={**fields, "reason": result.reason, "notification_id": note.id})
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One attempt of a pass, sent, to be recorded (`finished`), logged and counted."""
+
+    note: Notification
+    sub: Subscription
+    attempt: int
+    result: DeliveryOutcome
+    state: str
+    delay: float | None
+    answered_at: datetime
+    finished: store_deliveries.Finished
 
 
 def smtp_config(settings: AlertSettings) -> smtp.SmtpConfig:

@@ -29,45 +29,81 @@ async def begin_attempt(session: AsyncSession, notification_id: int, now: dateti
     """Records the next attempt as `sending` and returns (delivery row id, attempt number); None if the
     notification is gone. The caller commits before it sends. An earlier attempt still `sending` can only be
     from a sender that died (this one holds the lease), so it becomes `interrupted`."""
-    row = await session.get(Notification, notification_id, with_for_update=True)
-    if row is None:
-        return None
+    return (await begin_attempts(session, [notification_id], now)).get(notification_id)
+
+
+async def begin_attempts(session: AsyncSession, notification_ids: list[int], now: datetime
+                         ) -> dict[int, tuple[int, int]]:
+    """`begin_attempt` for a dispatcher's pass, in three statements: notification id -> (delivery row id,
+    attempt number), for those still there."""
+    if not notification_ids:
+        return {}
     await session.execute(
         sa.update(DeliveryAttempt)
-        .where(DeliveryAttempt.notification_id == notification_id, DeliveryAttempt.outcome == "sending")
+        .where(DeliveryAttempt.notification_id.in_(notification_ids), DeliveryAttempt.outcome == "sending")
         .values(outcome="interrupted", error=INTERRUPTED)
         .execution_options(synchronize_session=False)
     )
-    row.attempts += 1
-    attempt = DeliveryAttempt(notification_id=notification_id, subscription_id=row.subscription_id,
-                              alert_id=row.alert_id, attempt=row.attempts, attempted_at=now, outcome="sending")
-    session.add(attempt)
-    await session.flush()
-    return attempt.id, row.attempts
+    counted = (await session.execute(
+        sa.update(Notification).where(Notification.id.in_(notification_ids))
+        .values(attempts=Notification.attempts + 1)
+        .returning(Notification.id, Notification.attempts, Notification.subscription_id, Notification.alert_id)
+        .execution_options(synchronize_session=False)
+    )).all()
+    if not counted:
+        return {}
+    rows = (await session.execute(
+        sa.insert(DeliveryAttempt).returning(DeliveryAttempt.id, DeliveryAttempt.notification_id,
+                                             sort_by_parameter_order=True),
+        [{"notification_id": r.id, "subscription_id": r.subscription_id, "alert_id": r.alert_id,
+          "attempt": r.attempts, "attempted_at": now, "outcome": "sending"} for r in counted],
+    )).all()
+    attempts = {r.id: r.attempts for r in counted}
+    return {r.notification_id: (r.id, attempts[r.notification_id]) for r in rows}
 
 
-async def finish_attempt(
-    session: AsyncSession, delivery_id: int, *, outcome: str, status_code: int | None, latency_ms: float | None,
-    error: str | None, state: str, next_attempt_at: datetime | None,
-) -> None:
-    """Completes the attempt's row with its outcome, and moves the notification to `state`."""
-    attempt = await session.get(DeliveryAttempt, delivery_id)
-    if attempt is None:
+@dataclass(frozen=True)
+class Finished:
+    """One attempt's outcome, as `finish_attempt` records it."""
+
+    delivery_id: int
+    notification_id: int
+    outcome: str
+    status_code: int | None
+    latency_ms: float | None
+    error: str | None
+    state: str
+    next_attempt_at: datetime | None
+    attempted_at: datetime
+
+
+async def finish_attempts(session: AsyncSession, done: list[Finished]) -> None:
+    """`finish_attempt` for a dispatcher's pass: two statements, whatever its size."""
+    if not done:
         return
-    attempt.outcome, attempt.status_code, attempt.latency_ms, attempt.error = outcome, status_code, latency_ms, error
-    row = await session.get(Notification, attempt.notification_id)
-    if row is None:
-        return
-    row.state, row.next_attempt_at, row.last_error = state, next_attempt_at, error
-    if state == "delivered":
-        row.delivered_at = attempt.attempted_at
+    await session.execute(
+        sa.update(DeliveryAttempt.__table__).where(DeliveryAttempt.__table__.c.id == sa.bindparam("b_id"))
+        .values(outcome=sa.bindparam("b_outcome"), status_code=sa.bindparam("b_status"),
+                latency_ms=sa.bindparam("b_latency"), error=sa.bindparam("b_error")),
+        [{"b_id": d.delivery_id, "b_outcome": d.outcome, "b_status": d.status_code, "b_latency": d.latency_ms,
+          "b_error": d.error} for d in done],
+    )
+    await session.execute(
+        sa.update(Notification.__table__).where(Notification.__table__.c.id == sa.bindparam("b_id"))
+        .values(state=sa.bindparam("b_state"), next_attempt_at=sa.bindparam("b_next"),
+                last_error=sa.bindparam("b_error"), delivered_at=sa.bindparam("b_delivered")),
+        [{"b_id": d.notification_id, "b_state": d.state, "b_next": d.next_attempt_at, "b_error": d.error,
+          "b_delivered": d.attempted_at if d.state == "delivered" else None} for d in done],
+    )
 
 
-async def post_fetched_at(session: AsyncSession, event_id: str) -> datetime | None:
-    """When ingest took in the post of `event_id` (posts.fetched_at), or None if it is not stored."""
-    return (await session.execute(
-        sa.select(Post.fetched_at).join(Event, Event.post_id == Post.id).where(Event.id == event_id)
-    )).scalar_one_or_none()
+async def posts_fetched_at(session: AsyncSession, event_ids: list[str]) -> dict[str, datetime]:
+    """`post_fetched_at` for many events, in one query."""
+    if not event_ids:
+        return {}
+    rows = await session.execute(
+        sa.select(Event.id, Post.fetched_at).join(Post, Event.post_id == Post.id).where(Event.id.in_(event_ids)))
+    return {event_id: at for event_id, at in rows}
 
 
 async def supersede_missed(session: AsyncSession, *, subscription_id: int, alert_id: str, version: int) -> int:
@@ -214,18 +250,18 @@ async def claim_due(session: AsyncSession, now: datetime, lease: timedelta, limi
         .order_by(Notification.next_attempt_at, Notification.id)
         .limit(limit)
     )).all()
-    claimed = []
-    for row in rows:
-        result = await session.execute(
-            sa.update(Notification)
-            .where(Notification.id == row.id, Notification.state == "pending",
-                   Notification.next_attempt_at == row.next_attempt_at)
-            .values(next_attempt_at=now + lease)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount:
-            claimed.append(row)
-    return claimed
+    if not rows:
+        return []
+    # One statement for the pass: a row another dispatcher claimed meanwhile is due after its lease, not now.
+    won = set((await session.execute(
+        sa.update(Notification)
+        .where(Notification.id.in_([row.id for row in rows]), Notification.state == "pending",
+               Notification.next_attempt_at <= now)
+        .values(next_attempt_at=now + lease)
+        .returning(Notification.id)
+        .execution_options(synchronize_session=False)
+    )).scalars().all())
+    return [row for row in rows if row.id in won]
 
 
 async def next_due_at(session: AsyncSession) -> datetime | None:

@@ -100,6 +100,14 @@ async def get_subscription(session: AsyncSession, subscription_id: int) -> Subsc
     return await session.get(Subscription, subscription_id)
 
 
+async def get_subscriptions(session: AsyncSession, subscription_ids: set[int]) -> dict[int, Subscription]:
+    """Subscriptions by id, in one query (removed ones too: the caller decides)."""
+    if not subscription_ids:
+        return {}
+    rows = await session.scalars(sa.select(Subscription).where(Subscription.id.in_(subscription_ids)))
+    return {row.id: row for row in rows}
+
+
 
 def _audit(session: AsyncSession, actor: str, action: str, subscription_id: int, detail: dict | None) -> None:
     session.add(AuditEntry(actor=actor, action=action, target_kind="subscription", target_id=str(subscription_id),

@@ -267,7 +267,8 @@ async def test_one_digest_per_shift_with_its_sections_even_with_two_sweepers(
             rows = (await session.scalars(sa.select(Notification).where(Notification.alert_id.like("digest:%"))
                                           .order_by(Notification.subscription_id))).all()
         key = f"{end:%Y%m%dT%H%MZ}"
-        assert [(n.subscription_id, n.alert_id, n.state) for n in rows] == [
+        # owed to ops and chief (the running service's sender may already have sent them), skipped for night
+        assert [(n.subscription_id, n.alert_id, n.state.replace("delivered", "pending")) for n in rows] == [
             (ops, f"digest:{ops}:{key}", "pending"), (chief, f"digest:{chief}:{key}", "pending"),
             (night, f"digest:{night}:{key}", "skipped")]
 
