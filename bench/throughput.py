@@ -23,7 +23,7 @@ Exit status 0 whatever was measured; 1 only when the bench could not set up or r
 
 usage: .venv/bin/python bench/throughput.py [--rates 50,100,200,500,1000] [--seconds 60]
                                             [--topology compose|up|both] [--drain 30] [--profile]
-                                            [--connections 128] [--keep]
+                                            [--connections 128] [--keep] [--batch 1]
 """
 
 import argparse
@@ -273,6 +273,7 @@ class Offer:
     now: datetime
     workers: int = 1
     connections: int = 128  # per worker
+    batch: int = 1  # posts per request: more than 1 sends JSON arrays, as a bridge relaying a burst would
 
 
 def offer_share(offer: Offer, worker: int, out: Any) -> None:
@@ -280,36 +281,45 @@ def offer_share(offer: Offer, worker: int, out: Any) -> None:
     t0 + (i - first) / rate, without waiting for earlier answers (open loop). Sends back, per post,
     (i, scheduled, started, finished, status or error name); a post unanswered at `give_up` is "no answer".
     Then exits at once: cancelling thousands of queued requests one by one would take longer than the run."""
-    bodies = {i: json.dumps(tput_posts.post(offer.run, i, offer.now)).encode()
-              for i in range(offer.first + worker, offer.first + offer.count, offer.workers)}
+    mine = list(range(offer.first + worker, offer.first + offer.count, offer.workers))
+    # A request is one post, or (batch > 1) an array of `batch` posts sent when the first of them is due.
+    requests = [mine[k:k + offer.batch] for k in range(0, len(mine), offer.batch)]
+    posts = {i: tput_posts.post(offer.run, i, offer.now) for i in mine}
+    bodies = {r[0]: json.dumps(posts[r[0]] if offer.batch == 1 else [posts[i] for i in r]).encode()
+              for r in requests}
     records: list[tuple[int, float, float, float, str]] = []
-    in_flight: dict[int, tuple[float, float]] = {}
+    in_flight: dict[int, tuple[list[int], float, float]] = {}
 
-    async def send(client: httpx.AsyncClient, slots: asyncio.Semaphore, i: int, scheduled: float) -> None:
+    async def send(client: httpx.AsyncClient, slots: asyncio.Semaphore, request: list[int], scheduled: float) -> None:
         started = time.monotonic()
-        in_flight[i] = (scheduled, started)
+        in_flight[request[0]] = (request, scheduled, started)
         try:
             async with slots:  # our own queue: httpx's pool is slow to serve thousands of waiting requests
-                r = await client.post(offer.url, content=bodies[i], headers={"content-type": "application/json"})
-            outcome = str(r.status_code)
+                r = await client.post(offer.url, content=bodies[request[0]],
+                                      headers={"content-type": "application/json"})
+            outcomes = [str(r.status_code)] * len(request)
+            if offer.batch > 1 and r.status_code == 202:  # each item answers for its post
+                outcomes = [str(item.get("status")) for item in r.json()]
         except httpx.HTTPError as exc:
-            outcome = type(exc).__name__
-        del in_flight[i]
-        records.append((i, scheduled, started, time.monotonic(), outcome))
+            outcomes = [type(exc).__name__] * len(request)
+        del in_flight[request[0]]
+        finished = time.monotonic()
+        records.extend((i, scheduled, started, finished, outcome) for i, outcome in zip(request, outcomes, strict=True))
 
     async def main() -> None:
         limits = httpx.Limits(max_connections=offer.connections, max_keepalive_connections=offer.connections)
         client = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(30.0, pool=None))
         slots = asyncio.Semaphore(offer.connections)
         tasks = []
-        for i in bodies:
-            scheduled = offer.t0 + (i - offer.first) / offer.rate
+        for request in requests:
+            scheduled = offer.t0 + (request[0] - offer.first) / offer.rate
             if (delay := scheduled - time.monotonic()) > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(send(client, slots, i, scheduled)))
+            tasks.append(asyncio.create_task(send(client, slots, request, scheduled)))
         await asyncio.wait(tasks, timeout=max(0.0, offer.give_up - time.monotonic()))
         now = time.monotonic()
-        records.extend((i, scheduled, started, now, "no answer") for i, (scheduled, started) in in_flight.items())
+        records.extend((i, scheduled, started, now, "no answer")
+                       for request, scheduled, started in in_flight.values() for i in request)
         out.send((records, 0.0))
         out.close()
         os._exit(0)  # the queued requests die with the process
@@ -647,8 +657,9 @@ def run_rate(kind: str, rate: float, args: argparse.Namespace, folder: Path) -> 
         t0 = time.monotonic() + 4  # the workers start in ~1 s (spawn, imports, building the bodies)
         end = t0 + args.seconds
         give_up = end + max(args.drain, 5.0)  # a POST unanswered by the end of the drain has no answer
+        workers = client_workers(rate / args.batch)
         offer = Offer(system.ingest_url, run, rate, WARM_POSTS, int(rate * args.seconds), t0, give_up, now,
-                      workers=client_workers(rate), connections=max(1, args.connections // client_workers(rate)))
+                      workers=workers, connections=max(1, args.connections // workers), batch=args.batch)
         load = Load(offer)
         while time.monotonic() < t0:
             time.sleep(0.01)
@@ -739,7 +750,9 @@ def report(kind: str, rate: float, args: argparse.Namespace, seen: Observed) -> 
     core = seen.wall / 100
     services = {n: v for n, v in seen.cpu.items() if n not in ("load generator", "bench+receiver")}
     lines = [
-        f"== {kind}, {rate:g} posts/s offered for {secs:g} s ==",
+        f"== {kind}, {rate:g} posts/s offered for {secs:g} s"
+        + (f", in arrays of {seen.offer.batch} posts a request" if seen.offer.batch > 1 else ", one post a request")
+        + " ==",
         f"offered       {offered:8.1f}/s achieved ({len(records):,} sent by {seen.offer.workers} client "
         f"process(es); client late p50 {pct(late, 50) * 1000:.0f} ms, p99 {pct(late, 99) * 1000:.0f} ms)"
         + (f"; {seen.missing_workers} CLIENT PROCESS(ES) NEVER REPORTED" if seen.missing_workers else ""),
@@ -814,6 +827,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=128,
                         help="HTTP connections the clients keep at most, all together (more posts wait in the clients)")
     parser.add_argument("--keep", action="store_true", help="keep the logs folder")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="posts per POST: 1 sends one post a request; more sends JSON arrays (at most 500)")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
     kinds = ["compose", "up"] if args.topology == "both" else [args.topology]

@@ -1,5 +1,6 @@
 """The only SQL of the classify service: one `events` row per post, overwritten on re-classification."""
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -39,27 +40,27 @@ def _row(event: EventMessage) -> dict[str, Any]:
     }
 
 
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """INSERT … ON CONFLICT (id) DO UPDATE of every column, built once per dialect (the statement is the same
+    for every batch: the rows go as parameters)."""
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(Event)
+    columns = [c.name for c in Event.__table__.columns if c.name != "id"]
+    return stmt.on_conflict_do_update(index_elements=[Event.id], set_={k: stmt.excluded[k] for k in columns})
+
+
 async def upsert_event(session: AsyncSession, event: EventMessage) -> None:
     """Inserts the event, or overwrites the row of the same id (a redelivery or a new classifier)."""
-    row = _row(event)
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(Event).values(**row)
-    stmt = stmt.on_conflict_do_update(index_elements=[Event.id], set_={k: v for k, v in row.items() if k != "id"})
-    await session.execute(stmt)
+    await upsert_events(session, [event])
 
 
 async def upsert_events(session: AsyncSession, events: list[EventMessage]) -> None:
-    """`upsert_event` for many, in one statement per 100 rows. An id given twice keeps its last event (one
-    statement may not touch a row twice)."""
+    """`upsert_event` for many: one statement, its rows sent together (SQLAlchemy's "insertmanyvalues"). An id
+    given twice keeps its last event (one statement may not touch a row twice)."""
     rows = list({e.event_id: _row(e) for e in events}.values())
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    for start in range(0, len(rows), 100):  # 21 columns a row: under SQLite's and asyncpg's parameter limits
-        stmt = insert(Event).values(rows[start:start + 100])
-        stmt = stmt.on_conflict_do_update(index_elements=[Event.id],
-                                          set_={k: stmt.excluded[k] for k in rows[0] if k != "id"})
-        await session.execute(stmt)
+    if rows:
+        dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+        await session.execute(_upsert(dialect), rows)
 
 
 async def posts(session: AsyncSession, ids: list[str]) -> list[PostMessage]:
