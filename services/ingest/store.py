@@ -4,9 +4,11 @@ Works on PostgreSQL and SQLite alike; every write is idempotent (post ids are de
 retried after a crash, or run by two ingest processes at once, never stores a post twice.
 """
 
+import functools
 import re
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -383,13 +385,18 @@ async def insert_post_if_new(session: AsyncSession, post: PostMessage, dedup_key
 async def insert_posts(session: AsyncSession, posts: list[tuple[PostMessage, str]]) -> set[str]:
     """Stores the posts whose id is not there yet, in one statement per 200; returns the ids stored now.
     Idempotent as `insert_post_if_new` (ON CONFLICT DO NOTHING); the ids must be distinct."""
-    insert = _insert(session)
-    stored: set[str] = set()
-    for start in range(0, len(posts), 200):  # 12 columns a row: under SQLite's and asyncpg's parameter limits
-        rows = [_row(post, key) for post, key in posts[start:start + 200]]
-        stmt = insert(Post).values(rows).on_conflict_do_nothing(index_elements=["id"]).returning(Post.id)
-        stored.update((await session.execute(stmt)).scalars())
-    return stored
+    if not posts:
+        return set()
+    stmt = _insert_posts(session.get_bind().dialect.name)
+    return set((await session.execute(stmt, [_row(post, key) for post, key in posts])).scalars())
+
+
+@functools.cache
+def _insert_posts(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id, built once per dialect: the rows go as parameters, sent in
+    pages under the drivers' parameter limits by SQLAlchemy ("insertmanyvalues")."""
+    insert = postgresql.Insert if dialect == "postgresql" else sqlite.Insert
+    return insert(Post).on_conflict_do_nothing(index_elements=["id"]).returning(Post.id)
 
 
 async def insert_new_posts(session: AsyncSession, posts: list[tuple[PostMessage, str]]) -> list[PostMessage]:
