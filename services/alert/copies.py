@@ -17,6 +17,7 @@ one original that is not among the reports are copies of the first of them. Link
 path is the message's own address).
 """
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -64,12 +65,21 @@ def shingles(tokens: list[str], size: int) -> set[str]:
     return {" ".join(tokens[i:i + size]) for i in range(len(tokens) - size + 1)}
 
 
+@functools.cache
+def _permutations(num_perm: int) -> tuple[Any, Any]:
+    """MinHash's random permutations for `num_perm` and SEED, and their scheme: the same for every signature, so
+    drawn once (each MinHash would draw them again)."""
+    template = MinHash(num_perm=num_perm, seed=SEED)
+    return template.permutations, template.scheme
+
+
 def signature(title: str, text: str, policy: CopyPolicy) -> bytes | None:
     """The report's MinHash signature (`num_perm` little-endian uint32), or None when it has no words."""
     found = shingles(words(title, text, policy.max_chars), policy.shingle_words)
     if not found:
         return None
-    minhash = MinHash(num_perm=policy.num_perm, seed=SEED)
+    permutations, scheme = _permutations(policy.num_perm)
+    minhash = MinHash(num_perm=policy.num_perm, seed=SEED, permutations=permutations, scheme=scheme)
     items = [s.encode() for s in found]
     for start in range(0, len(items), _BATCH):
         minhash.update_batch(items[start:start + _BATCH])
