@@ -45,9 +45,9 @@ class ListOutbox:
         self.sent: list[AlertMessage] = []
         self.versions: dict[str, int] = {}
 
-    async def publish(self, message: AlertMessage) -> None:
-        self.sent.append(message)
-        self.versions[message.alert_id] = message.version
+    async def publish(self, messages: list[AlertMessage], headers: list[dict[str, str]] | None = None) -> None:
+        self.sent += messages
+        self.versions.update({m.alert_id: m.version for m in messages})
 
     async def published_versions(self, alert_ids: list[str]) -> dict[str, int]:
         return {a: self.versions.get(a, 0) for a in alert_ids}

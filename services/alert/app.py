@@ -27,7 +27,7 @@ from services.alert.severity import default_policy
 from services.alert.source_alerts import SourceAlerts
 from services.alert.sweeps import Sweeper
 from shared import streams
-from shared.consumer import publish, publishes, subscribe
+from shared.consumer import publish_many, publishes, subscribe
 from shared.gazetteer import load_gazetteer
 from shared.messages import AlertMessage, EventMessage, SourceWatchMessage
 
@@ -47,9 +47,13 @@ class StreamOutbox:
     def __init__(self, broker: RedisBroker, redis: Redis, settings: AlertSettings) -> None:
         self.broker, self.redis, self.settings = broker, redis, settings
 
-    async def publish(self, message: AlertMessage) -> None:
-        await publish(self.broker, streams.ALERTS, message, self.settings)
-        await self.redis.hset(self.PUBLISHED, message.alert_id, str(message.version))
+    async def publish(self, messages: list[AlertMessage], headers: list[dict[str, str]] | None = None) -> None:
+        """The versions on wf:alerts, then their numbers in the hash: a crash in between republishes them (the
+        deliver stage owes each version once), never loses them."""
+        if not messages:
+            return
+        await publish_many(self.broker, self.redis, streams.ALERTS, messages, headers)
+        await self.redis.hset(self.PUBLISHED, mapping={m.alert_id: str(m.version) for m in messages})
 
     async def published_versions(self, alert_ids: list[str]) -> dict[str, int]:
         if not alert_ids:

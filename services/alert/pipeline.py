@@ -61,7 +61,9 @@ LONG_TEXT = 50_000
 class Outbox(Protocol):
     """Where alert versions go (wf:alerts), and which version of each alert went there last."""
 
-    async def publish(self, message: AlertMessage) -> None: ...
+    async def publish(self, messages: list[AlertMessage], headers: list[dict[str, str]] | None = None) -> None:
+        """Puts the versions on wf:alerts in one round trip, in order; `headers[i]`: the ids of what made
+        `messages[i]` (its post and event), for the deliver stage's log lines."""
 
     async def published_versions(self, alert_ids: list[str]) -> dict[str, int]: ...
 
@@ -398,14 +400,18 @@ class AlertPipeline:
                 if message.alert_id not in latest or message.version >= latest[message.alert_id].version:
                     latest[message.alert_id] = message
         sent: set[tuple[str, int]] = set()
-        for step in staged:
+        fresh, made_by = [], []
+        for event, step in zip(real, staged, strict=True):
             for message in step.out:
                 if latest[message.alert_id] is message and (message.alert_id, message.version) not in sent:
                     sent.add((message.alert_id, message.version))
-                    await self.outbox.publish(message)
-                    out.append(message)
+                    fresh.append(message)
+                    made_by.append({"post_id": event.post_id, "event_id": event.event_id,
+                                    "alert_id": message.alert_id})
+        await self.outbox.publish(fresh, made_by)
+        for step in staged:
             step.log(len(real))
-        return out
+        return out + fresh
 
     async def _lock_places(self, session: AsyncSession, events: list[EventMessage]) -> None:
         """First in the transaction: waits for any worker deciding about a place near one of these. Two reports
@@ -559,8 +565,7 @@ class AlertPipeline:
                 logger.info("alert disputed rule=%s alert=%s incident=%s v=%d by=%s reason=\"%s\"", rule_id,
                             message.alert_id[:8], incident.id[:8], message.version, event.event_id[:8], reason)
                 out.append(message)
-        for message in out:
-            await self.outbox.publish(message)
+        await self.outbox.publish(out)
         return out
 
 

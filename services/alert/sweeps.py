@@ -88,8 +88,7 @@ class Sweeper:
         # Resolution first: an incident gone quiet is closed, not paged once more on its way out.
         out = await self._resolve(now)
         out += await self._firing(now)
-        for message in out:
-            await self.outbox.publish(message)
+        await self.outbox.publish(out)
         await self.digests(now)
         return out
 

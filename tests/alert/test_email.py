@@ -199,8 +199,8 @@ async def test_smtp_server_down_is_retried_not_lost(redis_url: str, db_url: str,
 
 
 class _NoOutbox:
-    async def publish(self, message: AlertMessage) -> None:
-        raise AssertionError("a digest publishes nothing")
+    async def publish(self, messages: list[AlertMessage], headers: list[dict[str, str]] | None = None) -> None:
+        assert not messages, "a digest publishes nothing"
 
     async def published_versions(self, alert_ids: list[str]) -> dict[str, int]:
         return {}

@@ -25,11 +25,11 @@ class FlakyOutbox(StreamOutbox):
 
     failures = 1
 
-    async def publish(self, message: AlertMessage) -> None:
-        if self.failures:
+    async def publish(self, messages: list[AlertMessage], headers: list[dict[str, str]] | None = None) -> None:
+        if self.failures and messages:
             self.failures -= 1
             raise ConnectionError("Redis connection reset")
-        await super().publish(message)
+        await super().publish(messages, headers)
 
 
 async def test_version_committed_but_not_published_goes_out_once(
