@@ -17,6 +17,7 @@ import pstats
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -77,11 +78,13 @@ async def run(args: argparse.Namespace) -> None:
         url = f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/stage.db"
     engine = make_engine(url)
     statements = 0
+    kinds: Counter[str] = Counter()
 
     @sa.event.listens_for(engine.sync_engine, "before_cursor_execute")
-    def count(*_args: object) -> None:
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
         nonlocal statements
         statements += 1
+        kinds[" ".join(statement.split()[:4])[:60]] += 1
 
     try:
         await migrate(engine)
@@ -93,6 +96,7 @@ async def run(args: argparse.Namespace) -> None:
                                  severity=default_policy(), max_event_age=timedelta(days=30 * 365))
         await pipeline.on_events(evs[:10])  # warm: rules loaded, statements compiled
         statements, outbox.sent = 0, []
+        kinds.clear()
         rest = evs[10:]
         profile = cProfile.Profile() if args.profile else None
         wall, cpu = time.perf_counter(), time.process_time()
@@ -108,6 +112,7 @@ async def run(args: argparse.Namespace) -> None:
               f"wall {wall / n * 1000:.2f} ms/event, CPU {cpu / n * 1000:.2f} ms/event (this process; the "
               f"database's own is not counted), {statements / n:.1f} SQL statements/event, "
               f"{len(outbox.sent)} alert versions")
+        print("statements by kind:", ", ".join(f"{k!r} {n}" for k, n in kinds.most_common(12)))
         if profile:
             pstats.Stats(profile).sort_stats("tottime").print_stats(25)
             pstats.Stats(profile).sort_stats("cumulative").print_stats("services|shared", 30)

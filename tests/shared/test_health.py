@@ -115,3 +115,27 @@ async def test_not_ready_when_redis_is_unreachable(running, sessions) -> None:
     assert report["problems"][0].startswith("redis unavailable: ")
     assert report["consumers"][0]["group_exists"] is None  # unknown, not "missing"
     json.dumps(report)  # what /health/ready sends
+
+
+async def test_the_lag_is_counted_where_redis_does_not_give_it(tmp_path, monkeypatch) -> None:
+    """`watchfloor up`'s embedded Redis is 6.2: XINFO GROUPS has no lag there, so it is counted, up to a cap."""
+    from shared import consumer
+    from watchfloor.embedded_redis import EmbeddedRedis
+
+    server = EmbeddedRedis(tmp_path)
+    client = Redis.from_url(server.start())
+    try:
+        assert (await client.info("server"))["redis_version"].startswith("6.")
+        for n in range(7):
+            await client.xadd("s", {"n": str(n)})
+        await client.xgroup_create("s", "g", id="0")
+        await client.xreadgroup("g", "c", {"s": ">"}, count=2)
+        info = await consumer.group_info(client, "s", "g")
+        assert info is not None and (info["lag"], info["pending"]) == (5, 2)
+        monkeypatch.setattr(consumer, "LAG_COUNT_CAP", 3)      # a long backlog reads as the cap, at least
+        assert (await consumer.group_info(client, "s", "g"))["lag"] == 3  # type: ignore[index]
+        await client.xreadgroup("g", "c", {"s": ">"})
+        assert (await consumer.group_info(client, "s", "g"))["lag"] == 0  # type: ignore[index]
+    finally:
+        await client.aclose()
+        server.stop()
