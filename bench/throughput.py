@@ -24,6 +24,7 @@ Exit status 0 whatever was measured; 1 only when the bench could not set up or r
 usage: .venv/bin/python bench/throughput.py [--rates 50,100,200,500,1000] [--seconds 60]
                                             [--topology compose|up|both] [--drain 30] [--profile]
                                             [--connections 128] [--keep] [--batch 1]
+                                            [--alert-workers 1]
 """
 
 import argparse
@@ -124,10 +125,10 @@ class Compose:
 
     name = "compose"
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, alert_workers: int = 1) -> None:
         self.receiver = MarkReceiver()
         self.top = Topology(folder, PG_DB, tput_posts.RULE, SETTINGS, via_proxy=False, redis_fsync="everysec",
-                            receiver=self.receiver)
+                            receiver=self.receiver, alert_workers=alert_workers)
         self.ingest_url = self.top.ingest_url
         self.redis_url = self.top.redis.url
 
@@ -639,7 +640,7 @@ class Observed:
 
 def run_rate(kind: str, rate: float, args: argparse.Namespace, folder: Path) -> Result:
     folder.mkdir(parents=True)
-    system: System = Compose(folder) if kind == "compose" else Up(folder)
+    system: System = Compose(folder, args.alert_workers) if kind == "compose" else Up(folder)
     load: Load | None = None
     waits: PgWaits | None = None
     spies: list[tuple[str, Path, subprocess.Popen]] = []
@@ -827,6 +828,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=128,
                         help="HTTP connections the clients keep at most, all together (more posts wait in the clients)")
     parser.add_argument("--keep", action="store_true", help="keep the logs folder")
+    parser.add_argument("--alert-workers", type=int, default=1,
+                        help="`run alert` processes in the compose topology (docker compose --scale alert=N)")
     parser.add_argument("--batch", type=int, default=1,
                         help="posts per POST: 1 sends one post a request; more sends JSON arrays (at most 500)")
     args = parser.parse_args()

@@ -90,6 +90,20 @@ def test_config_show_masks_passwords(wf, monkeypatch: pytest.MonkeyPatch) -> Non
     assert shown["database_url"] == "postgresql+asyncpg://ops:***@db.internal:5432/watchfloor"
 
 
+def test_config_show_has_each_services_own_settings(wf, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WATCHFLOOR_SMTP_HOST", "mail.example.org")
+    monkeypatch.setenv("WATCHFLOOR_SMTP_PASSWORD", "hunter2")
+    refused = json.loads(wf("config", "show").output)["alert service"]     # no From: the service would not start
+    assert "WATCHFLOOR_SMTP_FROM is required" in refused["invalid"][0]
+    monkeypatch.setenv("WATCHFLOOR_SMTP_FROM", "Watchfloor <alerts@example.org>")
+    shown = json.loads(wf("config", "show").output)
+    assert "hunter2" not in json.dumps(shown)
+    alert = shown["alert service"]
+    assert (alert["smtp_host"], alert["smtp_password"], alert["dispatch_concurrency"]) == (
+        "mail.example.org", "***", 32)
+    assert "classify_max_chars" in shown["classify service"] and "max_request_bytes" not in shown["alert service"]
+
+
 def test_subscription_filters_from_the_cli(wf) -> None:
     bad = wf("subscription", "add", "http://127.0.0.1:9/night", "--quiet-hours", "22h-6h")
     assert bad.exit_code == 2 and "expected HH:MM-HH:MM" in bad.output

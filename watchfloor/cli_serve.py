@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
 from shared.db import make_engine, migrate
 from watchfloor.context import CliContext, checked, pass_ctx, run
@@ -76,8 +77,20 @@ def config() -> None:
 @config.command(name="show")
 @pass_ctx
 def config_show(obj: CliContext) -> None:
-    """Print the settings in force, passwords masked."""
-    click.echo(json.dumps(obj.settings.redacted(), indent=2, default=str))
+    """Print the settings in force, passwords masked: the common ones, then each service's own."""
+    from services.alert.settings import AlertSettings
+    from services.classify.settings import ClassifySettings
+    from services.ingest.settings import IngestSettings
+
+    shown = obj.settings.redacted()
+    for name, kind in (("ingest", IngestSettings), ("classify", ClassifySettings), ("alert", AlertSettings)):
+        try:
+            own = obj.settings_of(kind).redacted()
+        except ValidationError as exc:  # the service would refuse to start: say why, as it would
+            shown[f"{name} service"] = {"invalid": [e["msg"] for e in exc.errors()]}
+            continue
+        shown[f"{name} service"] = {k: v for k, v in own.items() if k not in shown}
+    click.echo(json.dumps(shown, indent=2, default=str))
 
 
 @click.command(name="asyncapi")

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from shared.settings import CommonSettings
 
 T = TypeVar("T")
+S = TypeVar("S", bound="CommonSettings")
 
 
 @dataclass
@@ -42,6 +43,12 @@ class CliContext:
             self._noted = True
             click.echo(note, err=True)
         return CommonSettings(**chosen)
+
+    def settings_of(self, kind: type[S]) -> S:
+        """A service's settings (`IngestSettings`…) as `settings` reads the common ones."""
+        from watchfloor.locate import overrides_for_cli
+
+        return kind(**overrides_for_cli(self.overrides)[0])
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
