@@ -4,7 +4,8 @@ without the rest of the pipeline (bench/throughput.py measures the whole).
 Classifies N distinct posts of bench/tput_posts.py (each its own attack, half of them paging), then hands
 their events to AlertPipeline.on_events in batches, as the alert worker does, on a fresh database with the
 bench rule. The outbox is an in-memory list: Redis is measured by bench/throughput.py. Prints wall and CPU
-per event and SQL statements per event; --profile prints cProfile's top functions.
+per event and SQL statements per event; --profile prints cProfile's top functions. Then the deliver stage
+(Dispatcher.on_alerts) owes what the stage published to one subscription, in batches: wall and CPU per version.
 
 usage: .venv/bin/python bench/alert_stage.py [--posts 2000] [--batch 100] [--db postgresql|sqlite] [--profile]
 """
@@ -22,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH), str(BENCH.parent)]
@@ -30,8 +32,10 @@ import tput_posts  # noqa: E402
 from topology import sql  # noqa: E402
 
 from services.alert import commands  # noqa: E402
+from services.alert.dispatch import Dispatcher  # noqa: E402
 from services.alert.pipeline import AlertPipeline, Rulebook, cluster_policy  # noqa: E402
 from services.alert.rules import load_rule_text  # noqa: E402
+from services.alert.settings import AlertSettings  # noqa: E402
 from services.alert.severity import default_policy  # noqa: E402
 from services.classify.events import classify_events  # noqa: E402
 from shared import ids  # noqa: E402
@@ -116,10 +120,26 @@ async def run(args: argparse.Namespace) -> None:
         if profile:
             pstats.Stats(profile).sort_stats("tottime").print_stats(25)
             pstats.Stats(profile).sort_stats("cumulative").print_stats("services|shared", 30)
+        await deliver_stage(sessions, outbox.sent, args.batch)
     finally:
         await engine.dispose()
         if args.db == "postgresql":
             await sql("postgres", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
+async def deliver_stage(sessions: async_sessionmaker[AsyncSession], sent: list[AlertMessage], batch: int) -> None:
+    """The deliver stage on what the alert stage sent: a notification per version for one subscription."""
+    async with sessions.begin() as session:
+        await commands.add_subscription(session, "http://127.0.0.1:9/bench", name="bench")
+    dispatcher = Dispatcher(AlertSettings(), sessions)
+    wall, cpu = time.perf_counter(), time.process_time()
+    created = 0
+    for start in range(0, len(sent), batch):
+        created += await dispatcher.on_alerts(sent[start:start + batch])
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    n = max(1, len(sent))
+    print(f"deliver stage: {len(sent)} alert versions in batches of {batch}: {created} notifications, wall "
+          f"{wall / n * 1000:.2f} ms/version, CPU {cpu / n * 1000:.2f} ms/version")
 
 
 def main() -> None:

@@ -44,16 +44,13 @@ logger = logging.getLogger(__name__)
 
 async def subscriptions_for(session: AsyncSession, rule_id: str, severity: str,
                             incident_severity: str | None = None, *, include_disabled: bool = False,
-                            event_type: str = "alert.fired", subscriptions: list[Subscription] | None = None
-                            ) -> list[Subscription]:
+                            event_type: str = "alert.fired") -> list[Subscription]:
     """Enabled subscriptions an alert of `rule_id` goes to (`paging.routes`: the rule's `notify` list, each
     subscription's rule filter, minimum severity and event types). With `include_disabled`, disabled ones too
-    (what they miss is recorded); never removed ones. `subscriptions`: the list already read (a batch's)."""
-    notify = await store_rules.rule_notify(session, rule_id)
-    if subscriptions is None:
-        subscriptions = await store_subscriptions.list_subscriptions(session)
-    return routes(subscriptions, notify, rule_id, severity, incident_severity, include_disabled=include_disabled,
-                  event_type=event_type)
+    (what they miss is recorded); never removed ones."""
+    subscriptions = await store_subscriptions.list_subscriptions(session)
+    return routes(subscriptions, await store_rules.rule_notify(session, rule_id), rule_id, severity,
+                  incident_severity, include_disabled=include_disabled, event_type=event_type)
 
 
 def alert_event_type(alert: AlertMessage) -> str:
@@ -146,11 +143,12 @@ class Dispatcher:
         now = datetime.now(UTC)
         counts = []
         async with session_scope(self.sessions) as session:
+            # read once for the batch, then routed per alert as `subscriptions_for` does
             subscriptions = await store_subscriptions.list_subscriptions(session)
+            notify = {rule_id: await store_rules.rule_notify(session, rule_id) for rule_id in {a.rule_id for a in owed}}
             for alert in owed:
-                subs = await subscriptions_for(session, alert.rule_id, alert.severity, alert.incident_severity,
-                                               include_disabled=True, event_type=alert_event_type(alert),
-                                               subscriptions=subscriptions)
+                subs = routes(subscriptions, notify[alert.rule_id], alert.rule_id, alert.severity,
+                              alert.incident_severity, include_disabled=True, event_type=alert_event_type(alert))
                 counts.append(await self.owe(session, subs, alert.alert_id, alert.version, webhook_body(alert), now,
                                              alert.incident_severity, mail=self._alert_mail(alert)))
         if any(created for created, _held, _missed in counts):

@@ -11,14 +11,15 @@ An attempt is a `deliveries` row written *before* the request (outcome `sending`
 a sender killed mid-request leaves a row; the next claimant marks it `interrupted`.
 """
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alert.store_base import insert_or_ignore
 from shared.models import AuditEntry, DeliveryAttempt, Event, Notification, Post, Subscription, utcnow
 
 REPLAYABLE = ("failed", "missed")
@@ -215,12 +216,19 @@ async def add_notification(session: AsyncSession, *, subscription_id: int, alert
     """Owes one alert version (or one shift digest) to one subscriber; False if already owed (a redelivered
     AlertMessage, a second sweeper). `state="missed"`: the subscription is disabled; it is sent only if
     replayed. `state="skipped"`: a digest with nothing to report, recorded (with `reason`) and never sent."""
-    stmt = insert_or_ignore(session, Notification).values(
-        subscription_id=subscription_id, alert_id=alert_id, alert_version=version, message_id=message_id,
-        body=body, state=state, attempts=0, next_attempt_at=due if state == "pending" else None,
-        created_at=utcnow(), last_error=reason,
-    ).on_conflict_do_nothing(index_elements=["subscription_id", "alert_id", "alert_version"])
-    return bool((await session.execute(stmt)).rowcount)
+    params = {"subscription_id": subscription_id, "alert_id": alert_id, "alert_version": version,
+              "message_id": message_id, "body": body, "state": state, "attempts": 0,
+              "next_attempt_at": due if state == "pending" else None, "created_at": utcnow(), "last_error": reason}
+    result = await session.execute(_owe(session.get_bind().dialect.name), params)
+    return bool(result.rowcount)  # type: ignore[attr-defined]  # CursorResult of an INSERT
+
+
+@functools.cache
+def _owe(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING of a notification, built once per dialect (the values go as parameters)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(Notification.__table__).on_conflict_do_nothing(  # the table: a plain INSERT, with its rowcount
+        index_elements=["subscription_id", "alert_id", "alert_version"])
 
 
 async def supersede_held(session: AsyncSession, *, subscription_id: int, alert_id: str, version: int,
