@@ -28,12 +28,17 @@ _LEAD = re.compile(
 _SPACE = re.compile(r"\s+")
 _SENTENCE_END = re.compile(r"(?<=[.!?؟])\s+|\n")
 _DROPPED = frozenset({"So", "Cf", "Co", "Cs", "Cc", "Cn"})
+_MAYBE_EMOJI = re.compile("[\u00a9\u00ae\u2000-\u33ff\ufe0f\U0001f000-\U0001ffff\U000e0000-\U000e007f]")
+"""Every code point an emoji (or a part of one: keycaps, flags, tags, variation selectors) is made of lies in
+these ranges: text with none of them has no emoji."""
 
 
 def tidy(text: str) -> str:
     """The text without emoji, pictographs, links, a trailing run of hashtags or mentions, `#` signs, leading
     "BREAKING:"-style words and extra spaces. Idempotent."""
-    text = emoji.replace_emoji(text[:READ_CHARS], " ")
+    text = text[:READ_CHARS]
+    if _MAYBE_EMOJI.search(text):  # emoji's tokenizer is slow: only where an emoji could be
+        text = emoji.replace_emoji(text, " ")
     text = _URL.sub(" ", text)
     text = "".join(" " if unicodedata.category(c) in _DROPPED and c not in "\n" else c for c in text)
     text = _TRAILING_TAGS.sub("", text)

@@ -52,3 +52,10 @@ def test_shouting_and_stubs_score_lower_than_a_plain_title() -> None:
     plain = "Gunmen kill 12 villagers near Tillabéri"
     assert score(plain, "Tillaberi") > score(plain.upper(), "Tillaberi") > score("Attack", "Tillaberi")
     assert score("", None) < score("Attack", None)
+
+
+def test_every_emoji_the_emoji_package_knows_is_tidied_away() -> None:
+    import emoji
+
+    left = [e for e in emoji.EMOJI_DATA if tidy(f"Attack in Niamey {e} today") != "Attack in Niamey today"]
+    assert not left, left[:10]
