@@ -92,3 +92,14 @@ async def test_the_api_refuses_internal_urls_and_masks_credentials_for_non_admin
         assert seen_by_viewer["url"] == "https://hooks.example.invalid/wf"
         [seen_by_admin] = (await client.get("/api/subscriptions", headers=bearer(admin))).json()
         assert seen_by_admin["url"] == secret_url
+
+
+async def test_a_host_name_is_checked_at_the_connect_by_what_it_resolves_to(webhook_receiver: WebhookReceiver) -> None:
+    """A name, not a literal IP: the client's resolver checks every address before connecting."""
+    url = webhook_receiver.url.replace("127.0.0.1", "localhost")
+    async with webhook.client(5, UrlPolicy()) as client:
+        result = await deliver(client, url, new_secret(), MSG_ID, BODY)
+    assert result.outcome is Outcome.GAVE_UP and "localhost resolves to 127.0.0.1" in (result.reason or "")
+    assert webhook_receiver.posts() == []
+    async with webhook.client(5, ONLY_127_0_0_1) as client:
+        assert (await deliver(client, url, new_secret(), MSG_ID, BODY)).outcome is Outcome.DELIVERED
