@@ -9,7 +9,8 @@ For each rate, on a fresh system (a fresh PostgreSQL database and Redis, or a fr
 A rule (ISSP or JNIM anywhere) and a webhook subscription to a receiver on 127.0.0.1 are added with the CLI.
 An open-loop generator (spawned processes, async httpx) POSTs distinct posts (bench/tput_posts.py: half page,
 a quarter are other actors' events, a quarter no event) to /ingest at t0 + i/rate for --seconds, whatever
-the answers; each post reports an attack of its own and carries a marker its webhook repeats (`data.url`).
+the answers (`--batch N`: JSON arrays of N posts a request); each post reports an attack of its own and
+carries a marker its webhook repeats (`data.url`). `--alert-workers N` runs N alert workers in compose.
 Per rate it prints: the offered rate achieved (and how late the client was, so a client bottleneck is not
 taken for the server's), accepted/s (202), rejected and errors, events/s (classified), the alert stage's
 events/s, webhooks delivered/s, POST-to-webhook p50/p95/p99 (a paging post not delivered by the end counts
