@@ -4,14 +4,13 @@ Real processes on real Redis and SQLite/PostgreSQL: `watchfloor run ingest` alon
 unhandled), then the Redis database is flushed, as a restart on a new volume would leave it.
 """
 
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import redis
 
-from tests.e2e.conftest import WATCHFLOOR, System, free_port
+from tests.e2e.conftest import System, start_healthy
 
 
 def _posts_on_stream(url: str) -> int:
@@ -23,19 +22,9 @@ def _posts_on_stream(url: str) -> int:
 
 
 def test_posts_redis_lost_are_published_again(system: System, redis_url: str, tmp_path: Path) -> None:
-    port = free_port()
     env = {**system.env, "WATCHFLOOR_CONSUMER_NAME": "ingest-1"}
-    with (tmp_path / "ingest.log").open("wb") as log:
-        ingest = subprocess.Popen([WATCHFLOOR, "run", "ingest", "--host", "127.0.0.1", "--port", str(port)],
-                                  env=env, stdout=log, stderr=log)
+    ingest, port = start_healthy(["run", "ingest", "--host", "127.0.0.1"], env, tmp_path / "ingest.log")
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         for n in range(3):
             pushed = httpx.post(f"http://127.0.0.1:{port}/ingest",
                                 json={"source": "bridge", "text": f"Explosion entendue à Gao, rapport {n}"})
