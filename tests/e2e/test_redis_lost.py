@@ -23,6 +23,10 @@ def _posts_on_stream(url: str) -> int:
 
 def test_posts_redis_lost_are_published_again(system: System, redis_url: str, tmp_path: Path) -> None:
     env = {**system.env, "WATCHFLOOR_CONSUMER_NAME": "ingest-1"}
+
+    def log() -> str:
+        return (tmp_path / "ingest.log").read_text()
+
     ingest, port = start_healthy(["run", "ingest", "--host", "127.0.0.1"], env, tmp_path / "ingest.log")
     try:
         for n in range(3):
@@ -30,14 +34,21 @@ def test_posts_redis_lost_are_published_again(system: System, redis_url: str, tm
                                 json={"source": "bridge", "text": f"Explosion entendue à Gao, rapport {n}"})
             assert pushed.status_code == 202
         assert _posts_on_stream(redis_url) == 3
-        time.sleep(2.5)  # the watch has seen its marker at least once
+        # The watch has seen its marker at least once (it sets it at its first look, every 2 s; later under load).
+        client = redis.Redis.from_url(redis_url)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not client.exists("wf:epoch:ingest"):
+            time.sleep(0.1)
+        client.close()
+        assert time.monotonic() < deadline, "the ingest process never set its Redis epoch marker"
         redis.Redis.from_url(redis_url).flushdb()
         assert _posts_on_stream(redis_url) == 0
+        # The replay publishes, then logs how many it published: under load the line may come a moment later.
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and _posts_on_stream(redis_url) < 3:
+        while time.monotonic() < deadline and (_posts_on_stream(redis_url) < 3 or "published again" not in log()):
             time.sleep(0.2)
         assert _posts_on_stream(redis_url) == 3
-        logged = (tmp_path / "ingest.log").read_text()
+        logged = log()
         assert "Redis came back without its data" in logged and "published again 3 ingest messages" in logged
     finally:
         ingest.terminate()
