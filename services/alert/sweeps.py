@@ -41,6 +41,7 @@ from shared.db import session_scope
 from shared.messages import AlertMessage
 from shared.models import Alert, Subscription
 from shared.outage import LoopErrors
+from shared.periodic import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +64,8 @@ class Sweeper:
 
     async def stop(self) -> None:
         self._stopping.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def run(self) -> None:
         errors = LoopErrors("sweeper", logger)  # an outage logged when it starts and ends, not every sweep
@@ -80,8 +78,9 @@ class Sweeper:
                 errors.failed(exc)
             else:
                 errors.ok()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.settings.sweep_interval_seconds)
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout, not wait_for: see shared/periodic.py
+                async with asyncio.timeout(self.settings.sweep_interval_seconds):
+                    await self._stopping.wait()
 
     async def sweep(self, now: datetime) -> list[AlertMessage]:
         """One pass; returns what it published."""

@@ -6,7 +6,6 @@ unresolved are classified again (once, by whichever worker takes the Redis claim
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -28,6 +27,7 @@ from shared.gazetteer import Gazetteer
 from shared.logs import message_ids
 from shared.messages import EventMessage, PostMessage
 from shared.outage import LoopErrors
+from shared.periodic import cancel_and_wait
 
 # How far back a newly added place re-resolves posts that named it unresolved.
 RERESOLVE_WINDOW = timedelta(days=7)
@@ -104,10 +104,8 @@ class ClassifyService:
 
     async def stop(self) -> None:
         await self.epoch.stop()
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+        await cancel_and_wait(self._watcher)
+        self._watcher = None
 
     async def _watch_places(self) -> None:
         errors = LoopErrors("officer places reload", logger)  # an outage: keep the gazetteer we have, say so once

@@ -39,6 +39,7 @@ from shared.db import session_scope
 from shared.messages import PostMessage
 from shared.models import Source
 from shared.outage import LoopErrors, outage, unavailable
+from shared.periodic import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -134,10 +135,7 @@ class Poller:
     async def stop(self) -> None:
         """Stops the loop and any poll in flight (a cancelled poll's transaction rolls back; its lease
         expires and the source is polled again later), then closes the HTTP client."""
-        tasks = [t for t in (self._loop_task, *self._inflight.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait([self._loop_task, *self._inflight.values()])
         self._loop_task = None
         self._inflight.clear()
         if self._client is not None:

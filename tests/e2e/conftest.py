@@ -33,9 +33,65 @@ def fresh_feed(name: str) -> bytes:
 
 
 def free_port() -> int:
+    """A port free now. Nothing holds it: until a server binds it, another process (an xdist worker, another
+    suite on the machine) may take it; `start_healthy` picks another one then."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+PORT_TAKEN = "could not start on 127.0.0.1:"
+"""What `watchfloor up` and `run` say when their port was taken (watchfloor/runtime.py)."""
+
+
+def listens(pid: int, port: int) -> bool:
+    """True if process `pid` has a socket listening on 127.0.0.1:`port` (Linux /proc; elsewhere assumed): a /health
+    answered on the port may come from another process that took the port first."""
+    try:
+        table = Path("/proc/net/tcp").read_text().splitlines()[1:]
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return True
+    inodes = {f[9] for f in (line.split() for line in table) if f[1] == f"0100007F:{port:04X}" and f[3] == "0A"}
+    for fd in fds:
+        try:
+            if os.readlink(fd).removeprefix("socket:[").removesuffix("]") in inodes:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def start_healthy(args: list[str], env: dict[str, str], log: Path, port: int | None = None, *, timeout: float = 60.0,
+                  cwd: Path | None = None, tries: int = 3) -> tuple[subprocess.Popen, int]:
+    """Starts `watchfloor *args --port PORT` (`port`, or a free one) and waits until its /health answers 200;
+    returns the process and its port. A port taken between `free_port()` and the bind (by another process on the
+    machine: tests run in parallel) costs a retry on another free port, not a failed test."""
+    for attempt in range(tries):
+        chosen = port if port is not None and attempt == 0 else free_port()
+        start = log.stat().st_size if log.exists() else 0
+        with log.open("ab") as out:
+            process = subprocess.Popen([WATCHFLOOR, *args, "--port", str(chosen)], env=env, stdout=out, stderr=out,
+                                       cwd=cwd)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                said = log.read_bytes()[start:].decode(errors="replace")
+                if PORT_TAKEN in said and attempt + 1 < tries:
+                    break  # another process took the port: try another
+                raise AssertionError(f"watchfloor {args[0]} exited with {process.returncode}:\n{said}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{chosen}/health", timeout=1).status_code == 200 and listens(
+                        process.pid, chosen):
+                    return process, chosen
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        else:
+            process.kill()
+            process.wait()
+            raise AssertionError(f"watchfloor {args[0]} not healthy in {timeout}s:\n{log.read_text(errors='replace')}")
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -57,21 +113,8 @@ class System:
         return done
 
     def start(self, timeout: float = 60.0) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [WATCHFLOOR, "up", "--port", str(self.port)], env=self.env, stdout=log, stderr=log,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"watchfloor up exited with {self.process.returncode}:\n{self.log.read_text()}")
-            try:
-                if httpx.get(self.base_url + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"watchfloor up not healthy in {timeout}s:\n{self.log.read_text()}")
+        """`watchfloor up` on `port`, healthy; on another free port if that one was taken meanwhile."""
+        self.process, self.port = start_healthy(["up"], self.env, self.log, self.port, timeout=timeout)
 
     def stop(self) -> int:
         """Ctrl-C, as an operator would; returns the exit status."""

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def embedded(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHFLOOR_")}
-    env.update({"WATCHFLOOR_DATA_DIR": str(tmp_path / "var"), "WATCHFLOOR_LOG_FORMAT": "console",
+    # its record (watchfloor.locate) in a folder of its own, not the user's ~/.local/state nor another test's
+    env.update({"WATCHFLOOR_DATA_DIR": str(tmp_path / "var"), "WATCHFLOOR_STATE_DIR": str(tmp_path / "state"),
+                "WATCHFLOOR_LOG_FORMAT": "console",
                 "WATCHFLOOR_RETRY_SCHEDULE_SECONDS": "[0.3, 0.6]", "WATCHFLOOR_MIN_INTERVAL_SECONDS": "1",
                 # the feed and receiver below are on this machine: opted in as the README says for a local lab
                 "WATCHFLOOR_ALLOW_PRIVATE_URLS": "127.0.0.1/32"})
