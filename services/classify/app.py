@@ -133,18 +133,24 @@ class ClassifyService:
         keys = {(r.key, r.country) for r in rows}
         new = keys - self._place_keys
         first = self._places_version is None
-        self._places_version, self._place_keys = version, keys
         logger.info("gazetteer places=%d officer_places=%d new=%d", len(self.gazetteer.places), len(rows),
                     0 if first else len(new))
         if new and not first:
             await self.reresolve({key for key, _country in new}, version)
+        # Only once the posts were re-resolved: if that failed (Redis or the database away), the next round
+        # tries again rather than taking this version as done.
+        self._places_version, self._place_keys = version, keys
 
     async def reresolve(self, keys: set[str], version: tuple[int, int]) -> None:
         """Classifies again the posts of the last RERESOLVE_WINDOW that named one of `keys` unresolved, and
         publishes their events anew (same ids): the alert stage then places their incidents."""
-        # One worker does it: the others see the claim and only swap their gazetteer.
-        if not await self.redis.set(f"wf:places:reresolved:{version[0]}:{version[1]}", "1", nx=True, ex=86_400):
-            return
+        # One worker does it: the others see the claim and only swap their gazetteer. The claim names its worker,
+        # which tries again after a failure (its claim still held) until the events are out.
+        claim, me = f"wf:places:reresolved:{version[0]}:{version[1]}", self.settings.consumer_name
+        if not await self.redis.set(claim, me, nx=True, ex=86_400):
+            held = await self.redis.get(claim)
+            if (held.decode() if isinstance(held, bytes) else held) != me:
+                return
         now = datetime.now(UTC)
         async with self.sessions() as session:
             ids = await placebook.events_naming(session, keys, since=now - RERESOLVE_WINDOW)
@@ -154,16 +160,16 @@ class ClassifyService:
 
     async def classify_again(self, posts: list[PostMessage], now: datetime) -> None:
         """Classifies stored posts anew and publishes their events (same ids: the alert stage updates, never
-        doubles)."""
+        doubles). Published before they are stored: the stored row is what says a post still names a place
+        unresolved, so if Redis fails first the next round finds the post again and publishes it then."""
         for post in posts:
             events = classify_events(
                 post, now=now, gazetteer=self.gazetteer, max_chars=self.settings.classify_max_chars
             )
-            async with session_scope(self.sessions) as session:
-                for event in events:
-                    await store.upsert_event(session, event)
             for event in events:
                 await publish(self.broker, streams.EVENTS, event, self.settings)
+            async with session_scope(self.sessions) as session:
+                await store.upsert_events(session, events)
 
     async def replay_since(self, since: datetime) -> int:
         """Publishes again the events of every post classified since `since` (Redis lost them)."""
