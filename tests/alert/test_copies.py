@@ -80,9 +80,9 @@ def test_a_1_mb_text_is_signed_in_well_under_a_second() -> None:
     rng = random.Random(7)
     vocabulary = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 9))) for _ in range(20_000)]
     text = " ".join(rng.choices(vocabulary, k=200_000))[:1_000_000]
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU time: wall time on a busy machine (tests in parallel) measures the load
     assert signature("", text, POLICY) is not None
-    assert time.perf_counter() - started < 1.5  # about 0.2 s on a quiet core; linear, not quadratic
+    assert time.thread_time() - started < 1.5  # about 0.2 s on a quiet core; linear, not quadratic
 
 
 def _report(event_id: str, source: str, text: str, minutes: int, origin: str | None = None) -> Report:
@@ -135,9 +135,9 @@ def test_citations_are_the_text_links_canonical_bounded() -> None:
     text = "Read: https://Sahel-Wire.example/a/?utm_source=x. Also www.rfi.fr/afrique/1, and (https://x.org/b)."
     assert citations(text, 10_000) == ("sahel-wire.example/a", "rfi.fr/afrique/1", "x.org/b")
     many = " ".join(f"https://x.org/{i}" for i in range(100_000))          # 2 MB of links
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU time, as above
     assert len(citations(many, 1_000_000)) == MAX_CITATIONS
-    assert time.perf_counter() - started < 0.5
+    assert time.thread_time() - started < 0.5
 
 
 def _linked(event_id: str, source: str, text: str, minutes: int, *, url: str | None = None,

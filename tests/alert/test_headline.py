@@ -32,9 +32,9 @@ def test_a_long_headline_is_cut_at_a_word() -> None:
 
 
 def test_a_1_mb_post_costs_no_more_than_a_short_one() -> None:
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU time: wall time on a busy machine (tests in parallel) measures the load
     candidate("🚨" * 500_000, "💥 #tag " * 200_000)
-    assert time.perf_counter() - started < 0.5
+    assert time.thread_time() - started < 0.5
 
 
 def test_the_wire_title_wins_over_an_emoji_laden_post_and_stays() -> None:

@@ -98,10 +98,10 @@ def test_a_hostile_pattern_on_a_long_post_costs_linear_time() -> None:
     filter_ = compile_filter(hostile, ())
     assert filter_ is not None
     post = ("a" * 999 + "!") * 1000  # 1 MB, and its first CAP characters end with "!" too
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU time: wall time on a busy machine (tests in parallel) measures the load
     assert filter_.kept_out("a" * 999 + "!", post, CAP) == "matching no keep pattern"
     assert filter_.kept_out("x" * 999, "a" * 200_000 + "!", 200_001) == "matching no keep pattern"
-    assert time.perf_counter() - started < 1.0
+    assert time.thread_time() - started < 1.0
 
 
 def test_fold_leaves_ascii_and_pattern_syntax_alone() -> None:
