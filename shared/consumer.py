@@ -90,6 +90,12 @@ def decode(model: type[M], raw: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES,
     checked before parsing, and a nesting too deep for the parser's recursion is caught, never propagated."""
     if len(raw) > max_bytes:
         raise PoisonError(f"payload too large: {len(raw)} bytes, limit {max_bytes}")
+    try:  # the common case, in one pass of pydantic's parser (half the CPU of json.loads then validate)
+        return model.model_validate_json(raw)
+    except ValidationError:
+        pass  # not a `model`: parsed again below, to say exactly why (too deep, not JSON, which field)
+    # Our models forbid extra fields and have no free-form ones, so a payload that validated above nests no
+    # deeper than the model does: the depth check is needed only here.
     try:
         body = json.loads(raw)
     except RecursionError as exc:
