@@ -106,6 +106,19 @@ def retry_delay(attempt: int, schedule: list[float], jitter: float, retry_after:
     return delay
 
 
+@dataclass(frozen=True)
+class Owing:
+    """One alert version (or operator alert) to owe: the subscriptions it routes to, its body, and how to
+    compose an email subscription's (`None`: no email)."""
+
+    subs: list[Subscription]
+    alert_id: str
+    version: int
+    body: str
+    incident_severity: str | None
+    mail: Callable[[Subscription], str] | None = None
+
+
 class Dispatcher:
     """Consumer of wf:alerts (stage `deliver`) and the loop that sends what is owed."""
 
@@ -142,16 +155,15 @@ class Dispatcher:
         if not owed:
             return 0
         now = datetime.now(UTC)
-        counts = []
         async with session_scope(self.sessions) as session:
             # read once for the batch, then routed per alert as `subscriptions_for` does
             subscriptions = await store_subscriptions.list_subscriptions(session)
             notify = {rule_id: await store_rules.rule_notify(session, rule_id) for rule_id in {a.rule_id for a in owed}}
-            for alert in owed:
-                subs = routes(subscriptions, notify[alert.rule_id], alert.rule_id, alert.severity,
-                              alert.incident_severity, include_disabled=True, event_type=alert_event_type(alert))
-                counts.append(await self.owe(session, subs, alert.alert_id, alert.version, webhook_body(alert), now,
-                                             alert.incident_severity, mail=self._alert_mail(alert)))
+            counts = await self.owe_all(session, [Owing(
+                routes(subscriptions, notify[alert.rule_id], alert.rule_id, alert.severity, alert.incident_severity,
+                       include_disabled=True, event_type=alert_event_type(alert)),
+                alert.alert_id, alert.version, webhook_body(alert), alert.incident_severity,
+                self._alert_mail(alert)) for alert in owed], now)
         if any(created for created, _held, _missed in counts):
             self._wake.set()
         for alert, (created, held, missed) in zip(owed, counts, strict=True):
@@ -172,8 +184,8 @@ class Dispatcher:
             return compose.source_mail(message, message_id=ids.webhook_message_id(message.watch_id, version),
                                        tz=sub.tz, public_url=public_url, subscription_id=sub.id)
 
-        created, _held, _missed = await self.owe(session, subs, message.watch_id, version,
-                                                 source_webhook_body(message), now, None, mail=mail)
+        [(created, _held, _missed)] = await self.owe_all(
+            session, [Owing(subs, message.watch_id, version, source_webhook_body(message), None, mail)], now)
         return created
 
     def _alert_mail(self, alert: AlertMessage) -> Callable[[Subscription], str]:
@@ -187,40 +199,48 @@ class Dispatcher:
     def wake(self) -> None:
         self._wake.set()
 
-    async def owe(self, session: AsyncSession, subs: list[Subscription], alert_id: str, version: int, body: str,
-                  now: datetime, incident_severity: str | None,
-                  mail: Callable[[Subscription], str] | None = None) -> tuple[int, int, int]:
-        """One notification per subscription (idempotent on subscription, alert, version): `missed` for a
-        disabled one, due at the end of its quiet hours if held; a newer version supersedes older ones held or
-        missed. An email subscription's body is `mail(sub)`; one that takes digests only is owed nothing.
-        Returns (created, held, missed)."""
-        msg_id = ids.webhook_message_id(alert_id, version)
-        hook_body = body
-        created = held = missed = 0
-        for sub in subs:
-            body = hook_body
-            if sub.channel == EMAIL:
-                if mail is None or not sub.immediate:
-                    continue
-                body = mail(sub)
-            if not sub.enabled:  # owed once it is enabled again, if ops replay it
-                missed += await store_deliveries.add_notification(
-                    session, subscription_id=sub.id, alert_id=alert_id, version=version,
-                    message_id=msg_id, body=body, due=now, state="missed")
-                if version > 1:  # a first version supersedes nothing
-                    await store_deliveries.supersede_missed(session, subscription_id=sub.id, alert_id=alert_id,
-                                                            version=version)
-                continue
-            due = hold_until(sub.quiet_hours, incident_severity, now)
-            held += due is not None
-            created += await store_deliveries.add_notification(
-                session, subscription_id=sub.id, alert_id=alert_id, version=version, message_id=msg_id, body=body,
-                due=due or now,
-            )
-            if version > 1:
+    async def owe_all(self, session: AsyncSession, items: "list[Owing]", now: datetime) -> list[tuple[int, int, int]]:
+        """For each item, one notification per subscription, all in one statement (idempotent on subscription,
+        alert, version): `missed` for a disabled one, due at the end of its quiet hours if held; a newer version
+        supersedes older ones held or missed. An email subscription's body is `mail(sub)`; one that takes
+        digests only is owed nothing. Returns (created, held, missed) per item."""
+        rows: list[dict] = []
+        kinds: list[list[tuple[tuple[int, str, int], str]]] = []  # per item: (row key, "owed" | "held" | "missed")
+        supersede: list[tuple[Subscription, str, int]] = []
+        for item in items:
+            msg_id = ids.webhook_message_id(item.alert_id, item.version)
+            mine = []
+            for sub in item.subs:
+                body = item.body
+                if sub.channel == EMAIL:
+                    if item.mail is None or not sub.immediate:
+                        continue
+                    body = item.mail(sub)
+                due = None if not sub.enabled else hold_until(sub.quiet_hours, item.incident_severity, now)
+                state = "pending" if sub.enabled else "missed"  # a disabled one's is owed if ops replay it
+                rows.append(store_deliveries.notification_row(
+                    subscription_id=sub.id, alert_id=item.alert_id, version=item.version, message_id=msg_id,
+                    body=body, due=due or now, state=state))
+                mine.append(((sub.id, item.alert_id, item.version),
+                             "missed" if state == "missed" else "held" if due is not None else "owed"))
+                if item.version > 1:  # a first version supersedes nothing
+                    supersede.append((sub, item.alert_id, item.version))
+            kinds.append(mine)
+        made = await store_deliveries.add_notifications(session, rows)
+        for sub, alert_id, version in supersede:
+            if sub.enabled:
                 await store_deliveries.supersede_held(session, subscription_id=sub.id, alert_id=alert_id,
                                                       version=version, now=now)
-        return created, held, missed
+            else:
+                await store_deliveries.supersede_missed(session, subscription_id=sub.id, alert_id=alert_id,
+                                                        version=version)
+        out = []
+        for mine in kinds:
+            created = sum(key in made and kind != "missed" for key, kind in mine)
+            held = sum(kind == "held" for _key, kind in mine)  # as before: held whether new or a redelivery
+            missed = sum(key in made and kind == "missed" for key, kind in mine)
+            out.append((created, held, missed))
+        return out
 
     async def start(self) -> None:
         self._stopping = False

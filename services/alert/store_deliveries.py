@@ -210,25 +210,39 @@ async def replay(session: AsyncSession, *, subscription_id: int | None = None, a
     return out
 
 
-async def add_notification(session: AsyncSession, *, subscription_id: int, alert_id: str, version: int,
-                           message_id: str, body: str, due: datetime, state: str = "pending",
-                           reason: str | None = None) -> bool:
-    """Owes one alert version (or one shift digest) to one subscriber; False if already owed (a redelivered
-    AlertMessage, a second sweeper). `state="missed"`: the subscription is disabled; it is sent only if
-    replayed. `state="skipped"`: a digest with nothing to report, recorded (with `reason`) and never sent."""
-    params = {"subscription_id": subscription_id, "alert_id": alert_id, "alert_version": version,
-              "message_id": message_id, "body": body, "state": state, "attempts": 0,
-              "next_attempt_at": due if state == "pending" else None, "created_at": utcnow(), "last_error": reason}
-    result = await session.execute(_owe(session.get_bind().dialect.name), params)
-    return bool(result.rowcount)  # type: ignore[attr-defined]  # CursorResult of an INSERT
+def notification_row(*, subscription_id: int, alert_id: str, version: int, message_id: str, body: str,
+                     due: datetime, state: str = "pending", reason: str | None = None) -> dict[str, Any]:
+    """One alert version (or one shift digest) owed to one subscriber, as `add_notifications` takes it.
+    `state="missed"`: the subscription is disabled; it is sent only if replayed. `state="skipped"`: a digest
+    with nothing to report, recorded (with `reason`) and never sent."""
+    return {"subscription_id": subscription_id, "alert_id": alert_id, "alert_version": version,
+            "message_id": message_id, "body": body, "state": state, "attempts": 0,
+            "next_attempt_at": due if state == "pending" else None, "created_at": utcnow(), "last_error": reason}
+
+
+async def add_notification(session: AsyncSession, **row: Any) -> bool:
+    """`add_notifications` for one (`notification_row`'s arguments); False if it was already owed."""
+    return bool(await add_notifications(session, [notification_row(**row)]))
+
+
+async def add_notifications(session: AsyncSession, rows: list[dict[str, Any]]) -> set[tuple[int, str, int]]:
+    """Owes these (`notification_row`s) in one statement; idempotent on (subscription, alert, version), so a
+    redelivered AlertMessage or a second sweeper owes nothing twice. Returns the keys of the rows it created."""
+    if not rows:
+        return set()
+    result = await session.execute(_owe(session.get_bind().dialect.name), rows)
+    return {(r.subscription_id, r.alert_id, r.alert_version) for r in result}
 
 
 @functools.cache
 def _owe(dialect: str) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING of a notification, built once per dialect (the values go as parameters)."""
+    """INSERT … ON CONFLICT DO NOTHING RETURNING the key, built once per dialect (the values go as parameters;
+    many rows go as SQLAlchemy's "insertmanyvalues", a few statements of many rows each)."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(Notification.__table__).on_conflict_do_nothing(  # the table: a plain INSERT, with its rowcount
-        index_elements=["subscription_id", "alert_id", "alert_version"])
+    table = Notification.__table__
+    return insert(table).on_conflict_do_nothing(  # the table: a plain INSERT, no ORM bookkeeping
+        index_elements=["subscription_id", "alert_id", "alert_version"],
+    ).returning(table.c.subscription_id, table.c.alert_id, table.c.alert_version)
 
 
 async def supersede_held(session: AsyncSession, *, subscription_id: int, alert_id: str, version: int,
