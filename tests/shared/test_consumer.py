@@ -8,8 +8,8 @@ import pytest
 from redis.asyncio import Redis
 
 from shared import deadletter, streams
-from shared.consumer import make_broker, publish, start_broker, subscribe
-from shared.messages import PostMessage
+from shared.consumer import MAX_JSON_DEPTH, decode, make_broker, publish, start_broker, subscribe
+from shared.messages import AlertMessage, EventMessage, PostMessage, SourceWatchMessage
 from shared.settings import CommonSettings
 
 
@@ -404,3 +404,42 @@ async def test_a_batch_redelivered_after_a_crash_between_commit_and_ack_is_handl
     assert sorted(stored) == [_post(n).post_id for n in range(4)]
     assert set(stored.values()) == {2}  # committed, then redelivered by the reclaimer: written twice, one row each
     assert await deadletter.list_parked(redis, streams.CLASSIFY) == []
+
+
+def _schema_depth(node: object, defs: dict, seen: tuple[str, ...] = ()) -> int:
+    """How deep a JSON value valid for this schema node can nest (objects and arrays); fails on a free-form one."""
+    if not isinstance(node, dict):
+        return 0
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[-1]
+        assert name not in seen, f"recursive model {name}: its depth has no bound"
+        return _schema_depth(defs[name], defs, (*seen, name))
+    depth = max([_schema_depth(n, defs, seen) for key in ("anyOf", "oneOf", "allOf") for n in node.get(key, [])],
+                default=0)
+    if node.get("type") == "object" or "properties" in node:
+        assert node.get("additionalProperties") is False, f"free-form object in {seen}: its depth has no bound"
+        depth = max(depth, 1 + max([_schema_depth(n, defs, seen) for n in node.get("properties", {}).values()],
+                                   default=0))
+    if node.get("type") == "array":
+        assert "items" in node or "prefixItems" in node, f"untyped array in {seen}"
+        items = [node["items"]] if "items" in node else node["prefixItems"]
+        depth = max(depth, 1 + max(_schema_depth(n, defs, seen) for n in items))
+    return depth
+
+
+@pytest.mark.parametrize("model", [PostMessage, EventMessage, AlertMessage, SourceWatchMessage])
+def test_a_message_that_validates_cannot_nest_deeper_than_the_consumer_parks(model) -> None:
+    """`decode` skips its depth walk for a payload that validates: safe only while no stream model has a
+    free-form field and none nests near MAX_JSON_DEPTH."""
+    schema = model.model_json_schema()
+    assert _schema_depth(schema, schema.get("$defs", {})) < MAX_JSON_DEPTH
+
+
+def test_decode_gives_the_same_message_either_way_and_the_reason_when_it_fails() -> None:
+    post = _post(1)
+    raw = post.model_dump_json().encode()
+    assert decode(PostMessage, raw) == post == PostMessage.model_validate(json.loads(raw))
+    with pytest.raises(Exception, match="invalid PostMessage: title"):
+        decode(PostMessage, json.dumps({**json.loads(raw), "title": 5}).encode())
+    with pytest.raises(Exception, match="not JSON"):
+        decode(PostMessage, raw[:-1])
