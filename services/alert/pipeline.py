@@ -386,7 +386,8 @@ class AlertPipeline:
             pool = store_incidents.IncidentPool(
                 await store_incidents.candidate_incidents_between(session, min(times), max(times), self.policy.window),
                 await store_incidents.incidents_of_events(session, [event.event_id for event in real]),
-                await store_incidents.existing_incidents(session, [ids.incident_id(e.event_id) for e in real]))
+                await store_incidents.existing_incidents(session, [ids.incident_id(e.event_id) for e in real]),
+                view=IncidentView.of_row)
             batch = _Batch(await self.rulebook.current(session), await commands.active_silences(session, now))
             for event, signature in zip(real, signatures, strict=True):
                 staged.append(await self._stage(session, event, signature, now, pool, batch))
@@ -436,8 +437,7 @@ class AlertPipeline:
 
         known_row = pool.of_event(event.event_id)
         known = IncidentView.of_row(known_row) if known_row else None
-        candidates = [] if known else [
-            IncidentView.of_row(r) for r in pool.candidates(event_time(event), self.policy.window)]
+        candidates = [] if known else pool.candidates(event_time(event), self.policy.window)
         change = place_incident(event, known, candidates, self.policy)
         incident = change.incident
         new = change.kind == "open" and pool.is_new(incident.id)

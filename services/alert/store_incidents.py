@@ -3,7 +3,7 @@ Rows in, rows out (`IncidentView.of_row` turns a row into what clustering looks 
 transaction."""
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -61,10 +61,13 @@ async def candidate_incidents_between(session: AsyncSession, first: datetime, la
 
 class IncidentPool:
     """A batch's incidents in memory: the open ones whose span comes near the batch's times, and those its
-    events were already assigned to; updated as each event of the batch saves its incident."""
+    events were already assigned to; updated as each event of the batch saves its incident. `view` turns a row
+    into what the caller compares (`IncidentView.of_row`): once per row and save, not once per event."""
 
-    def __init__(self, candidates: list[Incident], of_events: dict[str, Incident], existing: set[str]) -> None:
-        self._rows = {row.id: row for row in candidates}
+    def __init__(self, candidates: list[Incident], of_events: dict[str, Incident], existing: set[str],
+                 view: Callable[[Incident], Any] = lambda row: row) -> None:
+        self._view = view
+        self._rows = {row.id: (row, view(row)) for row in candidates}
         self._of_events = dict(of_events)
         self._existing = set(existing) | set(self._rows) | {row.id for row in self._of_events.values()}
 
@@ -76,13 +79,15 @@ class IncidentPool:
     def of_event(self, event_id: str) -> Incident | None:
         return self._of_events.get(event_id)
 
-    def candidates(self, at: datetime, window: timedelta) -> list[Incident]:
-        """As `store_incidents.candidate_incidents`: open incidents whose span comes within `window` of `at`."""
-        return [row for row in self._rows.values()
-                if row.state == "open" and row.last_seen_at >= at - window and row.first_seen_at <= at + window]
+    def candidates(self, at: datetime, window: timedelta) -> list[Any]:
+        """As `store_incidents.candidate_incidents`, as `view` made them: open incidents whose span comes within
+        `window` of `at`."""
+        low, high = at - window, at + window
+        return [view for row, view in self._rows.values()
+                if row.state == "open" and row.last_seen_at >= low and row.first_seen_at <= high]
 
     def saved(self, row: Incident, event_id: str) -> None:
-        self._rows[row.id] = row
+        self._rows[row.id] = (row, self._view(row))
         self._existing.add(row.id)
         self._of_events[event_id] = row
 
