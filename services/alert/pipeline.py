@@ -302,14 +302,15 @@ def decide_alerts(context: AlertContext, now: datetime) -> AlertDecision:
 
 
 async def save_version(session: AsyncSession, message: AlertMessage, *, rule_id: str, incident_id: str,
-                       severity: str, fired_at: datetime, pending: list | None = None) -> None:
+                       severity: str, fired_at: datetime, pending: list | None = None, opened: Any = None) -> Any:
     """Stores one alert version as the lifecycle says: a resolved version ends the alert, a re-page is
-    counted. `pending`: the incident was opened in this transaction (`store_alerts.save_alert`)."""
-    await store_alerts.save_alert(
+    counted. `pending`, `opened`: the incident was opened in this transaction (`store_alerts.save_alert`).
+    Returns the row."""
+    return await store_alerts.save_alert(
         session, message.model_dump(mode="json", by_alias=True), alert_id=message.alert_id, rule_id=rule_id,
         incident_id=incident_id, severity=severity, version=message.version, fired_at=fired_at,
         updated_at=message.updated_at, muted_by=message.muted_by, resolved=resolves(message.kind),
-        page_count=message.page_count if pages_again(message.kind) else None, pending=pending,
+        page_count=message.page_count if pages_again(message.kind) else None, pending=pending, opened=opened,
     )
 
 
@@ -428,9 +429,9 @@ class AlertPipeline:
 
     async def _stage(self, session: AsyncSession, event: EventMessage, signature: bytes | None, now: datetime,
                      pool: store_incidents.IncidentPool, batch: "_Batch") -> "_Staged":
-        """One event's load, decide and apply, in the caller's transaction (its places locked). An incident it
-        opens has no reports or alerts to read: its rows are added to the session and go in with the batch's
-        next flush."""
+        """One event's load, decide and apply, in the caller's transaction (its places locked). An incident the
+        batch opens (this event or an earlier one) is read from memory (`_Opened`): its rows are the session's
+        own, and go in with the batch's next flush."""
         started = time.perf_counter()
         origin = copies.Origin(event.event_id)
         index = batch.rules
@@ -441,34 +442,44 @@ class AlertPipeline:
         change = place_incident(event, known, candidates, self.policy)
         incident = change.incident
         new = change.kind == "open" and pool.is_new(incident.id)
-        if not new:  # it may read the rows of an incident the batch opened
-            await store_incidents.add_after(session, batch.pending)
-        row = await store_incidents.save_incident(session, incident.id, incident.columns(), new=new)
+        opened = batch.opened.get(incident.id)
+        row = await store_incidents.save_incident(session, incident.id, incident.columns(), new=new,
+                                                  opened=opened.row if opened else None)
+        if new:
+            opened = batch.opened[incident.id] = _Opened(row)
         pool.saved(row, event.event_id)
         added = False
         if change.kind != "known":
             # Compared with this incident's reports only: bounded by the incident, not the whole log.
-            others = [] if change.kind == "open" else [
-                copies.Report(r.event_id, r.source_id, r.reported_at or r.added_at, r.signature, r.origin_id,
-                              r.url, r.forward_of, tuple(r.cites or ()))
-                for r in await store_incidents.reports_of_incidents(session, [incident.id])]
+            stored = store_incidents.in_arrival_order(opened.reports) if opened else \
+                await store_incidents.reports_of_incidents(session, [incident.id])
+            others = [copies.Report(r.event_id, r.source_id, r.reported_at or r.added_at, r.signature, r.origin_id,
+                                    r.url, r.forward_of, tuple(r.cites or ())) for r in stored]
             report = copies.Report(
                 event.event_id, event.source_id, event_time(event), signature, url=copies.canonical_url(event.url),
                 forward_of=copies.forward_of(event.forwarded_from),
                 cites=copies.citations(event.text, self.copy_policy.max_chars))
             origin = copies.find_origin(report, others, self.copy_policy)
-            # False only if this report was recorded meanwhile (a re-classification elsewhere): a redelivery.
-            added = await store_incidents.add_report(
-                session, incident.id, event.event_id, event.source_id, reported_at=event_time(event),
-                signature=signature, origin_id=origin.origin, similarity=origin.similarity, via=origin.via,
-                url=report.url, forward_of=report.forward_of, cites=report.cites,
-                pending=batch.pending if new else None)
-            if added and origin.repoint:
-                await store_incidents.repoint_origins(session, incident.id, origin.repoint, origin.vias)
-        if new:
-            event_ids, source_ids = [event.event_id], [event.source_id]
-            reports = [(event.event_id, event.source_id, origin.origin)]
-            row.report_count, row.source_count = 1, 1
+            fields = {"reported_at": event_time(event), "signature": signature, "origin_id": origin.origin,
+                      "similarity": origin.similarity, "via": origin.via, "url": report.url,
+                      "forward_of": report.forward_of, "cites": report.cites}
+            if opened:  # its event had no report (`incidents_of_events`), and no other transaction sees it
+                opened.reports.append(store_incidents.report_row(incident.id, event.event_id, event.source_id,
+                                                                 **fields))
+                batch.pending.append(opened.reports[-1])
+                added = True
+                store_incidents.repoint_rows(opened.reports, origin.repoint, origin.vias)
+            else:
+                # False only if this report was recorded meanwhile (a re-classification elsewhere): a redelivery.
+                added = await store_incidents.add_report(session, incident.id, event.event_id, event.source_id,
+                                                         **fields)
+                if added and origin.repoint:
+                    await store_incidents.repoint_origins(session, incident.id, origin.repoint, origin.vias)
+        if opened:
+            stored = store_incidents.in_arrival_order(opened.reports)
+            event_ids, source_ids = [r.event_id for r in stored], sorted({r.source_id for r in stored})
+            reports = [(r.event_id, r.source_id, r.origin_id) for r in stored]
+            row.report_count, row.source_count = len(event_ids), len(source_ids)
         else:
             event_ids, source_ids, reports = await store_incidents.incident_reports(session, incident.id)
         independent = copies.independent_sources(reports)
@@ -480,10 +491,13 @@ class AlertPipeline:
                 row.escalated_at = now    # "escalating" section
         row.severity, row.corroboration = levels.severity, levels.corroboration
 
-        rows = {} if new else await store_alerts.alerts_of_incident(session, incident.id)
-        published = await self.outbox.published_versions([a.id for a in rows.values()])
-        unsent = [AlertMessage.model_validate(a.payload) for a in rows.values()
-                  if a.version > published.get(a.id, 0)]
+        if opened:  # what the batch made of it goes out after the commit, the latest version of each alert
+            rows, unsent = dict(opened.alerts), []
+        else:
+            rows = await store_alerts.alerts_of_incident(session, incident.id)
+            published = await self.outbox.published_versions([a.id for a in rows.values()])
+            unsent = [AlertMessage.model_validate(a.payload) for a in rows.values()
+                      if a.version > published.get(a.id, 0)]
         context = AlertContext(
             event=event, incident=incident, levels=levels, event_ids=event_ids, source_ids=source_ids,
             rules={rule.id: rule for rule in index.rules},
@@ -507,9 +521,12 @@ class AlertPipeline:
                         incident.id[:8], why_not)
         for version in decision.versions:
             message = version.message
-            await save_version(session, message, rule_id=version.rule.id, incident_id=incident.id,
-                               severity=version.rule.severity, fired_at=message.fired_at,
-                               pending=batch.pending if new else None)
+            saved = await save_version(
+                session, message, rule_id=version.rule.id, incident_id=incident.id, severity=version.rule.severity,
+                fired_at=message.fired_at, pending=batch.pending if opened else None,
+                opened=opened.alerts.get(version.rule.id) if opened else None)
+            if opened:
+                opened.alerts[version.rule.id] = saved
             logger.info(
                 "alert %s rule=%s alert=%s incident=%s v=%d sources=%d %s/%s why=\"%s\"%s",
                 message.kind, version.rule.id, message.alert_id[:8], incident.id[:8], message.version,
@@ -569,6 +586,16 @@ class AlertPipeline:
         return out
 
 
+@dataclass
+class _Opened:
+    """An incident the batch opened: its row and the rows of its reports and alerts (by rule id). No other
+    transaction sees them before the commit, so they are read and changed here, never read from the database."""
+
+    row: Any
+    reports: list = field(default_factory=list)
+    alerts: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class _Batch:
     """Read once per batch: the rules in force and the active silences; and what the batch adds."""
@@ -577,6 +604,8 @@ class _Batch:
     silences: list[SilenceView]
     pending: list = field(default_factory=list)
     """Reports and alerts of incidents the batch opened, inserted after them (`store_incidents.add_after`)."""
+    opened: dict[str, _Opened] = field(default_factory=dict)
+    """The incidents the batch opened, by id."""
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,13 @@ async def alerts_of_incident(session: AsyncSession, incident_id: str) -> dict[st
 async def save_alert(session: AsyncSession, payload: dict[str, Any], *, alert_id: str, rule_id: str,
                      incident_id: str, severity: str, version: int, fired_at: datetime,
                      updated_at: datetime, muted_by: str | None = None, resolved: bool = False,
-                     page_count: int | None = None, pending: list[Any] | None = None) -> Alert:
+                     page_count: int | None = None, pending: list[Any] | None = None,
+                     opened: Alert | None = None) -> Alert:
     """Stores an alert version as decided: `resolved` ends it (`lifecycle.resolves`), `page_count` counts a
-    re-page (`lifecycle.pages_again`). `pending`: the first alert of an incident created in this transaction:
-    nothing is read, and the row is appended there for the caller to add after the incident
-    (`store_incidents.add_after`)."""
-    row = None if pending is not None else await session.get(Alert, alert_id)
+    re-page (`lifecycle.pages_again`). `pending`: an alert of an incident created in this transaction: nothing
+    is read, and a new row is appended there for the caller to add after the incident
+    (`store_incidents.add_after`); `opened`, its row when this transaction made one already."""
+    row = opened if opened is not None else None if pending is not None else await session.get(Alert, alert_id)
     if row is None:
         row = Alert(id=alert_id, rule_id=rule_id, incident_id=incident_id, state="firing", fired_at=fired_at,
                     page_count=0)

@@ -134,17 +134,18 @@ async def dispute_incident(session: AsyncSession, incident_id: str, event_id: st
 
 
 async def save_incident(session: AsyncSession, incident_id: str, columns: Mapping[str, Any], *,
-                        new: bool = False) -> Incident:
+                        new: bool = False, opened: Incident | None = None) -> Incident:
     """Creates (open) or updates the incident row with `columns` (`IncidentView.columns()`), locked. `new`: the
     caller knows no row has this id (`existing_incidents`), so none is read; the INSERT goes with the session's
-    next flush, in one statement with the batch's other new rows."""
-    row = None if new else await lock_incident(session, incident_id)
+    next flush, in one statement with the batch's other new rows. `opened`: the row of an incident this
+    transaction opened: no other sees it, so it is updated as it is, nothing read or locked."""
+    row = opened if opened is not None else None if new else await lock_incident(session, incident_id)
     if row is None:
         row = Incident(id=incident_id, state="open", report_count=0, source_count=0, version=1)
         session.add(row)
     for name, value in columns.items():
         setattr(row, name, value)
-    if not new:
+    if not new and opened is None:
         await session.flush()
     return row
 
@@ -166,28 +167,47 @@ async def existing_incidents(session: AsyncSession, incident_ids: list[str]) -> 
     return set((await session.scalars(sa.select(Incident.id).where(Incident.id.in_(incident_ids)))).all())
 
 
+def report_row(incident_id: str, event_id: str, source_id: str, *, reported_at: datetime | None = None,
+               signature: bytes | None = None, origin_id: str | None = None, similarity: float | None = None,
+               via: str | None = None, url: str | None = None, forward_of: str | None = None,
+               cites: Sequence[str] = ()) -> IncidentReport:
+    """A report of an incident opened in this transaction, as a row for the caller to add after the incident
+    is inserted (`add_after`: the unit of work does not order rows by foreign keys it has no relationship for).
+    The event has no report yet (`incidents_of_events`)."""
+    return IncidentReport(
+        event_id=event_id, incident_id=incident_id, source_id=source_id, added_at=utcnow(), reported_at=reported_at,
+        signature=signature, origin_id=origin_id, similarity=similarity, via=via, url=url, forward_of=forward_of,
+        cites=list(cites) or None)
+
+
 async def add_report(session: AsyncSession, incident_id: str, event_id: str, source_id: str, *,
                      reported_at: datetime | None = None, signature: bytes | None = None,
                      origin_id: str | None = None, similarity: float | None = None, via: str | None = None,
-                     url: str | None = None, forward_of: str | None = None, cites: Sequence[str] = (),
-                     pending: list[Any] | None = None) -> bool:
+                     url: str | None = None, forward_of: str | None = None, cites: Sequence[str] = ()) -> bool:
     """Links a report to its incident, with where it comes from (`origin_id`, the report it copies or itself,
     found `via` text or forward) and its canonical address, what it forwards and the links it cites; False when
-    it already was (unique per event). `pending`: the first report of an incident `save_incident` just created (the
-    event has no report: `incidents_of_events`) is appended there, for the caller to add after the incident is
-    inserted (`add_after`): the unit of work does not order rows by foreign keys it has no relationship for."""
-    if pending is not None:
-        pending.append(IncidentReport(
-            event_id=event_id, incident_id=incident_id, source_id=source_id, added_at=utcnow(),
-            reported_at=reported_at, signature=signature, origin_id=origin_id, similarity=similarity, via=via,
-            url=url, forward_of=forward_of, cites=list(cites) or None))
-        return True
+    it already was (unique per event)."""
     stmt = insert_or_ignore(session, IncidentReport).values(
         event_id=event_id, incident_id=incident_id, source_id=source_id, added_at=utcnow(), reported_at=reported_at,
         signature=signature, origin_id=origin_id, similarity=similarity, via=via, url=url, forward_of=forward_of,
         cites=list(cites) or None,
     ).on_conflict_do_nothing(index_elements=["event_id"])
     return bool((await session.execute(stmt)).rowcount)
+
+
+def in_arrival_order(reports: Sequence[IncidentReport]) -> list[IncidentReport]:
+    """As `reports_of_incidents` orders them."""
+    return sorted(reports, key=lambda r: (r.added_at, r.event_id))
+
+
+def repoint_rows(reports: Sequence[IncidentReport], origins: Mapping[str, str],
+                 vias: Mapping[str, str] | None = None) -> None:
+    """`repoint_origins` on rows the session holds (an incident this transaction opened)."""
+    for r in reports:
+        if r.event_id in origins:
+            r.origin_id = origins[r.event_id]
+            if vias and r.event_id in vias:
+                r.via = vias[r.event_id]
 
 
 async def reports_of_incidents(session: AsyncSession, incident_ids: list[str]) -> list[IncidentReport]:

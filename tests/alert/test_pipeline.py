@@ -16,7 +16,7 @@ from shared.consumer import make_broker
 from shared.db import session_scope
 from shared.messages import AlertMessage
 from tests.alert.conftest import alert_settings
-from tests.alert.events import T0, event, vbied_niamey_en
+from tests.alert.events import GAO, T0, event, vbied_niamey_en, vbied_niamey_fr
 from tests.alert.test_rules import FIRST_RULE
 
 
@@ -110,5 +110,78 @@ async def test_a_batch_decides_its_events_in_order_in_one_transaction_and_sends_
             assert [AlertMessage.model_validate_json(decode_entry(f[b"__data__"])).version
                     for _, f in rows] == [sent[0].version]
             assert await pipeline.on_events(batch) == []  # the batch redelivered: nothing more
+    finally:
+        await redis.aclose()
+
+
+async def test_a_batch_ends_where_the_same_events_one_by_one_end(
+    redis_url: str, db_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Issue 11: an incident the batch opens is read from memory by the batch's later reports (joins, copies, an
+    earlier original that takes the origin over, a toll that rises): the incidents, reports and alerts stored,
+    and the versions published last, are those that the same events handled one at a time leave."""
+    import sqlalchemy as sa
+
+    from shared.models import Alert, Incident, IncidentReport
+
+    same = "Car bomb hits checkpoint on the outskirts of Niamey, witnesses say dozens were wounded"
+    events = [
+        event("a-en", source="src-en", killed=3, title=same),
+        vbied_niamey_fr(),                                                                     # joins, no claim
+        event("copy-of-a", source="src-copy", at=T0 + timedelta(minutes=30), killed=3, title=same),  # a copy
+        event("original", source="src-orig", at=T0 - timedelta(minutes=20), killed=3, title=same),  # earlier
+        event("gao", source="src-ml", place=GAO, tactics=("ied",), title="IED strikes convoy near Gao"),
+        event("later", source="src-x", at=T0 + timedelta(hours=2), killed=7, title="Niamey toll rises to 7"),
+    ]
+    async with session_scope(sessions) as session:
+        await commands.upsert_rule(session, load_rule_text(FIRST_RULE), FIRST_RULE, None, actor="test")
+    redis = Redis.from_url(redis_url)
+    broker = make_broker(redis_url)
+
+    async def stored() -> dict[str, list[tuple]]:
+        async with session_scope(sessions) as session:
+            def rows(stmt: sa.Select) -> list[tuple]:
+                return sorted(tuple(r) for r in result[stmt])
+            result = {}
+            for stmt in (
+                sa.select(Incident.id, Incident.report_count, Incident.source_count, Incident.severity,
+                          Incident.corroboration, Incident.killed, Incident.version, Incident.actors),
+                sa.select(IncidentReport.event_id, IncidentReport.incident_id, IncidentReport.origin_id,
+                          IncidentReport.via),
+                sa.select(Alert.id, Alert.rule_id, Alert.incident_id, Alert.version, Alert.state, Alert.muted_by),
+            ):
+                result[stmt] = (await session.execute(stmt)).all()
+            return {name: rows(stmt) for name, stmt in zip(("incidents", "reports", "alerts"), result, strict=True)}
+
+    async def wipe() -> None:
+        async with session_scope(sessions) as session:
+            for table in (Alert, IncidentReport, Incident):
+                await session.execute(sa.delete(table))
+        await redis.delete(streams.ALERTS, StreamOutbox.PUBLISHED)
+
+    async def published() -> dict[str, tuple]:
+        latest = {}
+        for _, f in await redis.xrange(streams.ALERTS):
+            m = AlertMessage.model_validate_json(decode_entry(f[b"__data__"]))
+            latest[m.alert_id] = (m.version, m.source_ids, m.independent_source_ids, m.corroboration, m.killed,
+                                  m.report_count, m.event_ids)
+        return latest
+
+    try:
+        async with broker:
+            await broker.connect()
+            pipeline = AlertPipeline(sessions, StreamOutbox(broker, redis, alert_settings(redis_url, db_url)),
+                                     cluster_policy(25, 6 * 3600), Rulebook(0))
+            for e in events:
+                await pipeline.on_event(e)
+            one_by_one, sent_one_by_one = await stored(), await published()
+            await wipe()
+            await pipeline.on_events(events)
+            assert await stored() == one_by_one
+            assert await published() == sent_one_by_one
+            assert len(one_by_one["incidents"]) == 2 and max(r[1] for r in one_by_one["incidents"]) == 5
+            origins = {r[0].rstrip("0"): r[2].rstrip("0") for r in one_by_one["reports"]}
+            assert origins["copy-of-a"] == origins["a-en"] == "original"  # the earlier one took the origin over
+            assert max(v[0] for v in sent_one_by_one.values()) > 1  # the alert was updated within the batch
     finally:
         await redis.aclose()
