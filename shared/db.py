@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
@@ -14,9 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
+def json_text(value: Any) -> str:
+    """A JSON column's text: orjson, a few times faster than the standard library's, which the alert stage
+    felt (an alert's payload, an incident's place, every row it writes and reads)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine. On SQLite: WAL, foreign keys on, and a 30 s busy timeout so that the CLI
-    writing from a second terminal waits for `watchfloor up` instead of failing with "database is locked"."""
+    """An async engine, its JSON columns written and read with orjson. On SQLite: WAL, foreign keys on, and a
+    30 s busy timeout so that the CLI writing from a second terminal waits for `watchfloor up` instead of
+    failing with "database is locked"."""
+    kwargs.setdefault("json_serializer", json_text)
+    kwargs.setdefault("json_deserializer", orjson.loads)
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":

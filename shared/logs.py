@@ -5,7 +5,6 @@ of the stream message being handled (`post_id`, `event_id`, `alert_id`: see `mes
 `traceback` when an exception is logged. So `jq 'select(.post_id == "…")'` follows one post through every stage.
 """
 
-import json
 import logging
 import sys
 from collections.abc import Iterator
@@ -13,6 +12,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Any
+
+import orjson
 
 BASE_KEYS = ("ts", "level", "logger", "msg", "error", "traceback")
 """The keys a JSON line always has (`error` and `traceback` only with an exception). An `extra=` field of the
@@ -55,11 +56,13 @@ class MessageIdsFilter(logging.Filter):
 
 
 def _jsonable(value: Any) -> Any:
-    """`value` if json.dumps takes it as it is, else its str() (repr() if str() raises). Never raises."""
-    if value is None or isinstance(value, str | int | float | bool):
+    """`value` if orjson takes it as it is, else its str() (repr() if str() raises). Never raises."""
+    if value is None or isinstance(value, str | float | bool):
         return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)  # orjson's integers are 64-bit
     try:
-        json.dumps(value, ensure_ascii=False, allow_nan=True)
+        orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
         return value
     except Exception:
         pass
@@ -96,7 +99,7 @@ class JsonFormatter(logging.Formatter):
             if key in _RECORD_ATTRS or key in ID_FIELDS or key.startswith("_"):
                 continue
             out[f"{key}_" if key in BASE_KEYS else key] = _jsonable(value)
-        return json.dumps(out, ensure_ascii=False, default=str)
+        return orjson.dumps(out, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 CONSOLE_FORMAT = "%(asctime)s %(levelname).1s %(name)s: %(message)s"

@@ -18,13 +18,13 @@ none when it takes digests only), and sent over SMTP (smtp.py) instead of POSTed
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alert import compose, smtp, store_deliveries, store_rules, store_subscriptions, webhook
@@ -61,7 +61,7 @@ def alert_event_type(alert: AlertMessage) -> str:
 def envelope(event_type: str, at: datetime, data: dict) -> str:
     """The Standard Webhooks payload, serialised once: `{"type", "timestamp", "data"}`."""
     body = {"type": event_type, "timestamp": at.astimezone(UTC).isoformat().replace("+00:00", "Z"), "data": data}
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    return orjson.dumps(body).decode()  # compact, UTF-8 as it is: as json.dumps(ensure_ascii=False), faster
 
 
 def webhook_body(alert: AlertMessage) -> str:
@@ -85,7 +85,7 @@ def reporting_event_id(note: Notification) -> str | None:
     (its latency is the operator's, not the pipeline's)."""
     if note.replay_base:
         return None
-    body = json.loads(note.body)
+    body = orjson.loads(note.body)
     event_ids = body.get("data", {}).get("event_ids") or []
     return str(event_ids[-1]) if body.get("type") in REPORTED_TYPES and event_ids else None
 
