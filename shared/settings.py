@@ -36,6 +36,9 @@ class CommonSettings(BaseSettings):
     claim_idle_ms: int = Field(30_000, ge=10, description="pending this long, a message is reclaimed")
     batch_size: int = Field(100, ge=1, le=1000, description="stream entries a stage reads, handles and commits "
                             "at once (classify); a failing one is then retried alone")
+    batch_linger_ms: int = Field(50, ge=0, le=1000, description="after a batch smaller than batch_size, a stage "
+                                 "waits this long before reading again, so that the next batch is larger: "
+                                 "a batch's fixed cost is shared by more messages (0: read again at once)")
     max_request_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="HTTP request bodies over this get 413 before they are read"
     )

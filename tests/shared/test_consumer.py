@@ -163,7 +163,8 @@ async def test_a_message_failing_every_time_is_parked_after_max_deliveries_then_
 
 async def _run_with(redis_url: str, redis: Redis, handle, then, **options) -> None:
     broker = make_broker(redis_url)
-    subscribe(broker, stage=streams.CLASSIFY, model=PostMessage, handle=handle, settings=_settings(), redis=redis,
+    subscribe(broker, stage=streams.CLASSIFY, model=PostMessage, handle=handle, redis=redis,
+              settings=options.get("settings", _settings()),
               **{k: v for k, v in options.items() if k in ("max_bytes", "max_depth", "handle_batch")}
               | ({} if "handle_batch" in options else _batched(handle)))
     async with broker:
@@ -443,3 +444,30 @@ def test_decode_gives_the_same_message_either_way_and_the_reason_when_it_fails()
         decode(PostMessage, json.dumps({**json.loads(raw), "title": 5}).encode())
     with pytest.raises(Exception, match="not JSON"):
         decode(PostMessage, raw[:-1])
+
+
+async def test_a_steady_trickle_is_read_in_batches_that_gather_while_the_stage_lingers(redis_url, redis) -> None:
+    """Issue 11: a stage that keeps up would read one or two entries at a time, each batch paying the read, the
+    transaction and the ack; after a batch that is not full it waits batch_linger_ms before reading again."""
+    sizes: list[int] = []
+
+    async def handle(post: PostMessage) -> None:
+        sizes.append(1)
+
+    async def handle_batch(posts: list[PostMessage]) -> None:
+        sizes.append(len(posts))
+
+    settings = _settings().model_copy(update={"batch_linger_ms": 150})
+
+    async def then(broker) -> None:
+        started = asyncio.get_running_loop().time()
+        for n in range(40):
+            await publish(broker, streams.POSTS, _post(n), settings)
+            await asyncio.sleep(0.01)
+        took = asyncio.get_running_loop().time() - started
+        await _until(lambda: asyncio.sleep(0, result=sum(sizes) == 40))
+        await _until(lambda: _pending_is_zero(redis))
+        assert len(sizes) <= took / 0.150 + 3, sizes  # one read per linger, not one per post
+        assert max(sizes) >= 5, sizes
+
+    await _run_with(redis_url, redis, handle, then, handle_batch=handle_batch, settings=settings)
