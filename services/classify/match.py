@@ -86,7 +86,16 @@ def fold_alias(alias: str) -> str:
     return " ".join(folded.split())
 
 
-_SPACE_RUN = re.compile(r"^ +| {2,}")
+_SPACE_RUN = re.compile(r" {2,}")  # a literal prefix: the engine skips to each "  " (an alternation with ^ +
+# would be tried at every character); a single leading space is added by hand (`_space_runs`)
+
+
+def _space_runs(folded: str) -> list[tuple[int, int]]:
+    """(start, end) of what `^ +| {2,}` finds: the leading spaces, and every later run of two or more."""
+    runs = [m.span() for m in _SPACE_RUN.finditer(folded)]
+    if folded.startswith(" ") and not folded.startswith("  "):
+        runs.insert(0, (0, 1))
+    return runs
 
 
 class _SquashedIndex(Sequence[int]):
@@ -120,13 +129,13 @@ def squash(text: str) -> tuple[str, Sequence[int]]:
     starts: list[int] = []  # where each kept run starts in the squashed text
     bases: list[int] = []  # and in the folded one
     pos = out = 0
-    for m in _SPACE_RUN.finditer(folded):
-        keep_to = m.start() + (1 if m.start() else 0)
+    for run_start, run_end in _space_runs(folded):
+        keep_to = run_start + (1 if run_start else 0)
         starts.append(out)
         bases.append(pos)
         parts.append(folded[pos:keep_to])
         out += keep_to - pos
-        pos = m.end()
+        pos = run_end
     starts.append(out)
     bases.append(pos)
     parts.append(folded[pos:])

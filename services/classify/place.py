@@ -13,6 +13,8 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 
+import ahocorasick
+
 from services.classify import spelling
 from services.classify.aliases import lexicon_rows
 from services.classify.match import Matcher, fold, fold_alias
@@ -236,10 +238,41 @@ def km_between(a: tuple[float, float], b: tuple[float, float]) -> float:
     return 2 * 6371.0 * math.asin(min(1.0, math.sqrt(h)))
 
 
-_COUNTRY_RX = re.compile(
-    r"(?<!\w)(" + "|".join(sorted((re.escape(w) for w in COUNTRIES), key=len, reverse=True)) + r")(?!\w)"
-)
 _NIGER_RIVER = re.compile(r"niger river|fleuve niger|river niger|niger delta")
+
+
+@lru_cache(maxsize=1)
+def _country_automaton() -> ahocorasick.Automaton:
+    auto = ahocorasick.Automaton()
+    for word in COUNTRIES:
+        auto.add_word(word, len(word))
+    auto.make_automaton()
+    return auto
+
+
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"  # what the regular expression \w is
+
+
+def _country_words(folded: str) -> list[str]:
+    r"""The country names and demonyms in `folded` as whole words, leftmost first and the longest at one place
+    ("burkina faso", not "burkina"), never overlapping: what an alternation of them, longest first, between
+    (?<!\w) and (?!\w), finds with finditer, in one pass of an automaton instead of some 150 tries a character."""
+    found = []
+    for end, length in _country_automaton().iter(folded):
+        start = end - length + 1
+        whole = (start == 0 or not _is_word(folded[start - 1])) and (
+            end + 1 == len(folded) or not _is_word(folded[end + 1])
+        )
+        if whole:
+            found.append((start, end + 1))
+    found.sort(key=lambda f: (f[0], -f[1]))
+    words, taken_until = [], 0
+    for start, end in found:
+        if start >= taken_until:
+            words.append(folded[start:end])
+            taken_until = end
+    return words
 
 
 @lru_cache(maxsize=2048)
@@ -247,8 +280,8 @@ def context_countries(title: str, text: str) -> dict[str, int]:
     """ISO codes of countries the post names (by name or demonym), with counts. Niger the river does not count."""
     folded = " ".join(fold(f"{title} . {text}")[0].split())
     counts: dict[str, int] = {}
-    for m in _COUNTRY_RX.finditer(folded):
-        code = COUNTRIES[m.group(1)]
+    for word in _country_words(folded):
+        code = COUNTRIES[word]
         counts[code] = counts.get(code, 0) + 1
     rivers = len(_NIGER_RIVER.findall(folded))
     if rivers and counts.get("NE"):
