@@ -191,6 +191,7 @@ class PushGroups:
         posts inserted in one statement, each source's counters and rhythm updated once."""
         outcomes: list[Outcome | None] = [None] * len(pushes)
         rows = await self._sources(session, pushes)
+        changed: set[str] = set()  # sources whose row this group changes: written once, at the end
         sources: dict[tuple[str, str | None, bool], Source | HTTPException] = {}
         filters: dict[str, SourceFilter | HTTPException | None] = {}
         prepared: list[tuple[int, PostMessage, str, SourceFilter | None]] = []
@@ -200,7 +201,8 @@ class PushGroups:
             if who not in sources:
                 try:
                     store.check_source_id(post.source)
-                    store.admit_push(rows[post.source], push.pushed_by, admin=push.admin)
+                    if store.admit_push(rows[post.source], push.pushed_by, admin=push.admin):
+                        changed.add(post.source)
                     sources[who] = rows[post.source]
                 except store.SourceOwnerError as exc:
                     sources[who] = HTTPException(status.HTTP_403_FORBIDDEN, exc.reason)
@@ -261,7 +263,7 @@ class PushGroups:
                 kept_by_source[message.source_id].append(reason)
 
         watched: list[SourceWatchMessage] = []
-        for source_id in sorted(kept_by_source):  # written with the updates below, or at the commit
+        for source_id in sorted(kept_by_source):
             reasons = kept_by_source[source_id]
             store.count_kept_out(rows[source_id], kept_out_note(reasons), now, len(reasons))
             logger.info("kept out source=%s posts=%d %s", source_id, len(reasons), kept_out_note(reasons))
@@ -269,5 +271,7 @@ class PushGroups:
             store.count_pushed(rows[source_id], now, len(new_by_source[source_id]))
             watched += await self._watch.after_activity(session, source_id, now, new_by_source[source_id],
                                                         locked=rows[source_id])
+        changed.update(kept_by_source, new_by_source)
+        await store.write_sources(session, [rows[source_id] for source_id in sorted(changed)])
         assert all(o is not None for o in outcomes)
         return outcomes, new, watched  # type: ignore[return-value]  # every slot set above

@@ -109,7 +109,8 @@ class SourceWatch(Periodic):
 
         if new_posts:
             source = await store.learn_posts(session, source_id, learn, now, locked)
-            await session.flush()
+            if locked is None:
+                await session.flush()
         else:
             source = locked if locked is not None else await store.fresh_source(session, source_id)
         if source is None:

@@ -469,7 +469,8 @@ async def ensure_push_source(session: AsyncSession, source_id: str, pushed_by: s
     check_source_id(source_id)
     await add_push_sources(session, {source_id: pushed_by})
     row = (await lock_sources(session, [source_id]))[source_id]
-    admit_push(row, pushed_by, admin=admin)
+    if admit_push(row, pushed_by, admin=admin):
+        await write_sources(session, [row])
     return row
 
 
@@ -494,14 +495,34 @@ _LOCK_SOURCES = (
 
 
 async def lock_sources(session: AsyncSession, source_ids: list[str]) -> dict[str, Source]:
-    """The sources as stored now (the session's copies refreshed), by id, each row locked until the transaction
-    ends: nothing else changes them meanwhile, so what this transaction writes on them is computed on these.
-    Locked in id order, the order of every transaction that locks several."""
-    rows = await session.execute(_LOCK_SOURCES, {"ids": sorted(set(source_ids))})
-    return {row.id: row for row in rows.scalars()}
+    """The sources as stored now, by id, each row locked until the transaction ends: nothing else changes them
+    meanwhile, so what this transaction writes on them is computed on these. Locked in id order, the order of
+    every transaction that locks several. The rows are detached from the session: what is changed on them is
+    written by `write_sources` (in one statement, without the ORM's unit of work), never by a flush."""
+    rows = list((await session.execute(_LOCK_SOURCES, {"ids": sorted(set(source_ids))})).scalars())
+    for row in rows:
+        session.expunge(row)
+    return {row.id: row for row in rows}
 
 
-def admit_push(source: Source, pushed_by: str | None, *, admin: bool) -> None:
+_PUSH_COLUMNS = ("pushed_by", "posts_seen", "last_success_at", "posts_filtered", "last_filtered", "last_filtered_at",
+                 "posts_learned", "gap_mean_seconds", "daily_longest_gaps", "learned_until", "last_post_at")
+"""What a push changes on its source: the owner claimed, the counts, the rhythm learned."""
+_WRITE_SOURCES = (
+    sa.update(Source.__table__).where(Source.__table__.c.id == sa.bindparam("source_id"))
+    .values({name: sa.bindparam(name, type_=Source.__table__.c[name].type) for name in _PUSH_COLUMNS})
+)
+
+
+async def write_sources(session: AsyncSession, sources: list[Source]) -> None:
+    """Writes what a push changed on sources read by `lock_sources` (owner, counts, rhythm), in one statement."""
+    if sources:
+        await session.execute(_WRITE_SOURCES, [
+            {"source_id": source.id, **{name: getattr(source, name) for name in _PUSH_COLUMNS}} for source in sources
+        ])
+
+
+def admit_push(source: Source, pushed_by: str | None, *, admin: bool) -> bool:
     """Whether a post pushed by `pushed_by` (a token's name; None in open mode) may go under `source`, locked
     (`lock_sources`): raises SourceError if ops disabled or removed it, SourceOwnerError if it is not the
     pusher's.
@@ -509,9 +530,9 @@ def admit_push(source: Source, pushed_by: str | None, *, admin: bool) -> None:
     A push source belongs to the token that pushed to it first: a post under it from a token of another name,
     or without a token, raises SourceOwnerError, so that one bridge cannot speak as another, and an outlet's
     story pushed under a second name is the pusher's own doing. A source made in open mode, or before owners
-    were recorded, is claimed by the first token to push to it (written with the transaction). An admin token
-    may push under any push source (and claims none it did not create). A polled source (a feed) takes no
-    pushed posts."""
+    were recorded, is claimed by the first token to push to it: True then (on the row; `write_sources` writes
+    it). An admin token may push under any push source (and claims none it did not create). A polled source (a
+    feed) takes no pushed posts."""
     source_id = source.id
     if source.removed_at is not None or not source.enabled:
         state = "removed" if source.removed_at is not None else "disabled"
@@ -521,24 +542,24 @@ def admit_push(source: Source, pushed_by: str | None, *, admin: bool) -> None:
         raise SourceOwnerError(f"source {source_id} is a polled {source.kind} source: push under a source id of "
                                "your own")
     if admin or source.pushed_by == pushed_by:
-        return
+        return False
     if source.pushed_by is None and pushed_by is not None:
         source.pushed_by = pushed_by
-        return
+        return True
     raise SourceOwnerError(f"source {source_id} is pushed by token {source.pushed_by!r}: push under a source id "
                            "of your own, or with that token")
 
 
 def count_pushed(source: Source, now: datetime, posts: int = 1) -> None:
     """Pushed posts count as the push source's last success (its health in `GET /api/sources`). On the row
-    locked by `lock_sources`: written with the transaction."""
+    read by `lock_sources`, for `write_sources`."""
     source.posts_seen += posts
     source.last_success_at = now
 
 
 def count_kept_out(source: Source, note: str, now: datetime, posts: int = 1) -> None:
     """Pushed posts the push source's patterns kept out count in its health, as polled ones do. On the row
-    locked by `lock_sources`."""
+    read by `lock_sources`, for `write_sources`."""
     source.posts_filtered += posts
     source.last_filtered, source.last_filtered_at = note, now
 
@@ -593,7 +614,8 @@ async def learn_posts(session: AsyncSession, source_id: str, learn: Callable[[So
     """Locks the source's row, lets `learn` update its rhythm from the posts just stored, and records when its
     newest post was stored. Call it after the posts are inserted, in their transaction: on SQLite the write lock
     is then held, on PostgreSQL the row lock, so two stores of one source's posts learn one after the other.
-    `locked`: the row as `lock_sources` locked it earlier in the transaction (then not read again)."""
+    `locked`: the row as `lock_sources` locked it earlier in the transaction (then not read again, and the
+    caller writes it: `write_sources`)."""
     # FOR NO KEY UPDATE, as the UPDATEs of this transaction take: FOR UPDATE would wait for the KEY SHARE lock
     # that another push's post insert holds (its foreign key), while that push waits for this one's UPDATE.
     source = locked if locked is not None else await session.get(
