@@ -134,7 +134,8 @@ class Outbox(Generic[M]):
         self._waiting[:0] = taken
 
     async def write_waiting_marks(self) -> None:
-        """Writes every mark still waiting, in a transaction of its own (before a requeue, and on stop)."""
+        """Writes every mark still waiting, in a transaction of its own (when none took them in time, and on
+        stop)."""
         taken = self.take_marks()
         if not taken:
             return
@@ -173,10 +174,10 @@ class Outbox(Generic[M]):
 
     async def requeue(self, now: datetime, after: timedelta) -> int:
         """Publishes rows stored more than `after` ago and never marked queued; returns how many."""
-        await self.write_waiting_marks()
         async with session_scope(self._sessions) as session:
             messages = await self._rows.unqueued(session, now - after)
-        messages = [m for m in messages if self._rows.key(m) not in self._writing]  # published: their mark comes
+        published = self._writing.union(*(marks.keys for marks in self._waiting))  # their mark comes
+        messages = [m for m in messages if self._rows.key(m) not in published]
         if not messages:
             return 0
         count = await self.publish(messages, now)

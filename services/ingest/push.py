@@ -230,8 +230,10 @@ class PushGroups:
             key = dedup_key(entry)
             prepared.append((i, to_post(entry, post.source, now, key, lang_hint=source.lang), key, patterns))
 
-        # a post seen before (published or kept out) is a duplicate, whatever the patterns are now
-        seen = await store.existing_post_ids(session, [m.post_id for _, m, _, _ in prepared])
+        # a post seen before (published or kept out) is a duplicate, whatever the patterns are now: looked up
+        # first when patterns decide; without patterns, insert_posts leaves out what was seen (one statement)
+        screened_ids = [m.post_id for _, m, _, patterns in prepared if patterns is not None]
+        seen = await store.existing_post_ids(session, screened_ids) if screened_ids else set()
         to_insert: list[tuple[int, PostMessage, str]] = []
         to_keep_out: list[tuple[int, PostMessage, str, str]] = []
         for i, message, key, patterns in prepared:

@@ -402,12 +402,38 @@ async def insert_post_if_new(session: AsyncSession, post: PostMessage, dedup_key
 
 
 async def insert_posts(session: AsyncSession, posts: list[tuple[PostMessage, str]]) -> set[str]:
-    """Stores the posts whose id is not there yet, in one statement per 200; returns the ids stored now.
-    Idempotent as `insert_post_if_new` (ON CONFLICT DO NOTHING); the ids must be distinct."""
+    """Stores the posts whose id is neither stored nor kept out before (`existing_post_ids`), in one statement;
+    returns the ids stored now. Idempotent as `insert_post_if_new` (ON CONFLICT DO NOTHING); the ids must be
+    distinct."""
     if not posts:
         return set()
-    stmt = _insert_posts(session.get_bind().dialect.name)
-    return set((await session.execute(stmt, [_row(post, key) for post, key in posts])).scalars())
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":  # the rows as arrays: one SQL text and one prepared statement for any number
+        columns: dict[str, list[Any]] = {name: [] for name in _POST_COLUMNS}
+        for post, key in posts:
+            for name, value in _row(post, key).items():
+                if name in columns:
+                    columns[name].append(value)
+        return set((await session.execute(_insert_unseen_posts(), columns)).scalars())
+    seen = await existing_post_ids(session, [post.post_id for post, _ in posts])
+    rows = [_row(post, key) for post, key in posts if post.post_id not in seen]
+    return set((await session.execute(_insert_posts(dialect), rows)).scalars()) if rows else set()
+
+
+_POST_COLUMNS = ("id", "source_id", "dedup_key", "guid", "url", "title", "text", "lang", "published_at", "fetched_at",
+                 "forwarded_from")
+"""A new post's columns (queued_at is NULL: not published yet)."""
+
+
+@functools.cache
+def _insert_unseen_posts() -> Any:
+    """INSERT … SELECT FROM unnest(arrays) WHERE not kept out … ON CONFLICT DO NOTHING RETURNING id (PostgreSQL)."""
+    names = ", ".join(_POST_COLUMNS)
+    arrays = ", ".join(f"CAST(:{name} AS {'TIMESTAMPTZ' if name.endswith('_at') else 'TEXT'}[])"
+                       for name in _POST_COLUMNS)
+    return sa.text(f"INSERT INTO posts ({names}) SELECT {names} FROM unnest({arrays}) AS new ({names}) "
+                   "WHERE NOT EXISTS (SELECT 1 FROM filtered_posts WHERE filtered_posts.id = new.id) "
+                   "ON CONFLICT (id) DO NOTHING RETURNING id")
 
 
 @functools.cache
