@@ -536,7 +536,8 @@ _PUSH_COLUMNS = ("pushed_by", "posts_seen", "last_success_at", "posts_filtered",
 """What a push changes on its source: the owner claimed, the counts, the rhythm learned."""
 _WRITE_SOURCES = (
     sa.update(Source.__table__).where(Source.__table__.c.id == sa.bindparam("source_id"))
-    .values({name: sa.bindparam(name, type_=Source.__table__.c[name].type) for name in _PUSH_COLUMNS})
+    .values({name: sa.bindparam(name, type_=sa.JSON(none_as_null=True) if name == "daily_longest_gaps"  # as read
+                                else Source.__table__.c[name].type) for name in _PUSH_COLUMNS})
 )
 
 
