@@ -67,6 +67,7 @@ class IngestService:
         await self.epoch.stop()
         await self.watch.stop()
         await self.poller.stop()
+        await self.outbox.stop()
 
     async def poll_once(self, source_id: str) -> PollReport:
         return await self.poller.poll_once(source_id)

@@ -6,10 +6,20 @@
 A crash or a Redis outage between the commit and the publish leaves the row unmarked, and `requeue` publishes it
 again on a later tick: what is stored always reaches its consumer (at least once; consumers are idempotent on the
 message's id).
+
+The mark may wait (`publish(..., mark_within=s)`): pushed posts are published a group at a time, many groups a
+second, and a transaction of its own for each group's mark cost as much as storing the group. Their marks go
+into the next group's transaction (`take_marks`, `write_marks`, `marked`), or, when none comes within `s`, into
+one of their own. A crash before the mark is written is a crash between the publish and the mark: the rows are
+published again (at least once, as above). This process never requeues a row whose mark waits.
 """
 
+import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
@@ -40,6 +50,16 @@ class OutboxRows(Protocol[M]):
     async def mark_queued(self, session: AsyncSession, keys: list[str], now: datetime) -> None: ...
 
 
+@dataclass
+class Marks:
+    """Rows published whose `queued_at` mark waits for a transaction: their keys, when they were published, and
+    (time.monotonic) by when a transaction of their own writes it if no other has."""
+
+    keys: list[str]
+    at: datetime
+    due: float
+
+
 class Outbox(Generic[M]):
     def __init__(self, sessions: async_sessionmaker[AsyncSession], publish: Publish[M], rows: OutboxRows[M],
                  stream: str, publish_many: PublishMany[M] | None = None) -> None:
@@ -49,10 +69,14 @@ class Outbox(Generic[M]):
         self._rows = rows
         self.stream = stream
         self._failing: str | None = None  # last publish failure, logged once until it changes
+        self._waiting: list[Marks] = []  # published, mark not written yet, in the order published
+        self._writing: set[str] = set()  # keys whose mark a transaction not yet committed writes
+        self._late: asyncio.Task[None] | None = None  # writes the marks no other transaction took in time
 
-    async def publish(self, messages: list[M], now: datetime) -> int:
+    async def publish(self, messages: list[M], now: datetime, *, mark_within: float | None = None) -> int:
         """Publishes stored rows and marks them queued; returns how many went out. A failure is logged once
-        and leaves the rest for `requeue`."""
+        and leaves the rest for `requeue`. With `mark_within`, the mark waits (up to that many seconds) for a
+        transaction of the caller's: see the module's docstring."""
         sent: list[str] = []
         try:
             if self._publish_many is not None and len(messages) > 1:  # one round trip for a group
@@ -77,15 +101,83 @@ class Outbox(Generic[M]):
             if self._failing is not None:
                 logger.info("publish recovered stream=%s", self.stream)
             self._failing = None
-        if sent:
+        if sent and mark_within is None:
             async with session_scope(self._sessions) as session:
                 await self._rows.mark_queued(session, sent, now)
+        elif sent:
+            self._waiting.append(Marks(sent, now, time.monotonic() + mark_within))
+            if self._late is None or self._late.done():
+                self._late = asyncio.get_running_loop().create_task(self._write_late())
         return len(sent)
+
+    def take_marks(self) -> list[Marks]:
+        """The marks waiting, for the caller's transaction to write (`write_marks`); then `marked` once it
+        committed, or `put_back` if it failed."""
+        taken, self._waiting = self._waiting, []
+        for marks in taken:
+            self._writing.update(marks.keys)
+        return taken
+
+    async def write_marks(self, session: AsyncSession, taken: list[Marks]) -> None:
+        """Marks the rows taken, in one statement: published at the latest of their times (a replay since a
+        time then finds them all)."""
+        if taken:
+            await self._rows.mark_queued(session, [k for marks in taken for k in marks.keys],
+                                         max(marks.at for marks in taken))
+
+    def marked(self, taken: list[Marks]) -> None:
+        for marks in taken:
+            self._writing.difference_update(marks.keys)
+
+    def put_back(self, taken: list[Marks]) -> None:
+        self.marked(taken)
+        self._waiting[:0] = taken
+
+    async def write_waiting_marks(self) -> None:
+        """Writes every mark still waiting, in a transaction of its own (when none took them in time, and on
+        stop)."""
+        taken = self.take_marks()
+        if not taken:
+            return
+        try:
+            async with session_scope(self._sessions) as session:
+                await self.write_marks(session, taken)
+        except BaseException:
+            self.put_back(taken)
+            raise
+        self.marked(taken)
+
+    async def _write_late(self) -> None:
+        while self._waiting:
+            wait = self._waiting[0].due - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            try:
+                await self.write_waiting_marks()
+            except Exception as exc:  # the database is away: the rows stay unmarked until it is back
+                logger.warning("marking published rows failed stream=%s reason=%r (will retry)", self.stream,
+                               f"{type(exc).__name__}: {exc}"[:300])
+                await asyncio.sleep(1.0)
+
+    async def stop(self) -> None:
+        """Writes the marks still waiting (a stop is not a crash: nothing is published twice for it)."""
+        if self._late is not None:
+            self._late.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._late
+        try:
+            await self.write_waiting_marks()
+        except Exception as exc:
+            logger.warning("marking published rows failed stream=%s reason=%r (requeued after a restart)",
+                           self.stream, f"{type(exc).__name__}: {exc}"[:300])
 
     async def requeue(self, now: datetime, after: timedelta) -> int:
         """Publishes rows stored more than `after` ago and never marked queued; returns how many."""
         async with session_scope(self._sessions) as session:
             messages = await self._rows.unqueued(session, now - after)
+        published = self._writing.union(*(marks.keys for marks in self._waiting))  # their mark comes
+        messages = [m for m in messages if self._rows.key(m) not in published]
         if not messages:
             return 0
         count = await self.publish(messages, now)

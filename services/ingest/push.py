@@ -7,6 +7,11 @@ one array, share one transaction, and each request is answered after that transa
 One transaction a group, not one per post: a push source's `posts_seen` and rhythm are updated once per group
 (a row every POST used to lock in turn), and the posts are inserted in one statement. A post that fails its
 group (a constraint, a bug) fails alone: the group is retried post by post, so the others are still stored.
+
+What a group costs the database, in round trips: its sources read and locked in one statement (created first
+only when this process has not seen them stored), the ids seen before in one, the posts inserted in one, each
+source with new posts updated in one (counts and rhythm together), and the previous groups' outbox marks in one
+(`Outbox.take_marks`): no transaction of its own for them while groups keep coming.
 """
 
 import asyncio
@@ -40,6 +45,8 @@ GROUP_WAIT_S = 0.003
 next one keeps filling, so under load groups grow with the commit time, not with this wait."""
 MAX_GROUP = 500
 """Posts in one transaction at most (the array limit of `POST /ingest` too)."""
+MARK_WITHIN_S = 0.25
+"""How long a group's outbox marks wait for the next group's transaction before taking one of their own."""
 
 
 class Accepted(BaseModel):
@@ -85,6 +92,7 @@ class PushGroups:
         self._open: list[tuple[Push, asyncio.Future[Outcome]]] | None = None
         self._turn: asyncio.Lock | None = None  # one group stores at a time; made in the running loop
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stored: set[str] = set()  # sources this process saw stored (a source is never deleted, only marked)
 
     async def store(self, pushes: list[Push]) -> list[Outcome]:
         """Stores the posts (with whatever else arrives meanwhile); returns each one's outcome, in order, once
@@ -144,20 +152,46 @@ class PushGroups:
         metrics.count_posts("push", new=len(new), kept_out=kept_out)
         # After the commit; if Redis is down the outbox publishes them on a later tick.
         if new:
-            await self._outbox.publish(new, now)
+            await self._outbox.publish(new, now, mark_within=MARK_WITHIN_S)
         await self._watch.publish(watched, now)
         return outcomes
 
     async def _commit(self, pushes: list[Push], now: datetime
                       ) -> tuple[list[Outcome], list[PostMessage], list[SourceWatchMessage]]:
-        async with session_scope(self._sessions) as session:
-            return await self._stage(session, pushes, now)
+        marks = self._outbox.take_marks()
+        try:
+            async with session_scope(self._sessions) as session:
+                staged = await self._stage(session, pushes, now)
+                await self._outbox.write_marks(session, marks)
+        except BaseException:
+            self._outbox.put_back(marks)
+            raise
+        self._outbox.marked(marks)
+        return staged
+
+    async def _sources(self, session: AsyncSession, pushes: list[Push]) -> dict[str, Source]:
+        """The group's sources, read and locked (`store.lock_sources`); those not stored yet are created first,
+        each owned by the first pusher in the group."""
+        owners: dict[str, str | None] = {}
+        for push in pushes:
+            owners.setdefault(push.post.source, push.pushed_by)
+        valid = [source_id for source_id in owners if store.SOURCE_ID.match(source_id)]
+        if not self._stored.issuperset(valid):
+            await store.add_push_sources(session, {s: owners[s] for s in valid if s not in self._stored})
+        rows = await store.lock_sources(session, valid)
+        if len(rows) < len(valid):  # seen stored here, but by a transaction that rolled back
+            await store.add_push_sources(session, {s: owners[s] for s in valid if s not in rows})
+            rows = await store.lock_sources(session, valid)
+        self._stored.update(rows)
+        return rows
 
     async def _stage(self, session: AsyncSession, pushes: list[Push], now: datetime
                      ) -> tuple[list[Outcome], list[PostMessage], list[SourceWatchMessage]]:
         """The group's writes, in its transaction: each post's source checked (once per source and pusher), new
         posts inserted in one statement, each source's counters and rhythm updated once."""
         outcomes: list[Outcome | None] = [None] * len(pushes)
+        rows = await self._sources(session, pushes)
+        changed: set[str] = set()  # sources whose row this group changes: written once, at the end
         sources: dict[tuple[str, str | None, bool], Source | HTTPException] = {}
         filters: dict[str, SourceFilter | HTTPException | None] = {}
         prepared: list[tuple[int, PostMessage, str, SourceFilter | None]] = []
@@ -166,8 +200,10 @@ class PushGroups:
             who = (post.source, push.pushed_by, push.admin)
             if who not in sources:
                 try:
-                    sources[who] = await store.ensure_push_source(session, post.source, push.pushed_by,
-                                                                  admin=push.admin)
+                    store.check_source_id(post.source)
+                    if store.admit_push(rows[post.source], push.pushed_by, admin=push.admin):
+                        changed.add(post.source)
+                    sources[who] = rows[post.source]
                 except store.SourceOwnerError as exc:
                     sources[who] = HTTPException(status.HTTP_403_FORBIDDEN, exc.reason)
                 except store.SourceError as exc:
@@ -194,8 +230,10 @@ class PushGroups:
             key = dedup_key(entry)
             prepared.append((i, to_post(entry, post.source, now, key, lang_hint=source.lang), key, patterns))
 
-        # a post seen before (published or kept out) is a duplicate, whatever the patterns are now
-        seen = await store.existing_post_ids(session, [m.post_id for _, m, _, _ in prepared])
+        # a post seen before (published or kept out) is a duplicate, whatever the patterns are now: looked up
+        # first when patterns decide; without patterns, insert_posts leaves out what was seen (one statement)
+        screened_ids = [m.post_id for _, m, _, patterns in prepared if patterns is not None]
+        seen = await store.existing_post_ids(session, screened_ids) if screened_ids else set()
         to_insert: list[tuple[int, PostMessage, str]] = []
         to_keep_out: list[tuple[int, PostMessage, str, str]] = []
         for i, message, key, patterns in prepared:
@@ -227,12 +265,15 @@ class PushGroups:
                 kept_by_source[message.source_id].append(reason)
 
         watched: list[SourceWatchMessage] = []
-        for source_id in sorted(new_by_source):  # one order of row locks for every group
-            await store.count_pushed(session, source_id, now, len(new_by_source[source_id]))
-            watched += await self._watch.after_activity(session, source_id, now, new_by_source[source_id])
         for source_id in sorted(kept_by_source):
             reasons = kept_by_source[source_id]
-            await store.count_kept_out(session, source_id, kept_out_note(reasons), now, len(reasons))
+            store.count_kept_out(rows[source_id], kept_out_note(reasons), now, len(reasons))
             logger.info("kept out source=%s posts=%d %s", source_id, len(reasons), kept_out_note(reasons))
+        for source_id in sorted(new_by_source):
+            store.count_pushed(rows[source_id], now, len(new_by_source[source_id]))
+            watched += await self._watch.after_activity(session, source_id, now, new_by_source[source_id],
+                                                        locked=rows[source_id])
+        changed.update(kept_by_source, new_by_source)
+        await store.write_sources(session, [rows[source_id] for source_id in sorted(changed)])
         assert all(o is not None for o in outcomes)
         return outcomes, new, watched  # type: ignore[return-value]  # every slot set above

@@ -96,9 +96,10 @@ class SourceWatch(Periodic):
         self._errors = LoopErrors("source watch", logger)
 
     async def after_activity(self, session: AsyncSession, source_id: str, now: datetime,
-                             new_posts: list[PostMessage]) -> list[SourceWatchMessage]:
+                             new_posts: list[PostMessage], locked: Source | None = None) -> list[SourceWatchMessage]:
         """In the transaction that stored a poll's or a push's outcome: learns the new posts, then decides (a
-        post resolves a silence, a success a failure, at once)."""
+        post resolves a silence, a success a failure, at once). `locked`: the source's row, if the transaction
+        locked it already (`store.lock_sources`)."""
         def learn(row: Source) -> None:
             learned = cadence.learn(cadence_of(row), [p.published_at for p in new_posts], now,
                                     self.policy.history_days)
@@ -107,10 +108,11 @@ class SourceWatch(Periodic):
             row.learned_until = learned.learned_until
 
         if new_posts:
-            source = await store.learn_posts(session, source_id, learn, now)
-            await session.flush()
+            source = await store.learn_posts(session, source_id, learn, now, locked)
+            if locked is None:
+                await session.flush()
         else:
-            source = await store.fresh_source(session, source_id)
+            source = locked if locked is not None else await store.fresh_source(session, source_id)
         if source is None:
             return []
         return await decide(session, source, now, self.policy)

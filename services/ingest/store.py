@@ -344,13 +344,32 @@ def _row(post: PostMessage, dedup_key: str) -> dict[str, object]:
 async def existing_post_ids(session: AsyncSession, post_ids: list[str]) -> set[str]:
     """The ids already seen: stored posts and posts a source's patterns kept out, so that neither is published
     or evaluated again."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":  # one statement (and one prepared statement) for any number of ids
+        return set((await session.execute(_seen_ids(dialect), {"ids": post_ids})).scalars())
     found: set[str] = set()
     for start in range(0, len(post_ids), 500):  # stay under SQLite's bound-parameter limit
-        chunk = post_ids[start:start + 500]
-        seen = sa.union_all(sa.select(Post.id).where(Post.id.in_(chunk)),
-                            sa.select(FilteredPost.id).where(FilteredPost.id.in_(chunk)))
-        found.update((await session.execute(seen)).scalars())
+        found.update((await session.execute(_seen_ids(dialect), {"ids": post_ids[start:start + 500]})).scalars())
     return found
+
+
+def _ids_param(dialect: str) -> Any:
+    """The list of ids a hot statement takes: an array on PostgreSQL (`= ANY(:ids)`, one SQL text whatever the
+    number), an expanding IN elsewhere."""
+    if dialect == "postgresql":
+        return sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.String)))
+    return sa.bindparam("ids", expanding=True)
+
+
+@functools.cache
+def _seen_ids(dialect: str) -> Any:
+    """Built once per dialect: building a statement costs more than running it."""
+    posts, filtered = Post.__table__.c, FilteredPost.__table__.c
+    if dialect == "postgresql":
+        return sa.union_all(sa.select(posts.id).where(posts.id == _ids_param(dialect)),
+                            sa.select(filtered.id).where(filtered.id == _ids_param(dialect)))
+    return sa.union_all(sa.select(posts.id).where(posts.id.in_(_ids_param(dialect))),
+                        sa.select(filtered.id).where(filtered.id.in_(_ids_param(dialect))))
 
 
 async def unseen_posts(session: AsyncSession, posts: list[tuple[PostMessage, str]]) -> list[tuple[PostMessage, str]]:
@@ -383,20 +402,48 @@ async def insert_post_if_new(session: AsyncSession, post: PostMessage, dedup_key
 
 
 async def insert_posts(session: AsyncSession, posts: list[tuple[PostMessage, str]]) -> set[str]:
-    """Stores the posts whose id is not there yet, in one statement per 200; returns the ids stored now.
-    Idempotent as `insert_post_if_new` (ON CONFLICT DO NOTHING); the ids must be distinct."""
+    """Stores the posts whose id is neither stored nor kept out before (`existing_post_ids`), in one statement;
+    returns the ids stored now. Idempotent as `insert_post_if_new` (ON CONFLICT DO NOTHING); the ids must be
+    distinct."""
     if not posts:
         return set()
-    stmt = _insert_posts(session.get_bind().dialect.name)
-    return set((await session.execute(stmt, [_row(post, key) for post, key in posts])).scalars())
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":  # the rows as arrays: one SQL text and one prepared statement for any number
+        columns: dict[str, list[Any]] = {name: [] for name in _POST_COLUMNS}
+        for post, key in posts:
+            for name, value in _row(post, key).items():
+                if name in columns:
+                    columns[name].append(value)
+        return set((await session.execute(_insert_unseen_posts(), columns)).scalars())
+    seen = await existing_post_ids(session, [post.post_id for post, _ in posts])
+    rows = [_row(post, key) for post, key in posts if post.post_id not in seen]
+    return set((await session.execute(_insert_posts(dialect), rows)).scalars()) if rows else set()
+
+
+_POST_COLUMNS = ("id", "source_id", "dedup_key", "guid", "url", "title", "text", "lang", "published_at", "fetched_at",
+                 "forwarded_from")
+"""A new post's columns (queued_at is NULL: not published yet)."""
+
+
+@functools.cache
+def _insert_unseen_posts() -> Any:
+    """INSERT … SELECT FROM unnest(arrays) WHERE not kept out … ON CONFLICT DO NOTHING RETURNING id (PostgreSQL)."""
+    names = ", ".join(_POST_COLUMNS)
+    arrays = ", ".join(f"CAST(:{name} AS {'TIMESTAMPTZ' if name.endswith('_at') else 'TEXT'}[])"
+                       for name in _POST_COLUMNS)
+    return sa.text(f"INSERT INTO posts ({names}) SELECT {names} FROM unnest({arrays}) AS new ({names}) "
+                   "WHERE NOT EXISTS (SELECT 1 FROM filtered_posts WHERE filtered_posts.id = new.id) "
+                   "ON CONFLICT (id) DO NOTHING RETURNING id")
 
 
 @functools.cache
 def _insert_posts(dialect: str) -> Any:
     """INSERT … ON CONFLICT DO NOTHING RETURNING id, built once per dialect: the rows go as parameters, sent in
-    pages under the drivers' parameter limits by SQLAlchemy ("insertmanyvalues")."""
-    insert = postgresql.Insert if dialect == "postgresql" else sqlite.Insert
-    return insert(Post).on_conflict_do_nothing(index_elements=["id"]).returning(Post.id)
+    pages under the drivers' parameter limits by SQLAlchemy ("insertmanyvalues"). On the table, not the ORM
+    class: the ORM's bulk insert costs more than the statement."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = Post.__table__
+    return insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
 
 
 async def insert_new_posts(session: AsyncSession, posts: list[tuple[PostMessage, str]]) -> list[PostMessage]:
@@ -430,65 +477,118 @@ async def update_changed_posts(session: AsyncSession, posts: list[PostMessage]) 
     return changed
 
 
-async def ensure_push_source(session: AsyncSession, source_id: str, pushed_by: str | None = None, *,
-                             admin: bool = False) -> Source:
-    """Creates the push source `source_id` if it does not exist (a pushed post names its source); raises
-    SourceError if ops disabled or removed it, so that a bridge they turned off is refused, not heard.
-
-    A push source belongs to the token that pushed to it first (`pushed_by`, the token's name; None in open
-    mode): a post under it from a token of another name, or without a token, raises SourceOwnerError, so that
-    one bridge cannot speak as another, and an outlet's story pushed under a second name is the pusher's own
-    doing. A source made in open mode, or before owners were recorded, is claimed by the first token to push to
-    it. An admin token may push under any push source (and claims none it did not create). A polled source
-    (a feed) takes no pushed posts. Returns the source: its language hint and patterns apply to the post."""
+def check_source_id(source_id: str) -> None:
+    """Raises SourceError for an id no source may have."""
     if not SOURCE_ID.match(source_id):
         raise SourceError(
             f"source {source_id!r}: use 1-64 lower-case letters, digits, '.', '_' or '-', starting with a letter"
             " or digit"
         )
+
+
+async def ensure_push_source(session: AsyncSession, source_id: str, pushed_by: str | None = None, *,
+                             admin: bool = False) -> Source:
+    """Creates the push source `source_id` if it does not exist (a pushed post names its source); raises
+    SourceError if ops disabled or removed it, so that a bridge they turned off is refused, not heard.
+    The source's row stays locked until the transaction ends (`lock_sources`). The rules: `admit_push`.
+    Returns the source: its language hint and patterns apply to the post."""
+    check_source_id(source_id)
+    await add_push_sources(session, {source_id: pushed_by})
+    row = (await lock_sources(session, [source_id]))[source_id]
+    if admit_push(row, pushed_by, admin=admin):
+        await write_sources(session, [row])
+    return row
+
+
+async def add_push_sources(session: AsyncSession, owners: dict[str, str | None]) -> None:
+    """Creates the push sources not stored yet, each owned by the token given (its name; None in open mode), in
+    one statement; a source that exists is left as it is. The ids must be valid (`check_source_id`)."""
+    if not owners:
+        return
     insert = _insert(session)
-    await session.execute(
-        insert(Source).values(
-            id=source_id, name=source_id, url=None, kind="push", interval_seconds=0, enabled=True,
-            consecutive_failures=0, posts_seen=0, pushed_by=pushed_by,
-        ).on_conflict_do_nothing(index_elements=["id"])
-    )
-    # populate_existing: a group of pushes asks again in one session, after an owner claim below changed the row
-    row = (await session.execute(sa.select(Source).where(Source.id == source_id)
-                                 .execution_options(populate_existing=True))).scalar_one()
-    if row.removed_at is not None or not row.enabled:
-        state = "removed" if row.removed_at is not None else "disabled"
+    await session.execute(insert(Source).values([
+        {"id": source_id, "name": source_id, "url": None, "kind": "push", "interval_seconds": 0, "enabled": True,
+         "consecutive_failures": 0, "posts_seen": 0, "pushed_by": pushed_by}
+        for source_id, pushed_by in sorted(owners.items())
+    ]).on_conflict_do_nothing(index_elements=["id"]))
+
+
+_LOCK_SOURCES = (
+    sa.select(Source).where(Source.id.in_(sa.bindparam("ids", expanding=True))).order_by(Source.id)
+    # FOR NO KEY UPDATE, as the UPDATEs of this transaction take: see learn_posts
+    .with_for_update(key_share=True).execution_options(populate_existing=True)
+)
+
+
+async def lock_sources(session: AsyncSession, source_ids: list[str]) -> dict[str, Source]:
+    """The sources as stored now, by id, each row locked until the transaction ends: nothing else changes them
+    meanwhile, so what this transaction writes on them is computed on these. Locked in id order, the order of
+    every transaction that locks several. The rows are detached from the session: what is changed on them is
+    written by `write_sources` (in one statement, without the ORM's unit of work), never by a flush."""
+    rows = list((await session.execute(_LOCK_SOURCES, {"ids": sorted(set(source_ids))})).scalars())
+    for row in rows:
+        session.expunge(row)
+    return {row.id: row for row in rows}
+
+
+_PUSH_COLUMNS = ("pushed_by", "posts_seen", "last_success_at", "posts_filtered", "last_filtered", "last_filtered_at",
+                 "posts_learned", "gap_mean_seconds", "daily_longest_gaps", "learned_until", "last_post_at")
+"""What a push changes on its source: the owner claimed, the counts, the rhythm learned."""
+_WRITE_SOURCES = (
+    sa.update(Source.__table__).where(Source.__table__.c.id == sa.bindparam("source_id"))
+    .values({name: sa.bindparam(name, type_=sa.JSON(none_as_null=True) if name == "daily_longest_gaps"  # as read
+                                else Source.__table__.c[name].type) for name in _PUSH_COLUMNS})
+)
+
+
+async def write_sources(session: AsyncSession, sources: list[Source]) -> None:
+    """Writes what a push changed on sources read by `lock_sources` (owner, counts, rhythm), in one statement."""
+    if sources:
+        await session.execute(_WRITE_SOURCES, [
+            {"source_id": source.id, **{name: getattr(source, name) for name in _PUSH_COLUMNS}} for source in sources
+        ])
+
+
+def admit_push(source: Source, pushed_by: str | None, *, admin: bool) -> bool:
+    """Whether a post pushed by `pushed_by` (a token's name; None in open mode) may go under `source`, locked
+    (`lock_sources`): raises SourceError if ops disabled or removed it, SourceOwnerError if it is not the
+    pusher's.
+
+    A push source belongs to the token that pushed to it first: a post under it from a token of another name,
+    or without a token, raises SourceOwnerError, so that one bridge cannot speak as another, and an outlet's
+    story pushed under a second name is the pusher's own doing. A source made in open mode, or before owners
+    were recorded, is claimed by the first token to push to it: True then (on the row; `write_sources` writes
+    it). An admin token may push under any push source (and claims none it did not create). A polled source (a
+    feed) takes no pushed posts."""
+    source_id = source.id
+    if source.removed_at is not None or not source.enabled:
+        state = "removed" if source.removed_at is not None else "disabled"
         raise SourceError(f"source {source_id} is {state}: its posts are refused until `watchfloor source enable "
                           f"{source_id}`")
-    if row.kind != "push":
-        raise SourceOwnerError(f"source {source_id} is a polled {row.kind} source: push under a source id of "
+    if source.kind != "push":
+        raise SourceOwnerError(f"source {source_id} is a polled {source.kind} source: push under a source id of "
                                "your own")
-    if admin or row.pushed_by == pushed_by:
-        return row
-    if row.pushed_by is None and pushed_by is not None:
-        await session.execute(sa.update(Source).where(Source.id == source_id, Source.pushed_by.is_(None))
-                              .values(pushed_by=pushed_by).execution_options(synchronize_session=False))
-        return row
-    raise SourceOwnerError(f"source {source_id} is pushed by token {row.pushed_by!r}: push under a source id of "
-                           "your own, or with that token")
+    if admin or source.pushed_by == pushed_by:
+        return False
+    if source.pushed_by is None and pushed_by is not None:
+        source.pushed_by = pushed_by
+        return True
+    raise SourceOwnerError(f"source {source_id} is pushed by token {source.pushed_by!r}: push under a source id "
+                           "of your own, or with that token")
 
 
-async def count_pushed(session: AsyncSession, source_id: str, now: datetime, posts: int = 1) -> None:
-    """Pushed posts count as the push source's last success (its health in `GET /api/sources`)."""
-    await session.execute(
-        sa.update(Source).where(Source.id == source_id)
-        .values(posts_seen=Source.posts_seen + posts, last_success_at=now)
-        .execution_options(synchronize_session=False)
-    )
+def count_pushed(source: Source, now: datetime, posts: int = 1) -> None:
+    """Pushed posts count as the push source's last success (its health in `GET /api/sources`). On the row
+    read by `lock_sources`, for `write_sources`."""
+    source.posts_seen += posts
+    source.last_success_at = now
 
 
-async def count_kept_out(session: AsyncSession, source_id: str, note: str, now: datetime, posts: int = 1) -> None:
-    """Pushed posts the push source's patterns kept out count in its health, as polled ones do."""
-    await session.execute(
-        sa.update(Source).where(Source.id == source_id)
-        .values(posts_filtered=Source.posts_filtered + posts, last_filtered=note, last_filtered_at=now)
-        .execution_options(synchronize_session=False)
-    )
+def count_kept_out(source: Source, note: str, now: datetime, posts: int = 1) -> None:
+    """Pushed posts the push source's patterns kept out count in its health, as polled ones do. On the row
+    read by `lock_sources`, for `write_sources`."""
+    source.posts_filtered += posts
+    source.last_filtered, source.last_filtered_at = note, now
 
 
 def _message(post: Post) -> PostMessage:
@@ -519,24 +619,34 @@ async def queued_posts_since(session: AsyncSession, since: datetime, after_id: s
 
 
 async def mark_queued(session: AsyncSession, post_ids: list[str], now: datetime) -> None:
-    for start in range(0, len(post_ids), 500):
-        await session.execute(
-            sa.update(Post).where(Post.id.in_(post_ids[start:start + 500]), Post.queued_at.is_(None))
-            .values(queued_at=now).execution_options(synchronize_session=False)
-        )
+    dialect = session.get_bind().dialect.name
+    step = (len(post_ids) or 1) if dialect == "postgresql" else 500  # an array on PostgreSQL: one statement
+    for start in range(0, len(post_ids), step):
+        await session.execute(_mark_queued(dialect), {"ids": post_ids[start:start + step], "now": now})
+
+
+@functools.cache
+def _mark_queued(dialect: str) -> Any:
+    posts = Post.__table__.c
+    where = posts.id == _ids_param(dialect) if dialect == "postgresql" else posts.id.in_(_ids_param(dialect))
+    return (sa.update(Post.__table__).where(where, posts.queued_at.is_(None))
+            .values(queued_at=sa.bindparam("now", type_=posts.queued_at.type)))
 
 
 # -- the watch on sources: their rhythm, and the operator alerts raised on them (services/ingest/source_watch.py) --
 
 
-async def learn_posts(session: AsyncSession, source_id: str, learn: Callable[[Source], None], stored_at: datetime
-                      ) -> Source | None:
+async def learn_posts(session: AsyncSession, source_id: str, learn: Callable[[Source], None], stored_at: datetime,
+                      locked: Source | None = None) -> Source | None:
     """Locks the source's row, lets `learn` update its rhythm from the posts just stored, and records when its
     newest post was stored. Call it after the posts are inserted, in their transaction: on SQLite the write lock
-    is then held, on PostgreSQL the row lock, so two stores of one source's posts learn one after the other."""
+    is then held, on PostgreSQL the row lock, so two stores of one source's posts learn one after the other.
+    `locked`: the row as `lock_sources` locked it earlier in the transaction (then not read again, and the
+    caller writes it: `write_sources`)."""
     # FOR NO KEY UPDATE, as the UPDATEs of this transaction take: FOR UPDATE would wait for the KEY SHARE lock
     # that another push's post insert holds (its foreign key), while that push waits for this one's UPDATE.
-    source = await session.get(Source, source_id, with_for_update={"key_share": True}, populate_existing=True)
+    source = locked if locked is not None else await session.get(
+        Source, source_id, with_for_update={"key_share": True}, populate_existing=True)
     if source is None:
         return None
     learn(source)

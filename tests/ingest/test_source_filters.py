@@ -122,6 +122,14 @@ async def test_a_push_source_takes_the_hint_and_patterns_an_admin_sets(
     assert (bridge["posts_seen"], bridge["posts_filtered"], bridge["last_filtered"]) == (
         3, 1, "kept out 1 post by block pattern 'foot(ball)?'")
 
+    # Patterns gone, the post they kept out is still seen: a duplicate, not published (nor a new one with it).
+    await wf("source", "edit", "sahel-bridge", "--no-block")
+    fresh = {**sport, "title": "FOOT : Mena 3-0"}
+    again = (await http.post("/ingest", json=[sport, fresh])).json()
+    assert [(i["status"], i["duplicate"]) for i in again] == [(202, True), (202, False)]
+    assert [m["title"] for m in (await posts_on_stream(redis_url))[3:]] == ["FOOT : Mena 3-0"]
+    assert (await _sources(http))["sahel-bridge"]["posts_seen"] == 4
+
 
 async def test_bad_hints_and_patterns_are_refused_with_the_reason_and_edit_replaces_or_clears(
     wf, sessions: async_sessionmaker[AsyncSession]
