@@ -267,9 +267,10 @@ class Dispatcher:
         while not self._stopping:
             self._wake.clear()
             try:
-                sent = await self.send_due()
-                async with session_scope(self.sessions) as session:
-                    due = await store_deliveries.next_due_at(session)
+                sent, due = await self.send_due(), None
+                if not sent:  # else the next pass comes at once: no need to know when the next is due
+                    async with session_scope(self.sessions) as session:
+                        due = await store_deliveries.next_due_at(session)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
