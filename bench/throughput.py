@@ -14,9 +14,10 @@ carries a marker its webhook repeats (`data.url`). `--alert-workers N` runs N al
 Per rate it prints: the offered rate achieved (and how late the client was, so a client bottleneck is not
 taken for the server's), accepted/s (202), rejected and errors, events/s (classified), the alert stage's
 events/s, webhooks delivered/s, POST-to-webhook p50/p95/p99 (a paging post not delivered by the end counts
-as later than any), the stream lag and pending per consumer group when the load stops and the seconds until
-they reach 0 (at most --drain), CPU per process as % of one core, and FastStream's own batch consume rate
-(batch=True, max_records=100, decode + ack) measured on the same Redis right after, with the ratio.
+as later than any), the stream lag and pending per consumer group and the webhooks owed and not yet sent
+(notifications/send) when the load stops, and the seconds until they reach 0 (at most --drain), CPU per
+process as % of one core, and FastStream's own batch consume rate (batch=True, max_records=100, decode +
+ack) measured on the same Redis right after, with the ratio.
 --profile samples every service process with py-spy during the load and prints the top functions by own
 time and the share by package. py-spy is optional, not a project dependency: `.venv/bin/pip install py-spy`.
 
@@ -148,6 +149,9 @@ class Compose:
     def events(self) -> int:
         return asyncio.run(sql(PG_DB, "SELECT count(*) FROM events"))[0][0][0]
 
+    def unsent(self) -> int:
+        return asyncio.run(sql(PG_DB, UNSENT))[0][0][0]
+
     def close(self) -> None:
         self.top.close()
 
@@ -208,9 +212,15 @@ class Up:
         return {"up": self.process.pid}
 
     def events(self) -> int:
+        return self._count("SELECT count(*) FROM events")
+
+    def unsent(self) -> int:
+        return self._count(UNSENT)
+
+    def _count(self, query: str) -> int:
         conn = sqlite3.connect(f"file:{self.data_dir / 'watchfloor.db'}?mode=ro", uri=True, timeout=10)
         try:
-            return conn.execute("SELECT count(*) FROM events").fetchone()[0]
+            return conn.execute(query).fetchone()[0]
         finally:
             conn.close()
 
@@ -379,6 +389,15 @@ def client_workers(rate: float) -> int:
 
 
 # --- what is measured -----------------------------------------------------------------------------------
+
+UNSENT = "SELECT count(*) FROM notifications WHERE state = 'pending'"
+"""Webhooks owed and not sent yet: the sender's queue is a table, not a stream."""
+
+
+def queues(system: "System", client: redis.Redis) -> dict[str, tuple[int, int]]:
+    """`groups`, and the notifications owed and not yet sent as "notifications/send" (lag 0 + pending)."""
+    return {**groups(client), "notifications/send": (0, system.unsent())}
+
 
 def groups(client: redis.Redis) -> dict[str, tuple[int, int]]:
     """"stream/group" -> (lag, pending) for every consumer group of the pipeline's streams."""
@@ -607,7 +626,7 @@ def settle(system: System, expected_pages: int, timeout: float) -> None:
             fired = len(system.receiver.first_fired())
             if fired != last_count:
                 last_count, last_change = fired, time.monotonic()
-            quiet = all(lag == 0 and pending == 0 for lag, pending in groups(client).values())
+            quiet = all(lag == 0 and pending == 0 for lag, pending in queues(system, client).values())
             if quiet and (fired >= expected_pages or (fired and time.monotonic() - last_change > 3)):
                 return
             time.sleep(0.2)
@@ -677,15 +696,15 @@ def run_rate(kind: str, rate: float, args: argparse.Namespace, folder: Path) -> 
         wall = time.monotonic() - t0
         pg_waits = waits.stop() if waits is not None else None
         client = system.redis()
-        lag_end = groups(client)
+        lag_end = queues(system, client)
         events_end = system.events()
         drained_after = None
         while time.monotonic() < end + args.drain:
-            if all(lag == 0 and pending == 0 for lag, pending in groups(client).values()):
+            if all(lag == 0 and pending == 0 for lag, pending in queues(system, client).values()):
                 drained_after = time.monotonic() - end
                 break
             time.sleep(0.25)
-        lag_left = groups(client)
+        lag_left = queues(system, client)
         if drained_after is None and all(lag == 0 and pending == 0 for lag, pending in lag_left.values()):
             drained_after = time.monotonic() - end  # emptied during the last look
         client.close()
