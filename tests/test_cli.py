@@ -100,7 +100,7 @@ def test_config_show_has_each_services_own_settings(wf, monkeypatch: pytest.Monk
     assert "hunter2" not in json.dumps(shown)
     alert = shown["alert service"]
     assert (alert["smtp_host"], alert["smtp_password"], alert["dispatch_concurrency"]) == (
-        "mail.example.org", "***", 32)
+        "mail.example.org", "***", 100)
     assert "classify_max_chars" in shown["classify service"] and "max_request_bytes" not in shown["alert service"]
 
 

@@ -23,7 +23,7 @@ class AlertSettings(CommonSettings):
     retry_after_cap_seconds: float = Field(
         86_400.0, gt=0, description="a receiver's Retry-After is honoured up to this"
     )
-    dispatch_concurrency: int = Field(32, ge=1, description="webhooks in flight at once (one pass of the sender)")
+    dispatch_concurrency: int = Field(100, ge=1, description="webhooks in flight at once (one pass of the sender)")
     dispatch_poll_seconds: float = Field(
         1.0, gt=0, description="how often the sender looks for notifications queued by other processes"
     )
