@@ -124,6 +124,13 @@ def kind_of(i: int) -> str:
     return NOISE
 
 
+SOURCE = "bench-wire"
+
+
+def guid(run: str, i: int) -> str:
+    return f"tput-{run}-{i}"
+
+
 def post(run: str, i: int, now: datetime) -> dict:
     """Post i of run `run`: a body for POST /ingest."""
     rng = random.Random(f"{run}/{i}")
@@ -150,7 +157,7 @@ def post(run: str, i: int, now: datetime) -> dict:
         title = title[0].upper() + title[1:]
     published = now - slot * SLOT - timedelta(minutes=rng.randint(0, JITTER_MINUTES))
     return {
-        "source": "bench-wire", "guid": f"tput-{run}-{i}", "lang": "fr" if fr else "en",
+        "source": SOURCE, "guid": guid(run, i), "lang": "fr" if fr else "en",
         "title": title, "text": text, "url": f"https://bench.example.org/tput/{run}/{i}",
         "published_at": published.isoformat(),
     }
