@@ -356,7 +356,7 @@ class AlertPipeline:
     async def on_events(self, events: list[EventMessage]) -> list[AlertMessage]:
         """`on_event` for a batch (issue 11): the events are decided one after the other, in the order given, in
         one transaction that first locks every place of the batch (cells in ascending order, so two workers
-        cannot deadlock); what they publish goes out after its commit, the latest version of each alert once.
+        cannot deadlock); what they publish goes out after its commit, every version in order, as one by one.
         Denials take a transaction each, as before. If the transaction fails, nothing of the batch is kept
         and the consumer hands the events over one by one."""
         out: list[AlertMessage] = []
@@ -393,19 +393,14 @@ class AlertPipeline:
             for event, signature in zip(real, signatures, strict=True):
                 staged.append(await self._stage(session, event, signature, now, pool, batch))
             await store_incidents.add_after(session, batch.pending)
-        # Publish only after the commit. A version committed earlier but never published goes first; one
-        # superseded by a version made just now (by this event or a later one of the batch) is not sent
-        # (receivers want the latest).
-        latest: dict[str, AlertMessage] = {}
-        for step in staged:
-            for message in step.out:
-                if message.alert_id not in latest or message.version >= latest[message.alert_id].version:
-                    latest[message.alert_id] = message
+        # Publish only after the commit, every version in the order made, as one by one would: a subscriber sees
+        # each material change (`change` says what rose since the version before), however the reports were
+        # batched. A version committed earlier but never published goes first; none goes twice.
         sent: set[tuple[str, int]] = set()
         fresh, made_by = [], []
         for event, step in zip(real, staged, strict=True):
             for message in step.out:
-                if latest[message.alert_id] is message and (message.alert_id, message.version) not in sent:
+                if (message.alert_id, message.version) not in sent:
                     sent.add((message.alert_id, message.version))
                     fresh.append(message)
                     made_by.append({"post_id": event.post_id, "event_id": event.event_id,
@@ -491,7 +486,7 @@ class AlertPipeline:
                 row.escalated_at = now    # "escalating" section
         row.severity, row.corroboration = levels.severity, levels.corroboration
 
-        if opened:  # what the batch made of it goes out after the commit, the latest version of each alert
+        if opened:  # what the batch made of it goes out after the commit, every version in order
             rows, unsent = dict(opened.alerts), []
         else:
             rows = await store_alerts.alerts_of_incident(session, incident.id)
