@@ -5,6 +5,7 @@ of the stream message being handled (`post_id`, `event_id`, `alert_id`: see `mes
 `traceback` when an exception is logged. So `jq 'select(.post_id == "…")'` follows one post through every stage.
 """
 
+import json
 import logging
 import sys
 from collections.abc import Iterator
@@ -99,7 +100,10 @@ class JsonFormatter(logging.Formatter):
             if key in _RECORD_ATTRS or key in ID_FIELDS or key.startswith("_"):
                 continue
             out[f"{key}_" if key in BASE_KEYS else key] = _jsonable(value)
-        return orjson.dumps(out, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        try:
+            return orjson.dumps(out, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        except TypeError:  # text orjson refuses (a lone surrogate from a hostile message): escaped, not lost
+            return json.dumps(out, default=str)
 
 
 CONSOLE_FORMAT = "%(asctime)s %(levelname).1s %(name)s: %(message)s"

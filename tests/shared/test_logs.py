@@ -123,3 +123,11 @@ def test_the_console_format_is_unchanged_by_ids() -> None:
 def test_the_formatter_alone_needs_no_filter() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "plain", (), None)
     assert json.loads(JsonFormatter().format(record))["msg"] == "plain"
+
+
+def test_text_orjson_refuses_is_escaped_not_lost(lines) -> None:
+    """A lone surrogate (a JSON `\\ud800` in a hostile stream message) in the message or a field."""
+    logger, out = lines
+    logger.warning("title %s", "a\ud800b", extra={"reason": "x\udfffy"})
+    [line] = parsed(out)
+    assert (line["msg"], line["reason"]) == ("title a\ud800b", "x\udfffy")
