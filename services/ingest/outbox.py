@@ -15,7 +15,6 @@ published again (at least once, as above). This process never requeues a row who
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -31,6 +30,8 @@ from shared import streams
 from shared.db import session_scope
 from shared.logs import message_ids
 from shared.messages import PostMessage, SourceWatchMessage
+from shared.outage import LoopErrors
+from shared.periodic import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +149,7 @@ class Outbox(Generic[M]):
         self.marked(taken)
 
     async def _write_late(self) -> None:
+        errors = LoopErrors(f"outbox marks {self.stream}", logger)  # an outage logged when it starts and ends
         while self._waiting:
             wait = self._waiting[0].due - time.monotonic()
             if wait > 0:
@@ -156,16 +158,15 @@ class Outbox(Generic[M]):
             try:
                 await self.write_waiting_marks()
             except Exception as exc:  # the database is away: the rows stay unmarked until it is back
-                logger.warning("marking published rows failed stream=%s reason=%r (will retry)", self.stream,
-                               f"{type(exc).__name__}: {exc}"[:300])
+                errors.failed(exc)
                 await asyncio.sleep(1.0)
+            else:
+                errors.ok()
 
     async def stop(self) -> None:
         """Writes the marks still waiting (a stop is not a crash: nothing is published twice for it)."""
-        if self._late is not None:
-            self._late.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._late
+        await cancel_and_wait(self._late)
+        self._late = None
         try:
             await self.write_waiting_marks()
         except Exception as exc:

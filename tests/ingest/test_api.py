@@ -1,6 +1,8 @@
 """POST /ingest stores and publishes a pushed post once; GET /api/sources shows each source's health."""
 
+import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -357,3 +359,23 @@ async def test_a_group_is_published_in_one_pipeline_each_entry_with_its_own_ids(
         await client.aclose()
     headers = [BinaryMessageFormatV1.parse(fields[b"__data__"])[1] for _, fields in entries]
     assert [(h["post_id"], h["source_id"]) for h in headers] == [(i["post_id"], "telegram-bridge") for i in items]
+
+
+async def test_a_lone_pushed_posts_mark_comes_within_a_second_and_it_is_never_published_twice(
+    http: httpx.AsyncClient, service: IngestService, sessions: async_sessionmaker[AsyncSession], redis_url: str
+) -> None:
+    """A group's queued mark waits for the next group's transaction; with no next group, it is written by one
+    of its own within `MARK_WITHIN_S`. Meanwhile the outbox's requeue does not publish the row again."""
+    assert (await http.post("/ingest", json=PUSHED)).status_code == 202
+    assert await service.outbox.requeue(datetime.now(UTC) + timedelta(hours=1), timedelta(0)) == 0  # mark waits
+
+    async def queued() -> bool:
+        async with session_scope(sessions) as s:
+            return all(r.queued_at is not None for r in (await s.execute(sa.select(Post))).scalars())
+
+    for _ in range(40):
+        if await queued():
+            break
+        await asyncio.sleep(0.05)
+    assert await queued()
+    assert len(await posts_on_stream(redis_url)) == 1
