@@ -374,3 +374,40 @@ async def test_deliveries_api_lists_and_replays_for_officers(
         assert unknown.status_code == 404 and "no alert" in unknown.json()["detail"]
     posts = await _posts(webhook_receiver, 4)
     assert posts[3].headers["webhook-id"] == note.message_id
+
+
+class SlowOneReceiver(WebhookReceiver):
+    """Answers the webhook-id `slow` after `delay` seconds, the rest at once; records the webhook-ids in the
+    order it answered them."""
+
+    def __init__(self, slow: str, delay: float) -> None:
+        self.slow, self.delay, self.answered = slow, delay, []
+        super().__init__()
+
+    def on_request(self, handler: Any, req: Any) -> None:
+        if req.headers.get("webhook-id") == self.slow:
+            time.sleep(self.delay)
+        self.answered.append(req.headers.get("webhook-id"))
+        handler._reply(200, b"ok", {"Content-Type": "text/plain"})
+
+
+async def test_versions_of_one_alert_owed_at_once_reach_the_receiver_in_order(running: Running) -> None:
+    """A pass sends at once what it claimed, but not two versions of one alert to one subscriber: v1 answered
+    slowly must still come before v2 and v3 (else "resolved" can land before the "repaged" it follows)."""
+    receiver = SlowOneReceiver("msg_b_v1", delay=0.5)
+    try:
+        sub_id, _ = await _subscribe(running, receiver.url)
+        now = datetime.now(UTC)
+        async with session_scope(running.sessions) as session:
+            for version in (1, 2, 3):
+                await store_deliveries.add_notification(
+                    session, subscription_id=sub_id, alert_id="b" * 64, version=version,
+                    message_id=f"msg_b_v{version}", body="{}", due=now)
+            await store_deliveries.add_notification(   # another alert's goes beside them, not behind
+                session, subscription_id=sub_id, alert_id="c" * 64, version=1, message_id="msg_c_v1", body="{}",
+                due=now)
+        await _notes(running, "delivered", 4)
+        assert [m for m in receiver.answered if m.startswith("msg_b")] == ["msg_b_v1", "msg_b_v2", "msg_b_v3"]
+        assert receiver.answered[0] == "msg_c_v1"
+    finally:
+        receiver.close()
