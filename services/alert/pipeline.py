@@ -438,7 +438,8 @@ class AlertPipeline:
         incident = change.incident
         new = change.kind == "open" and pool.is_new(incident.id)
         opened = batch.opened.get(incident.id)
-        row = await store_incidents.save_incident(session, incident.id, incident.columns(), new=new,
+        columns = incident.columns() if change.kind == "known" else {**incident.columns(), "last_report_at": now}
+        row = await store_incidents.save_incident(session, incident.id, columns, new=new,
                                                   opened=opened.row if opened else None)
         if new:
             opened = batch.opened[incident.id] = _Opened(row)

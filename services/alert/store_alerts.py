@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alert.store_base import NotFoundError
-from shared.models import Alert, AuditEntry, Incident, Silence, SourceAlert
+from shared.models import Alert, AuditEntry, Incident, Silence, SourceAlert, state_is
 
 
 async def alerts_of_incident(session: AsyncSession, incident_id: str) -> dict[str, Alert]:
@@ -67,11 +67,17 @@ async def get_alert(session: AsyncSession, alert_id: str) -> Alert | None:
     return await session.get(Alert, alert_id)
 
 
-async def firing_alerts(session: AsyncSession, limit: int = 500) -> list[Alert]:
-    """Unacknowledged alerts of open incidents: candidates for a re-page or for unmuting."""
+async def firing_alerts(session: AsyncSession, paged_before: datetime, limit: int = 500) -> list[Alert]:
+    """Unacknowledged alerts of open incidents the sweeper may change: muted by a silence (which may have ended),
+    or unmuted on a severity III incident and last paged before `paged_before` (due a re-page). The rest of the
+    firing alerts, thousands in a busy day, stay in the database (`paging.repage_due` decides for these)."""
+    last_paged = sa.func.coalesce(Alert.last_paged_at, Alert.fired_at)
     rows = await session.scalars(
         sa.select(Alert).join(Incident, Incident.id == Alert.incident_id)
-        .where(Alert.state == "firing", Incident.state == "open").order_by(Alert.fired_at).limit(limit)
+        .where(Alert.state == "firing", state_is(Incident.state, "open"),
+               sa.or_(Alert.muted_by.startswith("silence ", autoescape=True),
+                      sa.and_(Alert.muted_by.is_(None), Incident.severity == "III", last_paged <= paged_before)))
+        .order_by(Alert.fired_at).limit(limit)
     )
     return list(rows.all())
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.models import AuditEntry, DeliveryAttempt, Event, Notification, Post, Subscription, utcnow
+from shared.models import AuditEntry, DeliveryAttempt, Event, Notification, Post, Subscription, state_is, utcnow
 
 REPLAYABLE = ("failed", "missed")
 INTERRUPTED = "no answer recorded: the sender stopped mid-request (crash or shutdown); sent again after its lease"
@@ -266,9 +266,7 @@ async def claim_due(session: AsyncSession, now: datetime, lease: timedelta, limi
     after the lease, never a loss."""
     rows = (await session.scalars(
         sa.select(Notification)
-        .join(Subscription, Subscription.id == Notification.subscription_id)
-        .where(Notification.state == "pending", Notification.next_attempt_at <= now,
-               Subscription.enabled.is_(True))
+        .where(state_is(Notification.state, "pending"), Notification.next_attempt_at <= now, _not_disabled())
         .order_by(Notification.next_attempt_at, Notification.id)
         .limit(limit)
     )).all()
@@ -294,12 +292,19 @@ async def next_due_at(session: AsyncSession) -> datetime | None:
     # table only grows, so a sustained load made the sender fall further and further behind).
     return (await session.execute(
         sa.select(Notification.next_attempt_at)
-        .join(Subscription, Subscription.id == Notification.subscription_id)
-        .where(Notification.state == "pending", Notification.next_attempt_at.is_not(None),
-               Subscription.enabled.is_(True))
+        .where(state_is(Notification.state, "pending"), Notification.next_attempt_at.is_not(None),
+               _not_disabled())
         .order_by(Notification.next_attempt_at, Notification.id)
         .limit(1)
     )).scalar_one_or_none()
+
+
+def _not_disabled() -> sa.ColumnElement[bool]:
+    """The notification's subscription is enabled, said as "no disabled subscription of it": a walk of the
+    pending rows' index (`ix_notifications_due`) that checks the few disabled subscriptions as it goes. The
+    join form led PostgreSQL, without statistics (autovacuum off), to read every notification of the
+    subscription by its id: 17 ms a claim after 5 minutes at 500 posts/s, 0.5 ms this way."""
+    return ~sa.exists().where(Subscription.id == Notification.subscription_id, Subscription.enabled.is_not(True))
 
 
 async def list_notifications(session: AsyncSession, state: str | None = None, limit: int = 100

@@ -138,7 +138,7 @@ class Sweeper:
         """Unmutes alerts whose silence ended, and re-pages unacknowledged severity III."""
         every = timedelta(seconds=self.settings.repage_after_seconds)
         async with self.sessions() as session:
-            rows = await store_alerts.firing_alerts(session)
+            rows = await store_alerts.firing_alerts(session, paged_before=now - every)
             silences = await commands.active_silences(session, now)
         out = []
         for seen in rows:

@@ -12,7 +12,7 @@ from services.alert.rules import load_rule_text
 from services.alert.silences import SilenceError
 from shared.db import session_scope
 from shared.messages import AlertMessage
-from shared.models import Alert, AuditEntry, Notification
+from shared.models import Alert, AuditEntry, Incident, Notification
 from tests.alert.conftest import Running, eventually
 from tests.alert.events import T0, event, vbied_niamey_en, vbied_niamey_fr
 from tests.servers import WebhookReceiver
@@ -204,3 +204,31 @@ async def test_quiet_incident_is_resolved_once(running: Running, webhook_receive
         incidents = await store_incidents.list_incidents(session, state="resolved")
     assert row is not None and row.state == "resolved" and row.resolved_at is not None
     assert [i.id for i in incidents] == [fired.incident_id]
+
+
+async def test_a_repage_is_not_lost_behind_hundreds_of_older_firing_alerts(running: Running) -> None:
+    """The sweeper reads only the firing alerts it may change (due a re-page, or muted by a silence): a severity
+    III alert due a re-page is found behind 600 older firing alerts of lesser incidents, and their rows are not
+    read each sweep."""
+    await running.publish_event(vbied_niamey_en())
+    fired = (await _on_stream(running, 1))[0]
+    older = fired.fired_at - timedelta(days=1)
+    alerts = []
+    async with session_scope(running.sessions) as session:
+        for n in range(600):
+            incident_id, alert_id = f"{n:064x}", f"{n + 1:063x}a"
+            session.add(Incident(id=incident_id, state="open", first_seen_at=older, last_seen_at=older, actors=[],
+                                 tactics=[], severity="II", report_count=1, source_count=1, version=1,
+                                 last_report_at=datetime.now(UTC)))
+            payload = fired.model_copy(update={"alert_id": alert_id, "incident_id": incident_id,
+                                               "incident_severity": "II", "fired_at": older})
+            alerts.append(Alert(id=alert_id, rule_id=RULE_ID, incident_id=incident_id, state="firing",
+                                severity="II", version=1, fired_at=older, updated_at=older,
+                                payload=payload.model_dump(mode="json")))
+        await session.flush()          # the incidents first: no relationship orders the two tables' inserts
+        session.add_all(alerts)
+    async with running.sessions() as session:
+        due = await store_alerts.firing_alerts(session, paged_before=datetime.now(UTC) + timedelta(minutes=1))
+    assert [a.id for a in due] == [fired.alert_id]
+    repaged = await running.service.sweeper.sweep(datetime.now(UTC) + timedelta(minutes=16))
+    assert [(m.alert_id, m.kind) for m in repaged] == [(fired.alert_id, "repaged")]
