@@ -61,7 +61,7 @@ class ListOutbox:
 def events(n: int, now: datetime) -> list[EventMessage]:
     out = []
     for i in range(n):
-        body = tput_posts.post("stage", i, now)
+        body = tput_posts.post("stage", i, tput_posts.start_for(n, now))
         post = PostMessage(post_id=ids.post_id(body["source"], body["guid"]), source_id=body["source"],
                            url=body["url"], guid=body["guid"], title=body["title"], text=body["text"],
                            lang=body["lang"], published_at=datetime.fromisoformat(body["published_at"]),

@@ -69,8 +69,8 @@ STREAMS = ("wf:posts", "wf:events", "wf:alerts")
 SETTINGS = {
     # The receiver listens on 127.0.0.1, which the SSRF guard refuses by default.
     "WATCHFLOOR_ALLOW_PRIVATE_URLS": "127.0.0.1/32",
-    # Each post is back-dated to a 7-hour slot of its own (its own incident): 1,000 posts/s for 5 minutes
-    # reach ~9 years back, which must still page.
+    # Each post is dated in a 7-hour slot of its own (its own incident): 1,000 posts/s for 5 minutes start
+    # ~9 years back, which must still page.
     "WATCHFLOOR_MAX_EVENT_AGE_SECONDS": str(30 * 365 * 86400),
     "WATCHFLOOR_LOG_FORMAT": "json",
 }
@@ -314,7 +314,7 @@ class Offer:
     count: int
     t0: float  # monotonic (CLOCK_MONOTONIC is one clock for every process of the machine)
     give_up: float  # monotonic: a request unanswered by then is recorded as "no answer" and dropped
-    now: datetime
+    start: datetime  # the first post's slot (tput_posts.start_for): posts move forward in time to now
     workers: int = 1
     connections: int = 128  # per worker
     batch: int = 1  # posts per request: more than 1 sends JSON arrays, as a bridge relaying a burst would
@@ -328,7 +328,7 @@ def offer_share(offer: Offer, worker: int, out: Any) -> None:
     mine = list(range(offer.first + worker, offer.first + offer.count, offer.workers))
     # A request is one post, or (batch > 1) an array of `batch` posts sent when the first of them is due.
     requests = [mine[k:k + offer.batch] for k in range(0, len(mine), offer.batch)]
-    posts = {i: tput_posts.post(offer.run, i, offer.now) for i in mine}
+    posts = {i: tput_posts.post(offer.run, i, offer.start) for i in mine}
     bodies = {r[0]: json.dumps(posts[r[0]] if offer.batch == 1 else [posts[i] for i in r]).encode()
               for r in requests}
     records: list[tuple[int, float, float, float, str]] = []
@@ -730,10 +730,11 @@ def run_rate(kind: str, rate: float, args: argparse.Namespace, folder: Path) -> 
     spies: list[tuple[str, Path, subprocess.Popen]] = []
     result = Result(kind, rate, args.seconds)
     try:
-        run, now = f"r{rate:g}", datetime.now(UTC)
+        run = f"r{rate:g}"
+        first_slot = tput_posts.start_for(WARM_POSTS + int(rate * args.seconds), datetime.now(UTC))
         # Warm-up: a few posts at 10/s through every stage (first connections, caches), then a quiet system.
         start = time.monotonic() + 3
-        warm = Load(Offer(system.ingest_url, run, 10, 0, WARM_POSTS, start, start + 60, now))
+        warm = Load(Offer(system.ingest_url, run, 10, 0, WARM_POSTS, start, start + 60, first_slot))
         if warm.results(timeout=75)[1]:
             raise RuntimeError("warm-up: the load generator did not report")
         settle(system, sum(tput_posts.kind_of(i) == tput_posts.PAGE for i in range(WARM_POSTS)), timeout=120)
@@ -743,7 +744,7 @@ def run_rate(kind: str, rate: float, args: argparse.Namespace, folder: Path) -> 
         end = t0 + args.seconds
         give_up = end + max(args.drain, 5.0)  # a POST unanswered by the end of the drain has no answer
         workers = client_workers(rate / args.batch)
-        offer = Offer(system.ingest_url, run, rate, WARM_POSTS, int(rate * args.seconds), t0, give_up, now,
+        offer = Offer(system.ingest_url, run, rate, WARM_POSTS, int(rate * args.seconds), t0, give_up, first_slot,
                       workers=workers, connections=max(1, args.connections // workers), batch=args.batch)
         load = Load(offer)
         while time.monotonic() < t0:
@@ -802,6 +803,18 @@ def run_rate(kind: str, rate: float, args: argparse.Namespace, folder: Path) -> 
         system.close()
 
 
+def timeline(seen: Observed, accepted: dict[int, tuple], pages: list[int], p: Any) -> str:
+    """p50/p99 POST-to-webhook of the paging posts sent in each minute of the load (each 10 s in a run under 2
+    minutes): a latency that grows with the run's age (tables, bloat) is told apart from one that is flat."""
+    step = 60.0 if seen.offer.count / seen.offer.rate >= 120 else 10.0
+    windows: dict[int, list[float]] = {}
+    for i in pages:
+        late = (seen.fired[i] - accepted[i][2]) if i in seen.fired else math.inf
+        windows.setdefault(int((accepted[i][2] - seen.offer.t0) // step), []).append(late)
+    return "  ".join(f"{int(w * step)}s {p(pct(v, 50))}/{p(pct(v, 99))}" for w, v in sorted(windows.items())) \
+        + f"  (p50/p99 s of the paging posts sent in each {step:g} s)"
+
+
 def report(kind: str, rate: float, args: argparse.Namespace, seen: Observed) -> tuple[list[str], dict]:
     secs, end = args.seconds, seen.end
     records = seen.records
@@ -857,6 +870,7 @@ def report(kind: str, rate: float, args: argparse.Namespace, seen: Observed) -> 
         f"{len(seen.not_paging):,} were classified as not matching the rule",
         f"POST->webhook p50 {p(pct(lat, 50))} s  p95 {p(pct(lat, 95))} s  p99 {p(pct(lat, 99))} s  (every "
         f"accepted paging post; >N: not delivered N s after the load stopped)",
+        "by minute     " + timeline(seen, accepted, pages, p),
         f"lag at stop   {lags(seen.lag_end)}  (lag + pending)",
         f"drained       in {seen.drained_after:.1f} s after the load stopped" if seen.drained_after is not None
         else f"drained       NOT within {args.drain:g} s; left: {lags(seen.lag_left)}",
@@ -888,7 +902,21 @@ def header() -> list[str]:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     commit += " (with uncommitted changes)" if dirty else ""
     return [f"throughput bench: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}, {psutil.cpu_count()} "
-            f"cores, load average {load}, Python {sys.version.split()[0]}"]
+            f"cores, load average {load}, Python {sys.version.split()[0]}", postgres_settings()]
+
+
+def postgres_settings() -> str:
+    """The server's settings a long run depends on: with autovacuum off (the postgres image has it on) nothing
+    refreshes the planner's statistics or clears the versions each update leaves, and a run measures that."""
+    names = ("server_version", "autovacuum", "shared_buffers", "synchronous_commit", "max_wal_size")
+    try:
+        rows = asyncio.run(sql("postgres", "SELECT name, setting, unit FROM pg_settings WHERE name IN ("
+                               + ", ".join(f"'{n}'" for n in names) + ")"))[0]
+    except Exception as exc:  # compose needs it, `up` does not
+        return f"postgres: not reachable ({exc.__class__.__name__})"
+    found = {name: f"{int(setting) * 8 // 1024}MB" if unit == "8kB" else setting + (unit or "")
+             for name, setting, unit in rows}
+    return "postgres: " + ", ".join(f"{n} {found[n]}" for n in names if n in found)
 
 
 def summary(results: list[Result]) -> list[str]:

@@ -3,8 +3,10 @@ share by ISSP or JNIM (they page), a share by other actors (events that page no 
 events at all (analysis, humanitarian and political news).
 
 Post i is fixed by (run, i): the same run and index give the same post. Every post reports its own attack:
-its own town among `TOWNS` (pairwise farther apart than the incident radius) and its own 7-hour slot back in
-time (beyond the incident window), so no two posts ever join one incident and each paging post pages once.
+its own town among `TOWNS` (pairwise farther apart than the incident radius) and its own 7-hour slot (beyond
+the incident window), so no two posts ever join one incident and each paging post pages once. The slots move
+forward in time with i, from `start` (`start_for`: the last slot ends now), as a feed's reports do: each post
+is newer than those before it, as it would be on a watch floor.
 Its `url` carries the marker `/tput/<run>/<i>`, which the alert's webhook body repeats (`data.url`).
 """
 
@@ -131,8 +133,13 @@ def guid(run: str, i: int) -> str:
     return f"tput-{run}-{i}"
 
 
-def post(run: str, i: int, now: datetime) -> dict:
-    """Post i of run `run`: a body for POST /ingest."""
+def start_for(posts: int, now: datetime) -> datetime:
+    """The first slot's time for a run of `posts` posts whose last slot is the one before `now`."""
+    return now - SLOT * (posts // len(TOWNS) + 1)
+
+
+def post(run: str, i: int, start: datetime) -> dict:
+    """Post i of run `run`: a body for POST /ingest, published in slot i // len(TOWNS) after `start`."""
     rng = random.Random(f"{run}/{i}")
     kind = kind_of(i)
     slot = i // len(TOWNS)
@@ -155,7 +162,7 @@ def post(run: str, i: int, now: datetime) -> dict:
     title, text = title.format(**fields), text.format(**fields)
     if fr:
         title = title[0].upper() + title[1:]
-    published = now - slot * SLOT - timedelta(minutes=rng.randint(0, JITTER_MINUTES))
+    published = start + slot * SLOT - timedelta(minutes=rng.randint(0, JITTER_MINUTES))
     return {
         "source": SOURCE, "guid": guid(run, i), "lang": "fr" if fr else "en",
         "title": title, "text": text, "url": f"https://bench.example.org/tput/{run}/{i}",
