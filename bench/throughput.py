@@ -870,7 +870,7 @@ def report(kind: str, rate: float, args: argparse.Namespace, seen: Observed) -> 
         f"{len(seen.not_paging):,} were classified as not matching the rule",
         f"POST->webhook p50 {p(pct(lat, 50))} s  p95 {p(pct(lat, 95))} s  p99 {p(pct(lat, 99))} s  (every "
         f"accepted paging post; >N: not delivered N s after the load stopped)",
-        "by minute     " + timeline(seen, accepted, pages, p),
+        "over the run  " + timeline(seen, accepted, pages, p),
         f"lag at stop   {lags(seen.lag_end)}  (lag + pending)",
         f"drained       in {seen.drained_after:.1f} s after the load stopped" if seen.drained_after is not None
         else f"drained       NOT within {args.drain:g} s; left: {lags(seen.lag_left)}",
