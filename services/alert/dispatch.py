@@ -300,17 +300,8 @@ class Dispatcher:
             # disabled since the claim: waits, pending, until enabled
             ready = [n for n in claimed if (sub := subs.get(n.subscription_id)) is not None and sub.enabled]
             begun = await store_deliveries.begin_attempts(session, [n.id for n in ready], now)
-        # Versions of one alert owed to one subscriber go one after the other, in claim order (oldest first):
-        # a receiver never sees "resolved" before the "repaged" owed a moment earlier. The rest go at once.
-        chains: dict[tuple[int, str], list[Notification]] = {}
-        for note in ready:
-            if note.id in begun:
-                chains.setdefault((note.subscription_id, note.alert_id), []).append(note)
-
-        async def in_order(notes: list[Notification]) -> list[_Attempt]:
-            return [await self._attempt(n, subs[n.subscription_id], *begun[n.id], now) for n in notes]
-
-        sent = [a for chain in await asyncio.gather(*(in_order(c) for c in chains.values())) for a in chain]
+        sent = await asyncio.gather(*(self._attempt(note, subs[note.subscription_id], *begun[note.id], now)
+                                      for note in ready if note.id in begun))
         async with session_scope(self.sessions) as session:
             await store_deliveries.finish_attempts(session, [a.finished for a in sent])
             for a in sent:

@@ -263,13 +263,19 @@ async def supersede_held(session: AsyncSession, *, subscription_id: int, alert_i
 async def claim_due(session: AsyncSession, now: datetime, lease: timedelta, limit: int) -> list[Notification]:
     """Pending notifications due by `now` on enabled subscriptions, each leased for `lease` so that another
     dispatcher (another process) does not send it at the same time. A crash mid-send means a resend
-    after the lease, never a loss."""
+    after the lease, never a loss. At most one version of an alert per subscriber, the first due: the next
+    stays due and goes in the next pass, after it, so a receiver does not see "resolved" before the
+    "repaged" owed a moment earlier (a pass sends what it claims at once)."""
     rows = (await session.scalars(
         sa.select(Notification)
         .where(state_is(Notification.state, "pending"), Notification.next_attempt_at <= now, _not_disabled())
         .order_by(Notification.next_attempt_at, Notification.id)
         .limit(limit)
     )).all()
+    first: dict[tuple[int, str], Notification] = {}
+    for row in rows:
+        first.setdefault((row.subscription_id, row.alert_id), row)
+    rows = list(first.values())
     if not rows:
         return []
     # One statement for the pass: a row another dispatcher claimed meanwhile is due after its lease, not now.
