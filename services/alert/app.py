@@ -26,7 +26,7 @@ from services.alert.settings import AlertSettings
 from services.alert.severity import default_policy
 from services.alert.source_alerts import SourceAlerts
 from services.alert.sweeps import Sweeper
-from shared import streams
+from shared import heap, streams
 from shared.consumer import publish_many, publishes, subscribe
 from shared.gazetteer import load_gazetteer
 from shared.messages import AlertMessage, EventMessage, SourceWatchMessage
@@ -115,6 +115,7 @@ class AlertService:
         self.pipeline.severity = await asyncio.to_thread(default_policy)
         async with self.sessions() as session:
             await self.pipeline.rulebook.current(session)
+        heap.settle()  # what lives as long as the process is loaded: out of the collector's full passes
         await self.dispatcher.start()
         await self.sweeper.start()
 

@@ -7,13 +7,12 @@ supplement, the lexicon files and the code that builds the indexes), so any chan
 """
 
 import functools
-import gc
 import sys
 from pathlib import Path
 
 from services.classify import spelling
 from services.classify.place import place_matcher
-from shared import disk_cache
+from shared import disk_cache, heap
 from shared.gazetteer import Gazetteer, load_gazetteer
 
 _HERE = Path(__file__).resolve().parent
@@ -44,5 +43,5 @@ def classify_gazetteer(cache_dir: Path | None = None) -> Gazetteer:
     gazetteer = disk_cache.cached_pickle(directory / f"classify-{_key()}.pickle", build)
     # It lives as long as the process: keep the collector from walking its million objects at every full pass
     # (and, after a fork, from touching pages the workers share).
-    gc.freeze()
+    heap.settle()
     return gazetteer
