@@ -7,17 +7,20 @@ messages) live for one transaction; with the default young-generation threshold 
 survive two young collections and pile up towards the next full one.
 """
 
+import functools
 import gc
 
 YOUNG_THRESHOLD = 20_000
 """Allocations between young collections: a batch's short-lived objects die before they are promoted."""
 
 
+@functools.cache
 def settle() -> None:
     """Call once what lives as long as the process is loaded: freezes it out of every later collection, and
     raises the young generation's threshold. Reference counting still frees acyclic garbage at once; only
-    cycles wait a little longer."""
+    cycles wait a little longer. Once per process (`up` starts alert and classify in one; tests start many
+    services): a frozen object is never collected, so freezing again would keep whatever is alive by then."""
     gc.collect()
     gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(max(YOUNG_THRESHOLD, gc.get_threshold()[0]), middle, old)
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(max(YOUNG_THRESHOLD, young), middle, old)
