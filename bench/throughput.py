@@ -10,7 +10,8 @@ A rule (ISSP or JNIM anywhere) and a webhook subscription to a receiver on 127.0
 An open-loop generator (spawned processes, async httpx) POSTs distinct posts (bench/tput_posts.py: half page,
 a quarter are other actors' events, a quarter no event) to /ingest at t0 + i/rate for --seconds, whatever
 the answers (`--batch N`: JSON arrays of N posts a request); each post reports an attack of its own and
-carries a marker its webhook repeats (`data.url`). `--alert-workers N` runs N alert workers in compose.
+carries a marker its webhook repeats (`data.url`). `--alert-workers N` runs N `run alert --no-deliver` workers in
+compose, `--deliver-workers N` N `run deliver` processes (0: the alert workers deliver, as `run alert` does).
 Per rate it prints: the offered rate achieved (and how late the client was, so a client bottleneck is not
 taken for the server's), accepted/s (202), rejected and errors, events/s (classified), the alert stage's
 events/s, webhooks delivered/s, POST-to-webhook p50/p95/p99 (a paging post not delivered by the end counts
@@ -26,7 +27,7 @@ Exit status 0 whatever was measured; 1 only when the bench could not set up or r
 usage: .venv/bin/python bench/throughput.py [--rates 50,100,200,500,1000] [--seconds 60]
                                             [--topology compose|up|both] [--drain 30] [--profile]
                                             [--connections 128] [--keep] [--batch 1]
-                                            [--alert-workers 1]
+                                            [--alert-workers 1] [--deliver-workers 1]
 """
 
 import argparse
@@ -139,10 +140,11 @@ class Compose:
 
     name = "compose"
 
-    def __init__(self, folder: Path, alert_workers: int = 1) -> None:
+    def __init__(self, folder: Path, alert_workers: int = 1, deliver_workers: int = 1) -> None:
         self.receiver = MarkReceiver()
         self.top = Topology(folder, PG_DB, tput_posts.RULE, SETTINGS, via_proxy=False, redis_fsync="everysec",
-                            receiver=self.receiver, alert_workers=alert_workers)
+                            receiver=self.receiver, alert_workers=alert_workers,
+                            deliver_workers=deliver_workers)
         self.ingest_url = self.top.ingest_url
         self.redis_url = self.top.redis.url
 
@@ -170,6 +172,19 @@ class Compose:
             try:
                 rows = await conn.fetch(ALERTED.replace("= ?", "= ANY($1::varchar[])"), event_ids)
                 return {r[0]: (bool(r[1]), bool(r[2]), bool(r[3])) for r in rows}
+            finally:
+                await conn.close()
+        return asyncio.run(fetch())
+
+    def stage_times(self, event_ids: list[str]) -> dict[str, list[float | None]]:
+        async def fetch() -> dict[str, list[float | None]]:
+            conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database=PG_DB)
+            try:
+                # The server may never vacuum (this machine's does not): without statistics the planner
+                # joins whole tables for each report (minutes at 150,000 posts).
+                await conn.execute("ANALYZE incident_reports, posts, events, alerts, notifications, deliveries")
+                rows = await conn.fetch(STAGES.replace("= ?", "= ANY($1::varchar[])"), event_ids)
+                return {r[0]: [t.timestamp() if t else None for t in r[1:]] for r in rows}
             finally:
                 await conn.close()
         return asyncio.run(fetch())
@@ -246,6 +261,21 @@ class Up:
             conn.executemany("INSERT INTO wanted VALUES (?)", [(e,) for e in event_ids])
             return {r[0]: (bool(r[1]), bool(r[2]), bool(r[3]))
                     for r in conn.execute(ALERTED.replace("= ?", "IN (SELECT id FROM wanted)"))}
+        finally:
+            conn.close()
+
+    def stage_times(self, event_ids: list[str]) -> dict[str, list[float | None]]:
+        def seconds(value: str | None) -> float | None:
+            if value is None:
+                return None
+            at = datetime.fromisoformat(value)
+            return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+        conn = sqlite3.connect(f"file:{self.data_dir / 'watchfloor.db'}?mode=ro", uri=True, timeout=10)
+        try:
+            conn.execute("CREATE TEMP TABLE wanted (id TEXT PRIMARY KEY)")
+            conn.executemany("INSERT INTO wanted VALUES (?)", [(e,) for e in event_ids])
+            return {r[0]: [seconds(t) for t in r[1:]]
+                    for r in conn.execute(STAGES.replace("= ?", "IN (SELECT id FROM wanted)"))}
         finally:
             conn.close()
 
@@ -428,6 +458,19 @@ ALERTED = ("SELECT e.id, e.is_event, EXISTS (SELECT 1 FROM incident_reports r WH
            "EXISTS (SELECT 1 FROM incident_reports r JOIN alerts a ON a.incident_id = r.incident_id "
            "WHERE r.event_id = e.id) FROM events e WHERE e.id = ?")
 """For those of these reports that were classified: an event?, evaluated (in an incident)?, its incident alerted?"""
+STAGES = ("SELECT r.event_id, p.fetched_at, e.classified_at, r.added_at, "
+          "(SELECT min(n.created_at) FROM alerts a JOIN notifications n ON n.alert_id = a.id "
+          "WHERE a.incident_id = r.incident_id), "
+          "(SELECT min(d.attempted_at) FROM alerts a JOIN deliveries d ON d.alert_id = a.id "
+          "WHERE a.incident_id = r.incident_id) "
+          "FROM incident_reports r JOIN posts p ON p.id = r.event_id JOIN events e ON e.id = r.event_id "
+          "WHERE r.event_id = ?")
+"""Each report's timestamps through the stages (the services' wall clocks): group commit started (fetched_at),
+classified, joined its incident, its alert's first notification written, its first webhook attempt begun."""
+SEGMENTS = ("POST->group", "->classified", "->in incident", "->owed", "->attempt", "->received")
+"""What each gap of `STAGES` (after the POST was sent, until the receiver had it) is spent on: the ingest
+group's wait; its commit, publish, wf:posts and classify; wf:events and the alert stage up to the report; the
+rest of the evaluation; the alert's commit and the sender's claim; the send."""
 
 
 def queues(system: "System", client: redis.Redis) -> dict[str, tuple[int, int]]:
@@ -678,6 +721,35 @@ def first_webhooks(system: "System", run: str, offer: Offer) -> tuple[dict[int, 
     return out, folded, not_paging
 
 
+def where_time_goes(system: "System", run: str, records: list[tuple[int, float, float, float, str]]) -> str:
+    """Mean seconds per stage (SEGMENTS) for the paging posts whose own alert fired, and for the slowest 1 % of
+    them: which stage the tail is made in. The services stamp wall-clock times, the bench monotonic ones; one
+    machine, so one offset converts them."""
+    wall = time.time() - time.monotonic()
+    fired = system.receiver.first_fired()
+    sent = {r[0]: r[2] for r in records if r[4] == "202"}
+    late = sorted(((fired[i] - sent[i], i) for i in fired if i in sent and tput_posts.kind_of(i) == tput_posts.PAGE),
+                  reverse=True)
+    if not late:
+        return "-"
+    tail = [i for _, i in late[:max(1, len(late) // 100)]]
+    sample = [i for _, i in late[::max(1, len(late) // 5000)]]
+    event_id = {i: ids.post_id(tput_posts.SOURCE, tput_posts.guid(run, i)) for i in {*tail, *sample}}
+    times = system.stage_times(list(event_id.values()))
+
+    def means(posts: list[int]) -> str:
+        gaps: list[list[float]] = [[] for _ in SEGMENTS]
+        for i in posts:
+            stamps = times.get(event_id[i])
+            if stamps is None or None in stamps:
+                continue
+            points = [sent[i] + wall, *stamps, fired[i] + wall]
+            for k in range(len(SEGMENTS)):
+                gaps[k].append(points[k + 1] - points[k])
+        return " ".join(f"{sum(g) / len(g):.2f}" if g else "-" for g in gaps) + f" ({len(gaps[0])} posts)"
+    return f"{' '.join(SEGMENTS)}: all {means(sample)}; slowest 1 % {means(tail)}"
+
+
 def settle(system: System, expected_pages: int, timeout: float) -> None:
     """Waits until every stream is empty and the warm-up's pages arrived (or none came for 3 s)."""
     deadline = time.monotonic() + timeout
@@ -718,13 +790,14 @@ class Observed:
     wall: float
     transport: float
     pg_waits: str | None  # what the PostgreSQL backends were doing, sampled (compose only)
+    stages: str  # where_time_goes
     missing_workers: int  # load generator processes that never reported (their posts are not counted)
     observed_until: float = field(default_factory=time.monotonic)
 
 
 def run_rate(kind: str, rate: float, args: argparse.Namespace, folder: Path) -> Result:
     folder.mkdir(parents=True)
-    system: System = Compose(folder, args.alert_workers) if kind == "compose" else Up(folder)
+    system: System = Compose(folder, args.alert_workers, args.deliver_workers) if kind == "compose" else Up(folder)
     load: Load | None = None
     waits: PgWaits | None = None
     spies: list[tuple[str, Path, subprocess.Popen]] = []
@@ -787,7 +860,8 @@ def run_rate(kind: str, rate: float, args: argparse.Namespace, folder: Path) -> 
             name = key.rsplit(":", 1)[0]
             cpu[name] = cpu.get(name, 0.0) + seconds - cpu0.get(key, 0.0)
         seen = Observed(offer, end, records, fired, folded, not_paging, events_before, events_end, events_final,
-                        lag_end, lag_left, drained_after, cpu, busy1 - busy0, wall, transport, pg_waits, missing)
+                        lag_end, lag_left, drained_after, cpu, busy1 - busy0, wall, transport, pg_waits,
+                        where_time_goes(system, run, records), missing)
         result.lines, result.row = report(kind, rate, args, seen)
         result.profiles = [read_profile(name, raw, args.seconds) for name, raw, _ in spies]
         result.cpu = {name: seconds / wall * 100 for name, seconds in cpu.items()}
@@ -871,6 +945,7 @@ def report(kind: str, rate: float, args: argparse.Namespace, seen: Observed) -> 
         f"POST->webhook p50 {p(pct(lat, 50))} s  p95 {p(pct(lat, 95))} s  p99 {p(pct(lat, 99))} s  (every "
         f"accepted paging post; >N: not delivered N s after the load stopped)",
         "over the run  " + timeline(seen, accepted, pages, p),
+        f"stages (mean s) {seen.stages}",
         f"lag at stop   {lags(seen.lag_end)}  (lag + pending)",
         f"drained       in {seen.drained_after:.1f} s after the load stopped" if seen.drained_after is not None
         else f"drained       NOT within {args.drain:g} s; left: {lags(seen.lag_left)}",
@@ -945,6 +1020,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the logs folder")
     parser.add_argument("--alert-workers", type=int, default=1,
                         help="`run alert` processes in the compose topology (docker compose --scale alert=N)")
+    parser.add_argument("--deliver-workers", type=int, default=1,
+                        help="`run deliver` processes in the compose topology; 0: the alert workers deliver")
     parser.add_argument("--batch", type=int, default=1,
                         help="posts per POST: 1 sends one post a request; more sends JSON arrays (at most 500)")
     args = parser.parse_args()

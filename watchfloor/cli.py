@@ -45,7 +45,7 @@ class _Lazy(NamedTuple):
 # name -> where the command lives and the line `watchfloor --help` shows for it (kept here so listing
 # the commands imports none of them; tests/test_cli.py checks each line against the command's own help)
 COMMANDS: dict[str, _Lazy] = {
-    "up": _Lazy("watchfloor.cli_serve", "up", "Run ingest, classify and alert in one process, with the console."),
+    "up": _Lazy("watchfloor.cli_serve", "up", "Run the whole pipeline in one process, with the console."),
     "run": _Lazy("watchfloor.cli_serve", "run_service", "Run one service (its HTTP routes on HOST:PORT)."),
     "migrate": _Lazy("watchfloor.cli_serve", "migrate_cmd", "Bring the event log schema to the latest version."),
     "config": _Lazy("watchfloor.cli_serve", "config", "Effective configuration."),

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from shared.db import make_engine, migrate
 from watchfloor.context import CliContext, checked, pass_ctx, run
-from watchfloor.runtime import RUNNABLE_NAMES, SERVICE_NAMES, Serving, serve
+from watchfloor.runtime import RUNNABLE_NAMES, SERVICE_NAMES, Serving, run_names, serve
 
 DATA_DIR = click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -23,7 +23,8 @@ DATA_DIR = click.option(
 @DATA_DIR
 @pass_ctx
 def up(obj: CliContext, port: int, host: str, data_dir: Path | None) -> None:
-    """Run ingest, classify and alert in one process, with the console on http://HOST:PORT.
+    """Run the whole pipeline (ingest, classify, alert, deliver) in one process, with the console on
+    http://HOST:PORT.
 
     With no WATCHFLOOR_REDIS_URL an embedded Redis runs under the data dir; with no
     WATCHFLOOR_DATABASE_URL the event log is SQLite under the data dir. Ctrl-C stops it cleanly;
@@ -41,14 +42,20 @@ def up(obj: CliContext, port: int, host: str, data_dir: Path | None) -> None:
 @click.argument("service", type=click.Choice(RUNNABLE_NAMES))
 @click.option("--port", default=8000, show_default=True)
 @click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--no-deliver", is_flag=True,
+              help="alert only: leave wf:alerts and the webhook sender to `run deliver` processes.")
 @pass_ctx
-def run_service(obj: CliContext, service: str, port: int, host: str) -> None:
+def run_service(obj: CliContext, service: str, port: int, host: str, no_deliver: bool) -> None:
     """Run one service (its HTTP routes and /health on HOST:PORT). The schema must be migrated already.
 
-    `alert` is one alert worker: run as many as you like. `api` is the console and API alone, without
-    the alert pipeline: run it once, where the port is published."""
+    `alert` is one alert worker, sending webhooks and emails too: run as many as you like. Under load,
+    `alert --no-deliver` and `deliver` (the deliver stage and the sender alone) give each its own process.
+    `api` is the console and API alone, without the alert pipeline: run it once, where the port is published."""
+    if no_deliver and service != "alert":
+        raise click.UsageError("--no-deliver goes with `run alert` only")
+    names = run_names(service, deliver=not no_deliver)
     try:
-        checked(lambda: asyncio.run(serve(Serving((service,), host, port, obj.overrides, migrate_first=False))))
+        checked(lambda: asyncio.run(serve(Serving(names, host, port, obj.overrides, migrate_first=False))))
     except KeyboardInterrupt:
         pass
 

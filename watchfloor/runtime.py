@@ -36,9 +36,15 @@ from watchfloor.embedded_redis import EmbeddedRedis
 
 logger = logging.getLogger(__name__)
 VERSION = "0.1.0"
-SERVICE_NAMES = ("ingest", "classify", "alert")
+SERVICE_NAMES = ("ingest", "classify", "alert", "deliver")
 RUNNABLE_NAMES = (*SERVICE_NAMES, "api")
 """`watchfloor run` also runs `api`: the console and the API without the alert pipeline (alert workers scale)."""
+
+
+def run_names(service: str, deliver: bool = True) -> tuple[str, ...]:
+    """What `watchfloor run SERVICE` runs in its process: `alert` is a whole alert worker, the deliver side
+    included, unless `deliver` is False (`--no-deliver`: a `run deliver` process sends)."""
+    return ("alert", "deliver") if service == "alert" and deliver else (service,)
 CONSOLE_SERVICES = {"alert", "api"}
 """The services whose router serves the console page."""
 SOURCE_STATE_SERVICES = {"ingest"}
@@ -74,6 +80,11 @@ def build_service(
         from services.alert.settings import AlertSettings
 
         return AlertService(AlertSettings(**overrides), broker, redis, sessions)
+    if name == "deliver":
+        from services.alert.app import DeliverService
+        from services.alert.settings import AlertSettings
+
+        return DeliverService(AlertSettings(**overrides), broker, redis, sessions)
     if name == "api":
         from services.alert.app import AlertApi
         from services.alert.settings import AlertSettings
@@ -85,7 +96,7 @@ def build_service(
 def consumed_stages(names: tuple[str, ...]) -> list[str]:
     """The stages whose input streams the named services consume (each process trims its own inputs)."""
     by_service = {"ingest": [], "classify": [streams.CLASSIFY],
-                  "alert": [streams.ALERT, streams.DELIVER, streams.SOURCE_ALERTS], "api": []}
+                  "alert": [streams.ALERT], "deliver": [streams.DELIVER, streams.SOURCE_ALERTS], "api": []}
     return [stage for name in names for stage in by_service[name]]
 
 

@@ -1,4 +1,4 @@
-"""Wiring of the alert service: what comes in, what goes out, in what order.
+"""Wiring of the alert side: what comes in, what goes out, in what order.
 
     wf:events (stage alert)   ─▶ AlertPipeline.on_events ─▶ incidents, alerts (SQL) ─▶ wf:alerts
     clock (sweep_interval_seconds)  ─▶ Sweeper.sweep          ─▶ re-pages, ended silences, resolutions ─▶ wf:alerts
@@ -6,8 +6,11 @@
     wf:alerts (XREAD $)       ─▶ GET /api/alerts/stream ─▶ console
     wf:source-watch (stage source-alerts) ─▶ SourceAlerts.on_watch ─▶ source_alerts, notifications (SQL) ─▶ webhooks
 
-`AlertService` is one alert worker (start as many as you like: they share the consumer groups, and the
-pipeline takes a lock per place); `AlertApi` is the console and API alone.
+`AlertService` is the first two lines (start as many as you like: they share the consumer groups, and the
+pipeline takes a lock per place); `DeliverService` the third and the last: the deliver stage and the webhook
+and email sender. `watchfloor run alert` runs both in one process; `run alert --no-deliver` and `run deliver`
+run them apart, so that evaluating and sending each have a core (docker-compose.yml). `AlertApi` is the
+console and API alone.
 """
 
 import asyncio
@@ -63,7 +66,7 @@ class StreamOutbox:
 
 
 class AlertService:
-    """wf:events in; wf:alerts out; signed webhooks and the live console from wf:alerts."""
+    """wf:events in, wf:alerts out (the alert stage and the sweeper), and the console's routes."""
 
     def __init__(self, settings: AlertSettings, broker: RedisBroker, redis: Redis,
                  sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -79,36 +82,21 @@ class AlertService:
             copy_policy=CopyPolicy(threshold=settings.copy_similarity, max_chars=settings.copy_max_chars),
         )
         self.sweeper = Sweeper(settings, sessions, outbox)
-        self.dispatcher = Dispatcher(settings, sessions)
-        self.source_alerts = SourceAlerts(sessions, self.dispatcher)
 
         async def on_event(event: EventMessage) -> None:
             await self.pipeline.on_event(event)
-
-        async def on_alert(alert: AlertMessage) -> None:
-            await self.dispatcher.on_alert(alert)
-
-        async def on_source_watch(message: SourceWatchMessage) -> None:
-            await self.source_alerts.on_watch(message)
 
         async def on_events(events: list[EventMessage]) -> None:
             await self.pipeline.on_events(events)
 
         subscribe(broker, stage=streams.ALERT, model=EventMessage, handle=on_event, settings=settings, redis=redis,
                   handle_batch=on_events, max_records=settings.batch_size)
-        async def on_alerts(alerts: list[AlertMessage]) -> None:
-            await self.dispatcher.on_alerts(alerts)
-
-        subscribe(broker, stage=streams.DELIVER, model=AlertMessage, handle=on_alert, settings=settings,
-                  redis=redis, handle_batch=on_alerts, max_records=settings.batch_size)
-        subscribe(broker, stage=streams.SOURCE_ALERTS, model=SourceWatchMessage, handle=on_source_watch,
-                  settings=settings, redis=redis)
         publishes(broker, streams.ALERTS, AlertMessage, by=streams.ALERT)
         self.router = build_router(sessions, redis, decode_entry, self._stopping, settings.sse_heartbeat_seconds,
                                    url_policy=settings.url_policy, smtp_configured=bool(settings.smtp_host))
 
     async def start(self) -> None:
-        """Loads the rules and starts the webhook sender and the sweeper. Call after `await broker.start()`."""
+        """Loads the rules and starts the sweeper. Call after `await broker.start()`."""
         self._stopping.clear()
         # The gazetteer (for `near:` rules, capitals) takes a second or two: not on the first event's clock.
         await asyncio.to_thread(load_gazetteer)
@@ -116,7 +104,6 @@ class AlertService:
         async with self.sessions() as session:
             await self.pipeline.rulebook.current(session)
         heap.settle()  # what lives as long as the process is loaded: out of the collector's full passes
-        await self.dispatcher.start()
         await self.sweeper.start()
 
     def end_streams(self) -> None:
@@ -125,9 +112,41 @@ class AlertService:
         self._stopping.set()
 
     async def stop(self) -> None:
-        """Stops the sweeper and the webhook sender and ends open console streams (within a second)."""
+        """Stops the sweeper and ends open console streams (within a second)."""
         self._stopping.set()
         await self.sweeper.stop()
+
+
+class DeliverService:
+    """wf:alerts and wf:source-watch in; notifications owed (SQL), then signed webhooks and emails out."""
+
+    router = None
+
+    def __init__(self, settings: AlertSettings, broker: RedisBroker, redis: Redis,
+                 sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.dispatcher = Dispatcher(settings, sessions)
+        self.source_alerts = SourceAlerts(sessions, self.dispatcher)
+
+        async def on_alert(alert: AlertMessage) -> None:
+            await self.dispatcher.on_alert(alert)
+
+        async def on_alerts(alerts: list[AlertMessage]) -> None:
+            await self.dispatcher.on_alerts(alerts)
+
+        async def on_source_watch(message: SourceWatchMessage) -> None:
+            await self.source_alerts.on_watch(message)
+
+        subscribe(broker, stage=streams.DELIVER, model=AlertMessage, handle=on_alert, settings=settings,
+                  redis=redis, handle_batch=on_alerts, max_records=settings.batch_size)
+        subscribe(broker, stage=streams.SOURCE_ALERTS, model=SourceWatchMessage, handle=on_source_watch,
+                  settings=settings, redis=redis)
+
+    async def start(self) -> None:
+        """Starts the sender. Call after `await broker.start()`."""
+        heap.settle()
+        await self.dispatcher.start()
+
+    async def stop(self) -> None:
         await self.dispatcher.stop()
 
 

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alert import commands
-from services.alert.app import AlertService, decode_entry
+from services.alert.app import AlertService, DeliverService, decode_entry
 from services.alert.rules import load_rule_text
 from services.alert.settings import AlertSettings
 from shared import streams
@@ -44,6 +44,7 @@ class Running:
     redis: Redis
     sessions: async_sessionmaker[AsyncSession]
     settings: AlertSettings
+    deliver: DeliverService
 
     async def publish_event(self, event: EventMessage | dict[str, Any]) -> bytes:
         """Puts the event on wf:events as classify does; returns the stream entry id."""
@@ -92,7 +93,8 @@ async def running(redis_url: str, db_url: str, sessions: async_sessionmaker[Asyn
 @contextlib.asynccontextmanager
 async def run_service(settings: AlertSettings, sessions: async_sessionmaker[AsyncSession]
                       ) -> AsyncIterator[Running]:
-    """The alert service on `settings`, with the first rule ops wrote, running until the block ends."""
+    """The alert worker (alert and deliver) on `settings`, with the first rule ops wrote, running until the block
+    ends."""
     redis_url = settings.redis_url
     assert redis_url is not None
     async with session_scope(sessions) as session:
@@ -101,11 +103,14 @@ async def run_service(settings: AlertSettings, sessions: async_sessionmaker[Asyn
     redis = Redis.from_url(redis_url)
     broker = make_broker(redis_url)
     service = AlertService(settings, broker, redis, sessions)
+    deliver = DeliverService(settings, broker, redis, sessions)  # in one process, as `watchfloor run alert`
     async with broker:
         await broker.start()
         await service.start()
+        await deliver.start()
         try:
-            yield Running(service, broker, redis, sessions, settings)
+            yield Running(service, broker, redis, sessions, settings, deliver)
         finally:
+            await deliver.stop()
             await service.stop()
     await redis.aclose()

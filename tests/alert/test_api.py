@@ -187,11 +187,11 @@ async def test_source_alerts_for_viewers_and_subscriptions_choosing_event_types(
     quiet = dict(source_id="veille", source_name="Veille Sahel", source_kind="feed",
                  source_url="https://veille.example/rss", kind="silent", since=now - timedelta(hours=1),
                  reason="quiet for 9 h; usually posts every 40 min")
-    await running.service.source_alerts.on_watch(SourceWatchMessage(watch_id="w" * 64, state="raised",
+    await running.deliver.source_alerts.on_watch(SourceWatchMessage(watch_id="w" * 64, state="raised",
                                                                      at=now - timedelta(hours=1), **quiet))
     ended = {**quiet, "source_id": "lake-chad", "kind": "failing"}
     for state in ("raised", "resolved", "resolved"):   # a re-delivery changes nothing
-        await running.service.source_alerts.on_watch(SourceWatchMessage(
+        await running.deliver.source_alerts.on_watch(SourceWatchMessage(
             watch_id="f" * 64, state=state, at=now, resolved_reason="polled successfully" if state == "resolved"
             else None, **ended))
     viewer = await make_token(running.sessions, "wall screen", "viewer")

@@ -345,7 +345,7 @@ async def test_a_receiver_dripping_its_answer_is_cut_at_the_deadline(slow_runnin
         row = await eventually(first_attempt_done, within=5.0)
         assert row.outcome == "retry" and "did not finish answering within 1s" in (row.error or "")
         assert time.monotonic() - started < 4.0                # httpx's per-read timeout alone would wait 10 s
-        assert slow_running.service.dispatcher.lease > timedelta(seconds=1.0)
+        assert slow_running.deliver.dispatcher.lease > timedelta(seconds=1.0)
     finally:
         receiver.release.set()
         receiver.close()

@@ -1,0 +1,80 @@
+"""Evaluating and sending in processes of their own, as docker-compose.yml runs them: `run alert --no-deliver`
+decides the alert and sends nothing; the webhook leaves once a `run deliver` process is up, even one started
+after the alert was made (the deliver group reads wf:alerts from its start).
+
+Real processes on real Redis and SQLite/PostgreSQL: `run ingest`, `run classify`, `run alert --no-deliver`,
+then `run deliver`.
+"""
+
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from standardwebhooks import Webhook
+
+from tests.e2e.conftest import WATCHFLOOR, System, start_healthy
+
+RULE = Path(__file__).parent.parent.parent / "rules" / "issp-niamey-50km.yaml"
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+POST = {"source": "bridge", "url": "https://example.org/niamey-airport",
+        "text": "A suicide car bomb claimed by the Islamic State Sahel Province exploded at the gate of Niamey "
+                "airport on Tuesday, killing four soldiers."}
+
+pytestmark = pytest.mark.e2e
+
+
+def _alerts_on_stream(url: str) -> int:
+    client = redis.Redis.from_url(url)
+    try:
+        return client.xlen("wf:alerts") if client.exists("wf:alerts") else 0
+    finally:
+        client.close()
+
+
+def test_alert_without_deliver_sends_nothing_until_a_deliver_process_runs(
+        system: System, redis_url: str, webhook_receiver, tmp_path: Path) -> None:
+    system.cli("rule", "add", str(RULE))
+    system.cli("subscription", "add", webhook_receiver.url, "--secret", SECRET)
+    started: list[subprocess.Popen] = []
+    try:
+        ingest, port = start_healthy(["run", "ingest", "--host", "127.0.0.1"], system.env, tmp_path / "ingest.log")
+        started.append(ingest)
+        for args in (["run", "classify", "--host", "127.0.0.1"],
+                     ["run", "alert", "--no-deliver", "--host", "127.0.0.1"]):
+            started.append(start_healthy(args, system.env, tmp_path / f"{args[1]}.log")[0])
+
+        assert httpx.post(f"http://127.0.0.1:{port}/ingest", json=POST).status_code == 202
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and _alerts_on_stream(redis_url) == 0:
+            time.sleep(0.1)
+        assert _alerts_on_stream(redis_url) == 1, (tmp_path / "alert.log").read_text()
+        # The alert worker decided and published the alert; with --no-deliver it owes and sends nothing.
+        assert webhook_receiver.wait_for(1, timeout=2) == []
+        listed = system.cli("alerts").stdout
+        assert "issp-niamey-50km" in listed, listed
+
+        started.append(start_healthy(["run", "deliver", "--host", "127.0.0.1"], system.env,
+                                     tmp_path / "deliver.log")[0])
+        posts = webhook_receiver.wait_for(1, timeout=15)
+        assert len(posts) == 1, (tmp_path / "deliver.log").read_text()
+        payload = Webhook(SECRET).verify(posts[0].body, posts[0].headers)
+        assert payload["type"] == "alert.fired" and payload["data"]["rule_id"] == "issp-niamey-50km"
+        assert webhook_receiver.wait_for(2, timeout=1.5) == posts  # once
+    finally:
+        for process in started:
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def test_no_deliver_is_refused_beside_another_service(system: System) -> None:
+    done = subprocess.run([WATCHFLOOR, "run", "classify", "--no-deliver"], env=system.env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--no-deliver goes with `run alert` only" in done.stderr
