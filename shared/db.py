@@ -1,5 +1,6 @@
 """Engine, sessions and schema migration for the event log (PostgreSQL in production, SQLite embedded)."""
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,10 +22,24 @@ def json_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+REPLAN_FIRST_S, REPLAN_MAX_S = 1.0, 600.0
+"""A pooled PostgreSQL connection discards its cached query plans (`DISCARD PLANS`, at checkout) 1 s after it
+opened, then after 2, 4, 8 s… and every 10 minutes from then on. asyncpg prepares every statement, and after
+five runs PostgreSQL may switch it to a generic plan, kept until the table is next analyzed. One made in the
+first seconds, when `incidents` held a hundred rows, was a sequential scan; at 100,000 rows each batch's two
+id lookups took 80-100 ms, and the alert stage fell 17,000 events behind (bench/throughput.py, on a server that
+never vacuums, so never re-plans). The tables grow from empty fastest at first: re-planned at doubling ages, a
+plan serves tables at most about twice the size it was made for. Tried and dropped: discarding every 60 s (the
+first minute's plans still sank the alert stage, p99 8 s) and `plan_cache_mode = force_custom_plan`, which
+re-plans every row of every INSERT (PostgreSQL 20 -> 30-37 % of a core at 500 posts/s)."""
+_clock = time.monotonic
+
+
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine, its JSON columns written and read with orjson. On SQLite: WAL, foreign keys on, and a
     30 s busy timeout so that the CLI writing from a second terminal waits for `watchfloor up` instead of
-    failing with "database is locked"."""
+    failing with "database is locked". On PostgreSQL, a pooled connection's plans are made afresh at
+    doubling ages (`REPLAN_FIRST_S`)."""
     kwargs.setdefault("json_serializer", json_text)
     kwargs.setdefault("json_deserializer", orjson.loads)
     if url.startswith("sqlite"):
@@ -45,14 +60,25 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
 
     @event.listens_for(engine.sync_engine, "checkout")
-    def _alive(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    def _alive(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
         """A pooled connection the server closed (a restart: PostgreSQL says goodbye on every connection, and
         asyncpg marks it closed) is replaced before use, as SQLAlchemy's pool_pre_ping would. Its ping costs
         three round trips a checkout on asyncpg (BEGIN, a query, ROLLBACK), every transaction of every stage;
-        this check none."""
+        this check none. At doubling ages (`REPLAN_FIRST_S`), the connection's cached plans are discarded."""
         connection = getattr(dbapi_conn, "driver_connection", None)
         if connection is not None and connection.is_closed():
             raise exc.DisconnectionError("the database closed this pooled connection")
+        now, info = _clock(), record.info
+        if "replan_at" not in info:  # a new connection
+            info["replan_every"] = REPLAN_FIRST_S
+            info["replan_at"] = now + REPLAN_FIRST_S
+        elif now >= info["replan_at"]:
+            info["replan_every"] = min(info["replan_every"] * 2, REPLAN_MAX_S)
+            info["replan_at"] = now + info["replan_every"]
+            try:
+                dbapi_conn.run_async(lambda driver: driver.execute("DISCARD PLANS"))
+            except Exception as error:  # a connection that died unseen: replaced, as a closed one is
+                raise exc.DisconnectionError(f"this pooled connection failed: {error!r}") from error
 
     return engine
 

@@ -171,6 +171,12 @@ class Post(Base):
     """A post as fetched: raw text kept so it can be classified again."""
 
     __tablename__ = "posts"
+    __table_args__ = (
+        # The outbox's walk (`unqueued_posts`): posts stored and never published, oldest first. The index of every
+        # post's `queued_at` serves the replay after Redis lost its data (`queued_at >= since`).
+        Index("ix_posts_unqueued", "fetched_at",
+              postgresql_where=sa_text("queued_at IS NULL"), sqlite_where=sa_text("queued_at IS NULL")),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     source_id: Mapped[str] = mapped_column(ForeignKey("sources.id"), index=True)
