@@ -39,18 +39,18 @@ VERSION = "0.1.0"
 SERVICE_NAMES = ("ingest", "classify", "alert", "deliver")
 RUNNABLE_NAMES = (*SERVICE_NAMES, "api")
 """`watchfloor run` also runs `api`: the console and the API without the alert pipeline (alert workers scale)."""
-
-
-def run_names(service: str, deliver: bool = True) -> tuple[str, ...]:
-    """What `watchfloor run SERVICE` runs in its process: `alert` is a whole alert worker, the deliver side
-    included, unless `deliver` is False (`--no-deliver`: a `run deliver` process sends)."""
-    return ("alert", "deliver") if service == "alert" and deliver else (service,)
 CONSOLE_SERVICES = {"alert", "api"}
 """The services whose router serves the console page."""
 SOURCE_STATE_SERVICES = {"ingest"}
 SUBSCRIPTION_STATE_SERVICES = {"alert", "api"}
 """The processes whose /metrics report the sources failing or silent, and the subscriptions disabled: those that
 own that state, so a scrape of a classify worker costs no query."""
+
+
+def run_names(service: str, deliver: bool = True) -> tuple[str, ...]:
+    """What `watchfloor run SERVICE` runs in its process: `alert` is a whole alert worker, the deliver side
+    included, unless `deliver` is False (`--no-deliver`: a `run deliver` process sends)."""
+    return ("alert", "deliver") if service == "alert" and deliver else (service,)
 
 
 class Service(Protocol):
