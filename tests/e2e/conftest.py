@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 WATCHFLOOR = str(Path(sys.executable).with_name("watchfloor"))
 FEEDS = Path(__file__).resolve().parent.parent / "fixtures" / "feeds"
@@ -60,6 +61,15 @@ def listens(pid: int, port: int) -> bool:
         except OSError:
             continue
     return False
+
+
+def stream_length(redis_url: str, stream: str) -> int:
+    """Entries on `stream` now (0 when it does not exist yet)."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return client.xlen(stream) if client.exists(stream) else 0
+    finally:
+        client.close()
 
 
 def start_healthy(args: list[str], env: dict[str, str], log: Path, port: int | None = None, *, timeout: float = 60.0,

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 from standardwebhooks import Webhook
 
-from tests.e2e.conftest import WATCHFLOOR, System, start_healthy
+from tests.e2e.conftest import WATCHFLOOR, System, start_healthy, stream_length
 
 RULE = Path(__file__).parent.parent.parent / "rules" / "issp-niamey-50km.yaml"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -24,14 +23,6 @@ POST = {"source": "bridge", "url": "https://example.org/niamey-airport",
                 "airport on Tuesday, killing four soldiers."}
 
 pytestmark = pytest.mark.e2e
-
-
-def _alerts_on_stream(url: str) -> int:
-    client = redis.Redis.from_url(url)
-    try:
-        return client.xlen("wf:alerts") if client.exists("wf:alerts") else 0
-    finally:
-        client.close()
 
 
 def test_alert_without_deliver_sends_nothing_until_a_deliver_process_runs(
@@ -48,9 +39,9 @@ def test_alert_without_deliver_sends_nothing_until_a_deliver_process_runs(
 
         assert httpx.post(f"http://127.0.0.1:{port}/ingest", json=POST).status_code == 202
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and _alerts_on_stream(redis_url) == 0:
+        while time.monotonic() < deadline and stream_length(redis_url, "wf:alerts") == 0:
             time.sleep(0.1)
-        assert _alerts_on_stream(redis_url) == 1, (tmp_path / "alert.log").read_text()
+        assert stream_length(redis_url, "wf:alerts") == 1, (tmp_path / "alert.log").read_text()
         # The alert worker decided and published the alert; with --no-deliver it owes and sends nothing.
         assert webhook_receiver.wait_for(1, timeout=2) == []
         listed = system.cli("alerts").stdout

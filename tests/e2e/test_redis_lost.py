@@ -10,15 +10,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from tests.e2e.conftest import System, start_healthy
-
-
-def _posts_on_stream(url: str) -> int:
-    client = redis.Redis.from_url(url)
-    try:
-        return client.xlen("wf:posts") if client.exists("wf:posts") else 0
-    finally:
-        client.close()
+from tests.e2e.conftest import System, start_healthy, stream_length
 
 
 def test_posts_redis_lost_are_published_again(system: System, redis_url: str, tmp_path: Path) -> None:
@@ -33,7 +25,7 @@ def test_posts_redis_lost_are_published_again(system: System, redis_url: str, tm
             pushed = httpx.post(f"http://127.0.0.1:{port}/ingest",
                                 json={"source": "bridge", "text": f"Explosion entendue à Gao, rapport {n}"})
             assert pushed.status_code == 202
-        assert _posts_on_stream(redis_url) == 3
+        assert stream_length(redis_url, "wf:posts") == 3
         # The watch has seen its marker at least once (it sets it at its first look, every 2 s; later under load).
         client = redis.Redis.from_url(redis_url)
         deadline = time.monotonic() + 15
@@ -42,12 +34,13 @@ def test_posts_redis_lost_are_published_again(system: System, redis_url: str, tm
         client.close()
         assert time.monotonic() < deadline, "the ingest process never set its Redis epoch marker"
         redis.Redis.from_url(redis_url).flushdb()
-        assert _posts_on_stream(redis_url) == 0
+        assert stream_length(redis_url, "wf:posts") == 0
         # The replay publishes, then logs how many it published: under load the line may come a moment later.
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and (_posts_on_stream(redis_url) < 3 or "published again" not in log()):
+        while time.monotonic() < deadline and (
+                stream_length(redis_url, "wf:posts") < 3 or "published again" not in log()):
             time.sleep(0.2)
-        assert _posts_on_stream(redis_url) == 3
+        assert stream_length(redis_url, "wf:posts") == 3
         logged = log()
         assert "Redis came back without its data" in logged and "published again 3 ingest messages" in logged
     finally:
