@@ -2,7 +2,9 @@
 
 import asyncio
 import json
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import click
 from pydantic import ValidationError
@@ -15,6 +17,18 @@ DATA_DIR = click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Where embedded SQLite and Redis keep their files (default ./var, or WATCHFLOOR_DATA_DIR).",
 )
+
+
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Runs a service process on uvloop where it is installed (Linux, macOS): the services spend much of
+    their own time writing to sockets (Redis, PostgreSQL, webhooks), which uvloop does in C."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
 
 
 @click.command()
@@ -32,7 +46,7 @@ def up(obj: CliContext, port: int, host: str, data_dir: Path | None) -> None:
     """
     obj.with_data_dir(data_dir)
     try:
-        checked(lambda: asyncio.run(serve(Serving(SERVICE_NAMES, host, port, obj.overrides, migrate_first=True,
+        checked(lambda: _run_loop(serve(Serving(SERVICE_NAMES, host, port, obj.overrides, migrate_first=True,
                                                     announce=True))))
     except KeyboardInterrupt:
         pass
@@ -55,7 +69,7 @@ def run_service(obj: CliContext, service: str, port: int, host: str, no_deliver:
         raise click.UsageError("--no-deliver goes with `run alert` only")
     names = run_names(service, deliver=not no_deliver)
     try:
-        checked(lambda: asyncio.run(serve(Serving(names, host, port, obj.overrides, migrate_first=False))))
+        checked(lambda: _run_loop(serve(Serving(names, host, port, obj.overrides, migrate_first=False))))
     except KeyboardInterrupt:
         pass
 
