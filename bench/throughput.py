@@ -32,6 +32,7 @@ usage: .venv/bin/python bench/throughput.py [--rates 50,100,200,500,1000] [--sec
 
 import argparse
 import asyncio
+import itertools
 import json
 import math
 import multiprocessing
@@ -55,6 +56,7 @@ import asyncpg
 import httpx
 import psutil
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH), str(BENCH.parent)]
@@ -160,6 +162,9 @@ class Compose:
     def services(self) -> dict[str, int]:
         return {n: p.pid for n, p in self.top.processes.items() if p.poll() is None}
 
+    def metrics_urls(self) -> dict[str, str]:
+        return {n: f"http://127.0.0.1:{port}/metrics" for n, port in self.top.ports.items() if n != "api"}
+
     def events(self) -> int:
         return asyncio.run(sql(PG_DB, "SELECT count(*) FROM events"))[0][0][0]
 
@@ -248,6 +253,9 @@ class Up:
         assert self.process is not None
         return {"up": self.process.pid}
 
+    def metrics_urls(self) -> dict[str, str]:
+        return {"up": f"http://127.0.0.1:{self.port}/metrics"}
+
     def events(self) -> int:
         return self._count("SELECT count(*) FROM events")
 
@@ -331,6 +339,79 @@ class PgWaits:
         self._thread.join(5)
         total = sum(self.counts.values())
         return ", ".join(f"{what} {n / total * 100:.0f}%" for what, n in self.counts.most_common(6)) if total else "-"
+
+
+class BatchWatch:
+    """Scrapes every service's /metrics every `step` seconds during the load, in a thread: per process and stage,
+    the batches handled in each window (watchfloor_batch_seconds and _entries), and the process's resident
+    memory and full garbage collections. A stage that slows as the run ages shows here before its lag does."""
+
+    FAMILIES = ("watchfloor_batch_seconds", "watchfloor_batch_entries")
+
+    def __init__(self, urls: dict[str, str], step: float) -> None:
+        self.urls, self.step = urls, step
+        self.snapshots: list[dict[str, dict[tuple, float]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _scrape(self) -> dict[str, dict[tuple, float]]:
+        out = {}
+        for name, url in self.urls.items():
+            try:
+                text = httpx.get(url, timeout=5).text
+            except httpx.HTTPError:
+                continue
+            values: dict[tuple, float] = {}
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if family.name in self.FAMILIES and sample.name.endswith(("_sum", "_count", "_bucket")):
+                        values[(sample.name, sample.labels.get("stage"), sample.labels.get("le"))] = sample.value
+                    elif sample.name == "process_resident_memory_bytes" or (
+                            sample.name == "python_gc_collections_total" and sample.labels.get("generation") == "2"):
+                        values[(sample.name, None, None)] = sample.value
+            out[name] = values
+        return out
+
+    def _sample(self) -> None:
+        self.snapshots.append(self._scrape())
+        while not self._stop.wait(self.step):
+            self.snapshots.append(self._scrape())
+
+    def stop(self) -> list[str]:
+        """One line per process and stage: each window's batches, entries a batch, mean and p99 ms (the p99 as the
+        histogram bucket it falls in), then memory and full collections."""
+        self._stop.set()
+        self._thread.join(10)
+        self.snapshots.append(self._scrape())  # the last window, up to the load's end
+        lines = []
+        for name in self.urls:
+            snaps = [s.get(name, {}) for s in self.snapshots]
+            stages = sorted({k[1] for snap in snaps for k in snap if k[0] == "watchfloor_batch_seconds_count"})
+            for stage in stages:
+                cells = [_batch_window(a, b, stage) for a, b in itertools.pairwise(snaps)]
+                lines.append(f"{name} {stage}: " + "  ".join(cells))
+            memory = [s.get(("process_resident_memory_bytes", None, None)) for s in snaps]
+            gcs = [s.get(("python_gc_collections_total", None, None)) for s in snaps]
+            if memory and memory[0] is not None and memory[-1] is not None:
+                full = (gcs[-1] or 0) - (gcs[0] or 0)
+                lines.append(f"{name} memory {memory[0] / 2**20:.0f} -> {memory[-1] / 2**20:.0f} MB, "
+                             f"{full:.0f} full collections")
+        return lines
+
+
+def _batch_window(a: dict[tuple, float], b: dict[tuple, float], stage: str) -> str:
+    """`batches x entries mean/p99ms` of `stage` between two scrapes."""
+    def d(metric: str, le: str | None = None) -> float:
+        return b.get((metric, stage, le), 0.0) - a.get((metric, stage, le), 0.0)
+    n = d("watchfloor_batch_seconds_count")
+    if not n:
+        return "-"
+    buckets = sorted((float(le), d("watchfloor_batch_seconds_bucket", le)) for (m, st, le) in b
+                     if m == "watchfloor_batch_seconds_bucket" and st == stage)
+    p99 = next((le for le, count in buckets if count >= 0.99 * n), math.inf)
+    return (f"{n:.0f}x{d('watchfloor_batch_entries_sum') / n:.0f} "
+            f"{d('watchfloor_batch_seconds_sum') / n * 1000:.0f}/{p99 * 1000:.0f}ms")
 
 
 # --- the load generator (spawned processes) -------------------------------------------------------------
@@ -792,6 +873,7 @@ class Observed:
     pg_waits: str | None  # what the PostgreSQL backends were doing, sampled (compose only)
     stages: str  # where_time_goes
     missing_workers: int  # load generator processes that never reported (their posts are not counted)
+    batches: list[str]  # BatchWatch's lines
     observed_until: float = field(default_factory=time.monotonic)
 
 
@@ -800,6 +882,7 @@ def run_rate(kind: str, rate: float, args: argparse.Namespace, folder: Path) -> 
     system: System = Compose(folder, args.alert_workers, args.deliver_workers) if kind == "compose" else Up(folder)
     load: Load | None = None
     waits: PgWaits | None = None
+    batches: BatchWatch | None = None
     spies: list[tuple[str, Path, subprocess.Popen]] = []
     result = Result(kind, rate, args.seconds)
     try:
@@ -825,6 +908,7 @@ def run_rate(kind: str, rate: float, args: argparse.Namespace, folder: Path) -> 
         named = {**system.processes(), "load generator": load.pids(), "bench+receiver": [os.getpid()]}
         cpu0, busy0 = cpu_seconds(named), machine_busy()
         waits = PgWaits(PG_DB) if kind == "compose" else None
+        batches = BatchWatch(system.metrics_urls(), 60.0 if args.seconds >= 120 else 10.0)
         if args.profile:
             spies = start_profiles(system.services(), args.seconds, folder)
         while time.monotonic() < end:
@@ -833,6 +917,7 @@ def run_rate(kind: str, rate: float, args: argparse.Namespace, folder: Path) -> 
         cpu1, busy1 = cpu_seconds({**named, "postgres": system.processes().get("postgres", [])}), machine_busy()
         wall = time.monotonic() - t0
         pg_waits = waits.stop() if waits is not None else None
+        batch_lines = batches.stop()
         client = system.redis()
         lag_end = queues(system, client)
         events_end = system.events()
@@ -861,7 +946,7 @@ def run_rate(kind: str, rate: float, args: argparse.Namespace, folder: Path) -> 
             cpu[name] = cpu.get(name, 0.0) + seconds - cpu0.get(key, 0.0)
         seen = Observed(offer, end, records, fired, folded, not_paging, events_before, events_end, events_final,
                         lag_end, lag_left, drained_after, cpu, busy1 - busy0, wall, transport, pg_waits,
-                        where_time_goes(system, run, records), missing)
+                        where_time_goes(system, run, records), missing, batch_lines)
         result.lines, result.row = report(kind, rate, args, seen)
         result.profiles = [read_profile(name, raw, args.seconds) for name, raw, _ in spies]
         result.cpu = {name: seconds / wall * 100 for name, seconds in cpu.items()}
@@ -874,6 +959,8 @@ def run_rate(kind: str, rate: float, args: argparse.Namespace, folder: Path) -> 
             load.close()
         if waits is not None:
             waits.stop()
+        if batches is not None:
+            batches.stop()
         system.close()
 
 
@@ -946,6 +1033,9 @@ def report(kind: str, rate: float, args: argparse.Namespace, seen: Observed) -> 
         f"accepted paging post; >N: not delivered N s after the load stopped)",
         "over the run  " + timeline(seen, accepted, pages, p),
         f"stages (mean s) {seen.stages}",
+        *([f"batches       in each {60 if secs >= 120 else 10} s window: batches x entries a batch, mean/p99 ms "
+            f"(p99: the histogram bucket it falls in)"] if seen.batches else []),
+        *[f"batches       {line}" for line in seen.batches],
         f"lag at stop   {lags(seen.lag_end)}  (lag + pending)",
         f"drained       in {seen.drained_after:.1f} s after the load stopped" if seen.drained_after is not None
         else f"drained       NOT within {args.drain:g} s; left: {lags(seen.lag_left)}",

@@ -133,11 +133,22 @@ class Consumer:
 
 
 _CONSUMERS: "weakref.WeakKeyDictionary[RedisBroker, dict[str, Consumer]]" = weakref.WeakKeyDictionary()
+_PUBLISHED: "weakref.WeakKeyDictionary[RedisBroker, set[str]]" = weakref.WeakKeyDictionary()
 
 
 def consumers(broker: RedisBroker) -> list[Consumer]:
     """The stages this broker consumes, in stage order."""
     return sorted(_CONSUMERS.get(broker, {}).values(), key=lambda c: c.stage)
+
+
+def downstream(broker: RedisBroker) -> list[tuple[str, str, str]]:
+    """(stage, stream, group) of every stage that consumes what this broker publishes and that this broker does
+    not consume itself: the work this process hands to other processes (`run alert --no-deliver` hands
+    wf:alerts to `run deliver`)."""
+    published = _PUBLISHED.get(broker, set())
+    mine = {c.stage for c in consumers(broker)}
+    return [(stage, stream, streams.GROUP_FOR_STAGE[stage]) for stage, stream in streams.STREAM_FOR_STAGE.items()
+            if stream in published and stage not in mine]
 
 
 def subscribe(
@@ -236,8 +247,9 @@ def subscribe(
         # One XACK for the batch, only after its commit: a crash before it means redelivery, never loss.
         await redis.xack(stream, group, *[entry.entry_id for entry, _ in batch])
         handled(len(batch))
-        logger.debug("handled stage=%s entries=%d %.0fms", stage, len(batch), (time.perf_counter() - started) * 1000,
-                     extra=log_fields)
+        took = time.perf_counter() - started
+        metrics.observe_batch(stage, len(batch), took)
+        logger.debug("handled stage=%s entries=%d %.0fms", stage, len(batch), took * 1000, extra=log_fields)
 
     async def failed(entry: "_Entry", exc: Exception) -> None:
         entry_id = entry.entry_id
@@ -342,6 +354,8 @@ def publishes(broker: RedisBroker, stream: str, model: type[BaseModel], *, by: s
     learns what the stream carries and who writes it. Nothing is sent through the declaration; `publish` and
     `deadletter.park` write as before."""
     title = stream if stream == streams.dlq_stream(by) else f"{stream}:{by}"
+    if stream != streams.dlq_stream(by):
+        _PUBLISHED.setdefault(broker, set()).add(stream)
     if any(getattr(p.specification.config, "title_", None) == title for p in broker.publishers):
         return  # two alert workers in one process, or a service built twice: one entry
     broker.publisher(stream=stream, title=title, schema=model,
@@ -517,9 +531,45 @@ async def group_info(redis: Redis, stream: str, group: str) -> dict[str, Any] | 
     return None
 
 
+async def group_readers(redis: Redis, stream: str, group: str, within_s: float) -> int:
+    """How many consumers of `group` tried to read within the last `within_s` seconds (XINFO CONSUMERS `idle`:
+    a live consumer blocks in XREADGROUP again every fraction of a second). 0 when the group does not exist."""
+    try:
+        found = await redis.xinfo_consumers(stream, group)
+    except ResponseError:  # no such stream or group: nobody reads it
+        return 0
+    return sum(1 for c in found if int(c.get("idle", 0)) <= within_s * 1000)
+
+
+FORGET_CONSUMER_SECONDS = 3600.0
+"""A group's consumer that has not tried to read for this long and holds no pending entry is deleted: each
+process joins under a name of its own (host and pid), so every restart would otherwise leave one behind for
+ever, and XINFO CONSUMERS (read by `/metrics` of the processes feeding the group) grows with them."""
+PRUNE_EVERY_SECONDS = 600.0
+_PRUNE_SCRIPT = """
+local gone, limit = 0, tonumber(ARGV[2])
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  if tonumber(f['pending']) == 0 and tonumber(f['idle']) > limit then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f['name'])
+    gone = gone + 1
+  end
+end
+return gone
+"""
+
+
+async def forget_idle_consumers(redis: Redis, stream: str, group: str, idle_s: float) -> int:
+    """Deletes the group's consumers idle over `idle_s` with nothing pending (checked and deleted in one script:
+    a consumer cannot take an entry in between, so no pending entry is ever dropped); returns how many."""
+    return int(await redis.eval(_PRUNE_SCRIPT, 1, stream, group, int(idle_s * 1000)))
+
+
 class GroupWatch(Periodic):
     """Keeps this process's consumers consuming: recreates a lost consumer group (logged at ERROR, once per
-    loss) and restarts a subscriber FastStream stopped (it stops for good on NOGROUP)."""
+    loss) and restarts a subscriber FastStream stopped (it stops for good on NOGROUP). Every PRUNE_EVERY_SECONDS
+    it forgets the consumers that dead processes left in its groups (FORGET_CONSUMER_SECONDS)."""
 
     name = "consumer-group-watch"
 
@@ -527,12 +577,21 @@ class GroupWatch(Periodic):
         super().__init__(interval)
         self._broker, self._redis = broker, redis
         self._errors = outage.LoopErrors("consumer group watch", logger, uses=(outage.REDIS,))
+        self._pruned_at = float("-inf")
 
     def should_run(self) -> bool:
         return bool(getattr(self._broker, "running", True))
 
     async def round(self) -> None:
         await self.check()
+        if time.monotonic() - self._pruned_at >= PRUNE_EVERY_SECONDS:
+            self._pruned_at = time.monotonic()
+            for consumer in consumers(self._broker):
+                if gone := await forget_idle_consumers(self._redis, consumer.stream, consumer.group,
+                                                       FORGET_CONSUMER_SECONDS):
+                    logger.info("forgot %d consumer(s) of group %s idle over %.0f s with nothing pending", gone,
+                                consumer.group, FORGET_CONSUMER_SECONDS,
+                                extra={"stage": consumer.stage, "stream": consumer.stream, "group": consumer.group})
 
     def failed(self, exc: Exception) -> None:  # Redis away: the next round tries again
         self._errors.failed(exc)

@@ -7,6 +7,7 @@ has touched for `stuck_after` seconds.
 """
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -20,9 +21,12 @@ from shared import consumer as consumers_
 from shared import store_metrics, streams
 from shared.metrics import GroupReading, StateReading
 from shared.outage import describe
+from shared.periodic import Periodic
 
 if TYPE_CHECKING:  # the broker is only passed through: shared.consumer stays the one FastStream user here
     from faststream.redis import RedisBroker
+
+logger = logging.getLogger(__name__)
 
 CHECK_TIMEOUT_SECONDS = 2.0
 
@@ -103,10 +107,86 @@ async def view_consumers(broker: "RedisBroker", redis: Redis) -> tuple[list[Cons
     return views, redis_error
 
 
-async def liveness(broker: "RedisBroker", redis: Redis) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DownstreamView:
+    """A consumer group in another process that reads what this process publishes, as seen now: whether
+    anything reads it. A `run alert --no-deliver` with no `run deliver` anywhere decides alerts that nobody
+    sends; this is how that process says so."""
+
+    stage: str
+    stream: str
+    group: str
+    group_exists: bool
+    pending: int
+    lag: int | None
+    readers: int  # consumers that tried to read within `within_s`
+    within_s: float
+
+    def problem(self) -> str | None:
+        """Why the work this process hands on is not being taken, or None."""
+        backlog = self.pending + (self.lag or 0)
+        if not backlog or self.readers:
+            return None
+        group = f"group {self.group}" if self.group_exists else f"group {self.group} (not created yet)"
+        return (f"{backlog} entries on {self.stream} wait for {group}, which no process has read for "
+                f"{self.within_s:.0f} s: start `{streams.COMMAND_FOR_STAGE[self.stage]}`")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, "stream": self.stream, "group": self.group, "group_exists": self.group_exists,
+                "pending": self.pending, "lag": self.lag, "readers": self.readers, "problem": self.problem()}
+
+
+async def view_downstream(broker: "RedisBroker", redis: Redis, within_s: float) -> list[DownstreamView]:
+    """The groups this process feeds and does not consume (`consumer.downstream`), read now; [] when Redis does
+    not answer in CHECK_TIMEOUT_SECONDS (`view_consumers` reports that). A group not created yet (its consumer
+    never started) will read the stream from its start: its lag is the stream's length."""
+    views = []
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            for stage, stream, group in consumers_.downstream(broker):
+                info = await consumers_.group_info(redis, stream, group)
+                lag = int(info["lag"]) if info and info.get("lag") is not None else None
+                if info is None:
+                    lag = min(int(await redis.xlen(stream)), consumers_.LAG_COUNT_CAP)
+                readers = await consumers_.group_readers(redis, stream, group, within_s) if info else 0
+                views.append(DownstreamView(stage, stream, group, info is not None,
+                                            int(info["pending"]) if info else 0, lag, readers, within_s))
+    except Exception:
+        return []
+    return views
+
+
+class DownstreamWatch(Periodic):
+    """Says in the log, at WARNING, when what this process publishes waits for a consumer group that no process
+    reads (`DownstreamView.problem`): when it begins, again every `remind_s` while it lasts, and at INFO when
+    the group is read again. Started only by a process that feeds groups it does not consume."""
+
+    name = "downstream-watch"
+
+    def __init__(self, broker: "RedisBroker", redis: Redis, within_s: float, interval: float = 10.0,
+                 remind_s: float = 600.0) -> None:
+        super().__init__(interval)
+        self._broker, self._redis, self._within_s, self._remind_s = broker, redis, within_s, remind_s
+        self._warned: dict[tuple[str, str], float] = {}  # (stream, group) -> when last warned (monotonic)
+
+    async def round(self) -> None:
+        now = time.monotonic()
+        for view in await view_downstream(self._broker, self._redis, self._within_s):
+            key, fields = (view.stream, view.group), {"stream": view.stream, "group": view.group}
+            if problem := view.problem():
+                if now - self._warned.get(key, float("-inf")) >= self._remind_s:
+                    logger.warning("nobody consumes %s: %s", view.group, problem, extra={**fields, "reason": problem})
+                    self._warned[key] = now
+            elif self._warned.pop(key, None) is not None:
+                logger.info("group %s on %s is read again", view.group, view.stream, extra=fields)
+
+
+async def liveness(broker: "RedisBroker", redis: Redis, *, stuck_after: float) -> dict[str, Any]:
     """200 while the process lives, whatever it says: only a dead process fails it."""
     views, redis_error = await view_consumers(broker, redis)
     out: dict[str, Any] = {"status": "ok", "consumers": [v.as_dict() for v in views]}
+    if downstream := await view_downstream(broker, redis, stuck_after):
+        out["downstream"] = [v.as_dict() for v in downstream]
     if redis_error:
         out["redis"] = redis_error
     return out
@@ -115,7 +195,8 @@ async def liveness(broker: "RedisBroker", redis: Redis) -> dict[str, Any]:
 async def readiness(
     broker: "RedisBroker", redis: Redis, sessions: async_sessionmaker[AsyncSession], *, stuck_after: float,
 ) -> tuple[bool, dict[str, Any]]:
-    """(ready, report): not ready when the database or Redis is unreachable or a consumer is stuck."""
+    """(ready, report): not ready when the database or Redis is unreachable or a consumer is stuck. What this
+    process hands on and nobody takes is a warning, not a reason: restarting this process would not help."""
     problems: list[str] = []
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS), sessions() as session:
@@ -134,9 +215,11 @@ async def readiness(
     views, _ = await view_consumers(broker, redis)
     now = time.time()
     problems += [p for v in views if (p := v.problem(now, stuck_after))]
+    warnings = [p for v in await view_downstream(broker, redis, stuck_after) if (p := v.problem())]
     return not problems, {
         "status": "ready" if not problems else "not ready",
         "problems": problems,
+        "warnings": warnings,
         "database": database,
         "redis": redis_state,
         "consumers": [v.as_dict() for v in views],
@@ -145,15 +228,18 @@ async def readiness(
 
 async def state_reading(
     broker: "RedisBroker", redis: Redis, sessions: async_sessionmaker[AsyncSession], *, version: str, services: str,
-    sources: bool, subscriptions: bool,
+    sources: bool, subscriptions: bool, stuck_after: float,
 ) -> StateReading:
     """The shared state `/metrics` shows, read now at bounded cost: the XINFO GROUPS and XLEN of `view_consumers`
-    (this process's consumer groups, the figures /health shows), and, if asked, two COUNT queries; each side within
-    CHECK_TIMEOUT_SECONDS. Never raises: a dependency that does not answer is flagged and its series left out."""
+    and `view_downstream` (this process's consumer groups and those it feeds, the figures /health shows), and, if
+    asked, two COUNT queries; each side within CHECK_TIMEOUT_SECONDS. Never raises: a dependency that does not
+    answer is flagged and its series left out."""
     views, redis_error = await view_consumers(broker, redis)
+    downstream = await view_downstream(broker, redis, stuck_after) if redis_error is None else []
     reading = StateReading(
         version=version, services=services,
-        groups=[GroupReading(v.stage, v.stream, v.group, v.lag, v.pending, v.dlq) for v in views],
+        groups=[GroupReading(v.stage, v.stream, v.group, v.lag, v.pending, v.dlq) for v in views]
+        + [GroupReading(v.stage, v.stream, v.group, v.lag, v.pending, None, v.readers) for v in downstream],
         errors={"redis": redis_error is not None},
     )
     if not (sources or subscriptions):

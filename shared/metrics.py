@@ -81,6 +81,17 @@ post_to_webhook_seconds = Histogram(
     "holds are, as the receiver lived them). The watch floor's promise: <= 10 s at p95.",
     buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0), registry=REGISTRY,
 )
+batch_seconds = Histogram(
+    "watchfloor_batch_seconds",
+    "Seconds a stage spent on one batch of stream entries read together, from the read to the ack (decoding, the "
+    "handler and its commit). Its rise under a steady load is a stage slowing down before its lag shows it.",
+    ["stage"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0), registry=REGISTRY,
+)
+batch_entries = Histogram(
+    "watchfloor_batch_entries",
+    "Stream entries in each batch a stage handled (at most WATCHFLOOR_BATCH_SIZE): full batches mean a backlog.",
+    ["stage"], buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000), registry=REGISTRY,
+)
 deliveries = Counter(
     "watchfloor_webhook_deliveries_total",
     "Webhook attempts by what became of their notification: delivered (2xx), retry (failed, another attempt is "
@@ -93,6 +104,12 @@ deliveries = Counter(
 def count_message(stage: str, outcome: str, count: int = 1) -> None:
     """`count` stream messages done with by `stage`: ok, retried or parked."""
     messages_handled.labels(stage=stage, outcome=outcome).inc(count)
+
+
+def observe_batch(stage: str, entries: int, seconds: float) -> None:
+    """One batch handled and acked by `stage`."""
+    batch_seconds.labels(stage=stage).observe(seconds)
+    batch_entries.labels(stage=stage).observe(entries)
 
 
 def count_poll(kind: str, outcome: str, *, new: int = 0, edited: int = 0, kept_out: int = 0) -> None:
@@ -123,6 +140,9 @@ STATE_METRICS = {
                              "work waiting for a stage. Growing for minutes: the stage cannot keep up.",
     "watchfloor_stream_pending": "Entries delivered to the group and not acked yet (XINFO GROUPS pending): in "
                                  "hand, or waiting for the reclaimer after a failure.",
+    "watchfloor_stream_readers": "Consumers of the group that tried to read in the last minute or more (the "
+                                 "reader's stuck limit), shown by the processes that feed the group: 0 with a lag "
+                                 "means no process consumes it (a `run alert --no-deliver` with no `run deliver`).",
     "watchfloor_dead_letters": "Entries in the stage's dead-letter stream wf:dlq:<stage> (XLEN): messages it could "
                                "not process, kept with their reason until replayed.",
     "watchfloor_sources_failing": "Sources with an operator alert `failing` raised (their polls have failed for "
@@ -145,6 +165,7 @@ class GroupReading:
     lag: int | None  # None: Redis cannot tell (entries deleted past the group's position)
     pending: int | None
     dead_letters: int | None
+    readers: int | None = None  # read only for the groups this process feeds (shared.health.view_downstream)
 
 
 @dataclass(frozen=True)
@@ -180,6 +201,8 @@ class StateCollector(Collector):
                                 labels=["stream", "group"])
         pending = GaugeMetricFamily("watchfloor_stream_pending", STATE_METRICS["watchfloor_stream_pending"],
                                     labels=["stream", "group"])
+        readers = GaugeMetricFamily("watchfloor_stream_readers", STATE_METRICS["watchfloor_stream_readers"],
+                                    labels=["stream", "group"])
         dead = GaugeMetricFamily("watchfloor_dead_letters", STATE_METRICS["watchfloor_dead_letters"],
                                  labels=["stage"])
         for g in r.groups:
@@ -189,7 +212,9 @@ class StateCollector(Collector):
                 pending.add_metric([g.stream, g.group], g.pending)
             if g.dead_letters is not None:
                 dead.add_metric([g.stage], g.dead_letters)
-        yield from (lag, pending, dead)
+            if g.readers is not None:
+                readers.add_metric([g.stream, g.group], g.readers)
+        yield from (lag, pending, readers, dead)
         if r.sources is not None:
             for state in ("failing", "silent"):
                 name = f"watchfloor_sources_{state}"
@@ -210,7 +235,8 @@ def metric_names() -> set[str]:
     """Every `watchfloor_*` series name this module can expose (with `_total`, `_bucket`… suffixes), for the test
     that keeps the dashboard and the alert rules from naming a metric that does not exist."""
     names = set()
-    for collector in (messages_handled, polls, posts, classify_seconds, post_to_webhook_seconds, deliveries):
+    for collector in (messages_handled, polls, posts, classify_seconds, post_to_webhook_seconds, batch_seconds,
+                      batch_entries, deliveries):
         for family in collector.describe():
             suffixes = ("_total",) if family.type == "counter" else ("_bucket", "_count", "_sum")
             names |= {f"{family.name}{suffix}" for suffix in suffixes}

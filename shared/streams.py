@@ -28,6 +28,9 @@ STAGES = (CLASSIFY, ALERT, DELIVER, SOURCE_ALERTS)
 
 GROUP_FOR_STAGE = {CLASSIFY: "classify", ALERT: "alert", DELIVER: "deliver", SOURCE_ALERTS: "source-alerts"}
 STREAM_FOR_STAGE = {CLASSIFY: POSTS, ALERT: EVENTS, DELIVER: ALERTS, SOURCE_ALERTS: SOURCE_WATCH}
+COMMAND_FOR_STAGE = {CLASSIFY: "watchfloor run classify", ALERT: "watchfloor run alert",
+                     DELIVER: "watchfloor run deliver", SOURCE_ALERTS: "watchfloor run deliver"}
+"""The process that consumes a stage's stream, to name in a warning when none does."""
 
 
 def dlq_stream(stage: str) -> str:

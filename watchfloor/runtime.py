@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import health as health_checks
 from shared import http_guards, metrics, outage, streams
-from shared.consumer import make_broker, start_broker, stop_consuming
+from shared.consumer import downstream, make_broker, start_broker, stop_consuming
 from shared.db import make_engine, make_sessionmaker, migrate
 from shared.errors import ReasonError
 from shared.logs import configure_logging
@@ -142,11 +142,14 @@ def build_app(
     broker = make_broker(redis_url)
     redis = Redis.from_url(redis_url)
     services = [build_service(name, overrides, broker, redis, sessions) for name in names]
+    stuck_after = health_checks.stuck_after_seconds(common.claim_idle_ms)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         trimmer = Trimmer(redis, [streams.STREAM_FOR_STAGE[s] for s in consumed_stages(names)],
                           common.trim_interval_seconds)
+        downstream_watch = health_checks.DownstreamWatch(broker, redis, stuck_after) \
+            if downstream(broker) else None
         async with broker:
             await start_broker(broker, redis)
             started: list[Service] = []
@@ -155,12 +158,16 @@ def build_app(
                     await service.start()
                     started.append(service)
                 trimmer.start()
+                if downstream_watch is not None:
+                    downstream_watch.start()
                 logger.info("watchfloor running services=%s", ",".join(names))
                 yield
             finally:
                 # No new message is taken once stopping has begun; then the services' own loops end.
                 await stop_consuming(broker)
                 await trimmer.stop()
+                if downstream_watch is not None:
+                    await downstream_watch.stop()
                 for service in reversed(started):
                     await service.stop()
         await redis.aclose()
@@ -185,13 +192,12 @@ def build_app(
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, Any]:
         """Liveness: 200 while the process lives, with each consumer's pending, lag and last handled time."""
-        return {**await health_checks.liveness(broker, redis), "services": ",".join(names)}
+        return {**await health_checks.liveness(broker, redis, stuck_after=stuck_after), "services": ",".join(names)}
 
     @app.get("/health/ready", tags=["ops"])
     async def ready() -> JSONResponse:
         """Readiness: 503 when the database or Redis is down or a consumer is stuck, with the reasons."""
-        ok, report = await health_checks.readiness(
-            broker, redis, sessions, stuck_after=health_checks.stuck_after_seconds(common.claim_idle_ms))
+        ok, report = await health_checks.readiness(broker, redis, sessions, stuck_after=stuck_after)
         return JSONResponse({**report, "services": ",".join(names)}, status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
@@ -202,7 +208,7 @@ def build_app(
         reading = await health_checks.state_reading(
             broker, redis, sessions, version=VERSION, services=",".join(names),
             sources=bool(SOURCE_STATE_SERVICES & set(names)),
-            subscriptions=bool(SUBSCRIPTION_STATE_SERVICES & set(names)),
+            subscriptions=bool(SUBSCRIPTION_STATE_SERVICES & set(names)), stuck_after=stuck_after,
         )
         return Response(metrics.exposition(reading), media_type=metrics.CONTENT_TYPE)
 
@@ -269,7 +275,8 @@ async def serve(serving: Serving) -> None:
         config = uvicorn.Config(
             app, host=serving.host, port=serving.port, log_config=None, timeout_graceful_shutdown=3,
         )
-        logger.info("console on http://%s:%d  database=%s", serving.host, serving.port, common.db_url)
+        logger.info("console on http://%s:%d  database=%s  loop=%s", serving.host, serving.port, common.db_url,
+                    type(asyncio.get_running_loop()).__module__.split(".")[0])
         if serving.announce:
             record = locate.record(data_dir=Path(common.data_dir), database_url=common.database_url,
                                    redis_url=redis_url, console=f"http://{serving.host}:{serving.port}")

@@ -33,9 +33,12 @@ def test_alert_without_deliver_sends_nothing_until_a_deliver_process_runs(
     try:
         ingest, port = start_healthy(["run", "ingest", "--host", "127.0.0.1"], system.env, tmp_path / "ingest.log")
         started.append(ingest)
-        for args in (["run", "classify", "--host", "127.0.0.1"],
-                     ["run", "alert", "--no-deliver", "--host", "127.0.0.1"]):
-            started.append(start_healthy(args, system.env, tmp_path / f"{args[1]}.log")[0])
+        started.append(start_healthy(["run", "classify", "--host", "127.0.0.1"], system.env,
+                                     tmp_path / "classify.log")[0])
+        alert, alert_port = start_healthy(["run", "alert", "--no-deliver", "--host", "127.0.0.1"], system.env,
+                                          tmp_path / "alert.log")
+        started.append(alert)
+        assert "loop=uvloop" in (tmp_path / "alert.log").read_text()  # the services' event loop (pyproject.toml)
 
         assert httpx.post(f"http://127.0.0.1:{port}/ingest", json=POST).status_code == 202
         deadline = time.monotonic() + 20
@@ -47,6 +50,22 @@ def test_alert_without_deliver_sends_nothing_until_a_deliver_process_runs(
         listed = system.cli("alerts").stdout
         assert "issp-niamey-50km" in listed, listed
 
+        # ...and says that nobody takes what it hands on: in /health, /health/ready (a warning: still ready),
+        # /metrics and its log.
+        [waiting] = httpx.get(f"http://127.0.0.1:{alert_port}/health").json()["downstream"]
+        assert (waiting["stream"], waiting["group"], waiting["lag"], waiting["readers"]) == (
+            "wf:alerts", "deliver", 1, 0), waiting
+        assert "start `watchfloor run deliver`" in waiting["problem"]
+        ready = httpx.get(f"http://127.0.0.1:{alert_port}/health/ready")
+        assert ready.status_code == 200 and ready.json()["warnings"] == [waiting["problem"]], ready.text
+        scraped = httpx.get(f"http://127.0.0.1:{alert_port}/metrics").text
+        assert 'watchfloor_stream_readers{group="deliver",stream="wf:alerts"} 0.0' in scraped
+        assert 'watchfloor_stream_lag{group="deliver",stream="wf:alerts"} 1.0' in scraped
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and "nobody consumes deliver" not in (tmp_path / "alert.log").read_text():
+            time.sleep(0.2)
+        assert "nobody consumes deliver" in (tmp_path / "alert.log").read_text()
+
         started.append(start_healthy(["run", "deliver", "--host", "127.0.0.1"], system.env,
                                      tmp_path / "deliver.log")[0])
         posts = webhook_receiver.wait_for(1, timeout=15)
@@ -54,6 +73,8 @@ def test_alert_without_deliver_sends_nothing_until_a_deliver_process_runs(
         payload = Webhook(SECRET).verify(posts[0].body, posts[0].headers)
         assert payload["type"] == "alert.fired" and payload["data"]["rule_id"] == "issp-niamey-50km"
         assert webhook_receiver.wait_for(2, timeout=1.5) == posts  # once
+        [taken] = httpx.get(f"http://127.0.0.1:{alert_port}/health").json()["downstream"]
+        assert taken["readers"] >= 1 and taken["lag"] == 0 and taken["problem"] is None, taken
     finally:
         for process in started:
             process.terminate()

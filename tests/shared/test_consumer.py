@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from redis.asyncio import Redis
 
-from shared import deadletter, streams
+from shared import deadletter, metrics, streams
 from shared.consumer import MAX_JSON_DEPTH, decode, make_broker, publish, start_broker, subscribe
 from shared.messages import AlertMessage, EventMessage, PostMessage, SourceWatchMessage
 from shared.settings import CommonSettings
@@ -338,10 +338,17 @@ async def test_a_poison_entry_in_a_batch_is_parked_alone_and_the_rest_handled_in
         await _until(lambda: asyncio.sleep(0, result=sum(map(len, batches)) == 5))
         await _until(lambda: _pending_is_zero(redis))
 
+    def scraped() -> tuple[float, float]:  # /metrics' watchfloor_batch_entries_{sum,count} for classify
+        return tuple(metrics.REGISTRY.get_sample_value(f"watchfloor_batch_entries_{s}", {"stage": streams.CLASSIFY})
+                     or 0.0 for s in ("sum", "count"))
+
+    before = scraped()
     await _publish_all(None, redis, [_post(n) for n in range(5)], poison=b"{not json")  # read together, at start
     await _run_with(redis_url, redis, handle, then, handle_batch=handle_batch)
     assert sorted(t for b in batches for t in b) == [f"post {n}" for n in range(5)]
     assert batches == [[f"post {n}" for n in range(5)]]  # one call
+    # /metrics counts one batch of the five decoded entries (the poison one was parked before the batch)
+    assert scraped() == (before[0] + 5, before[1] + 1)
     letters = await deadletter.list_parked(redis, streams.CLASSIFY)
     assert [(d.payload, d.reason.split(":")[0]) for d in letters] == [(b"{not json", "not JSON")]
 

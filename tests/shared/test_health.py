@@ -67,14 +67,15 @@ async def test_ready_with_each_consumer_reported_then_not_while_its_group_is_gon
     assert (c["stream"], c["group"], c["alive"], c["group_exists"], c["pending"], c["lag"], c["handled"]) == (
         streams.POSTS, "classify", True, True, 0, 0, 1)
     assert c["last_handled_at"] is not None
-    live = await liveness(broker, redis)
+    live = await liveness(broker, redis, stuck_after=60)
     assert live["status"] == "ok" and live["consumers"][0]["handled"] == 1
 
     await redis.flushdb()  # Redis back without its data; the watch is off, so nothing brings the group back
     await _until(lambda: _not_ready(broker, redis, sessions))
     ok, report = await readiness(broker, redis, sessions, stuck_after=60)
     assert any(p.startswith("consumer classify: ") for p in report["problems"]), report["problems"]
-    assert (await liveness(broker, redis))["status"] == "ok"  # alive all the same: restarting would not help
+    # alive all the same: restarting would not help
+    assert (await liveness(broker, redis, stuck_after=60))["status"] == "ok"
 
     assert await GroupWatch(broker, redis).check() == [streams.CLASSIFY]
     ok, report = await readiness(broker, redis, sessions, stuck_after=60)
@@ -139,3 +140,83 @@ async def test_the_lag_is_counted_where_redis_does_not_give_it(tmp_path, monkeyp
     finally:
         await client.aclose()
         server.stop()
+
+
+async def test_the_feeder_of_a_group_nobody_reads_says_so_until_a_reader_comes(redis_url: str, redis: Redis,
+                                                                                caplog) -> None:
+    """`run ingest` with no `run classify` anywhere: posts pile up on wf:posts for a group no process reads. The
+    feeder's health names what to start, its log warns once, and both clear when a reader comes."""
+    from shared.consumer import publishes
+    from shared.health import DownstreamWatch, view_downstream
+
+    feeder = make_broker(redis_url)
+    publishes(feeder, streams.POSTS, PostMessage, by=streams.INGEST)
+    async with feeder:
+        await feeder.start()
+        await publish(feeder, streams.POSTS, _post(1), SETTINGS)
+        [view] = await view_downstream(feeder, redis, within_s=60)
+        assert (view.stream, view.group, view.group_exists, view.lag, view.readers) == (
+            streams.POSTS, "classify", False, 1, 0)
+        assert view.problem() == ("1 entries on wf:posts wait for group classify (not created yet), which no "
+                                  "process has read for 60 s: start `watchfloor run classify`")
+        watch = DownstreamWatch(feeder, redis, within_s=60)
+        with caplog.at_level("INFO", logger="shared.health"):
+            await watch.round()
+            await watch.round()  # still nobody: not said again before `remind_s`
+            warned = [r for r in caplog.records if r.levelname == "WARNING"]
+            assert [r.getMessage() for r in warned] == [f"nobody consumes classify: {view.problem()}"]
+
+            handled: list[str] = []
+
+            async def handle(post: PostMessage) -> None:
+                handled.append(post.title)
+
+            reader = make_broker(redis_url)
+            subscribe(reader, stage=streams.CLASSIFY, model=PostMessage, handle=handle, settings=SETTINGS,
+                      redis=redis)
+            async with reader:
+                await start_broker(reader, redis, watch_interval=3600)
+                await _until(lambda: asyncio.sleep(0, result=handled == ["post 1"]))
+                await asyncio.sleep(0.2)  # its ack
+                [view] = await view_downstream(feeder, redis, within_s=60)
+                assert (view.group_exists, view.lag, view.pending, view.readers >= 1, view.problem()) == (
+                    True, 0, 0, True, None)
+                await watch.round()
+                assert "group classify on wf:posts is read again" in caplog.messages
+        # The reader gone (killed: no more reads), a new post waits: once `within_s` has passed, nobody reads it.
+        await publish(feeder, streams.POSTS, _post(2), SETTINGS)
+        await asyncio.sleep(0.3)
+        [view] = await view_downstream(feeder, redis, within_s=0.2)
+        assert (view.lag, view.readers) == (1, 0) and view.problem() is not None
+        assert await view_downstream(reader, redis, within_s=60) == []  # it consumes what it would feed: nothing
+
+
+@pytest.mark.parametrize("server", ["redis", "embedded 6.2"])
+async def test_consumers_dead_processes_left_are_forgotten_never_one_holding_entries(
+        server: str, redis: Redis, tmp_path) -> None:
+    """Each process joins a group under its own name: restarts leave consumers behind. Those idle past the limit
+    with nothing pending go; one holding an entry (a process killed mid-message) stays for the reclaimer."""
+    from shared.consumer import forget_idle_consumers
+    from watchfloor.embedded_redis import EmbeddedRedis
+
+    embedded = EmbeddedRedis(tmp_path) if server != "redis" else None
+    client = Redis.from_url(embedded.start()) if embedded else redis
+    try:
+        for n in range(3):
+            await client.xadd("s", {"n": str(n)})
+        await client.xgroup_create("s", "g", id="0")
+        [[_, [(done, _)]]] = await client.xreadgroup("g", "restarted-1", {"s": ">"}, count=1)
+        await client.xack("s", "g", done)
+        await client.xreadgroup("g", "killed-mid-message", {"s": ">"}, count=1)  # never acked
+        await asyncio.sleep(0.15)
+        await client.xreadgroup("g", "alive", {"s": ">"}, count=1)
+        await client.xack("s", "g", *[e for _, entries in await client.xreadgroup("g", "alive", {"s": "0"})
+                                      for e, _ in entries])
+        assert await forget_idle_consumers(client, "s", "g", idle_s=0.1) == 1
+        left = {c["name"].decode(): c["pending"] for c in await client.xinfo_consumers("s", "g")}
+        assert left == {"killed-mid-message": 1, "alive": 0}
+        assert (await client.xpending("s", "g"))["pending"] == 1  # its entry still waits for the reclaimer
+    finally:
+        if embedded:
+            await client.aclose()
+            embedded.stop()

@@ -30,6 +30,8 @@ IN_PROCESS = {
     "watchfloor_webhook_deliveries_total": ("counter", {"subscription", "outcome"}),
     "watchfloor_classify_seconds": ("histogram", set()),
     "watchfloor_post_to_webhook_seconds": ("histogram", set()),
+    "watchfloor_batch_seconds": ("histogram", {"stage"}),
+    "watchfloor_batch_entries": ("histogram", {"stage"}),
 }
 
 
@@ -50,14 +52,15 @@ def _value(samples: dict, name: str, **labels: str) -> float | None:
 
 def test_every_metric_names_its_unit_says_why_and_has_bounded_labels() -> None:
     defined = {c._name: c for c in (metrics.messages_handled, metrics.polls, metrics.posts, metrics.deliveries,
-                                    metrics.classify_seconds, metrics.post_to_webhook_seconds)}
+                                    metrics.classify_seconds, metrics.post_to_webhook_seconds,
+                                    metrics.batch_seconds, metrics.batch_entries)}
     exposed = {f.name: f for f in metrics.REGISTRY.collect() if f.name.startswith("watchfloor_")}
     assert set(exposed) == set(defined) == {n.removesuffix("_total") for n in IN_PROCESS}
     for name, (kind, labels) in IN_PROCESS.items():
         family = exposed[name.removesuffix("_total")]
         assert family.type == kind and len(family.documentation) > 60, name
         if kind == "histogram":
-            assert name.endswith("_seconds"), f"{name}: a histogram of time names its unit"
+            assert name.endswith(("_seconds", "_entries")), f"{name}: a histogram names its unit"
         declared = set(defined[family.name]._labelnames)
         assert declared == labels, name
         assert not {"post_id", "event_id", "alert_id", "url"} & declared, "an unbounded label"
@@ -112,7 +115,7 @@ async def test_a_scrape_reads_each_groups_lag_pending_and_dead_letters(redis_url
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             reading = await state_reading(broker, redis, sessions, version="t", services="classify", sources=False,
-                                          subscriptions=False)
+                                          subscriptions=False, stuck_after=60)
             [group] = reading.groups
             if group.pending:
                 break
@@ -128,7 +131,8 @@ async def test_a_scrape_reads_each_groups_lag_pending_and_dead_letters(redis_url
         await asyncio.wait_for(all_handled.wait(), 10)
         await asyncio.sleep(0.2)  # the last ack
         scraped = _samples(metrics.exposition(await state_reading(
-            broker, redis, sessions, version="t", services="classify", sources=False, subscriptions=False)))
+            broker, redis, sessions, version="t", services="classify", sources=False, subscriptions=False,
+            stuck_after=60)))
     assert _value(scraped, "watchfloor_stream_lag", stream=streams.POSTS, group="classify") == 0
     assert _value(scraped, "watchfloor_stream_pending", stream=streams.POSTS, group="classify") == 0
     assert _value(scraped, "watchfloor_dead_letters", stage="classify") == 1
@@ -147,7 +151,7 @@ async def test_sources_failing_and_subscriptions_disabled_are_counted_at_scrape_
             assert row is not None
             row.watch_state, row.watch_since = state, now
     reading = await state_reading(make_broker(redis_url), redis, sessions, version="t", services="ingest",
-                                  sources=True, subscriptions=True)
+                                  sources=True, subscriptions=True, stuck_after=60)
     scraped = _samples(metrics.exposition(reading))
     assert _value(scraped, "watchfloor_sources_failing") == 1
     assert _value(scraped, "watchfloor_sources_silent") == 1
@@ -162,7 +166,7 @@ async def test_redis_away_the_scrape_answers_and_says_so(sessions) -> None:
               redis=redis)
     started = time.monotonic()
     reading = await state_reading(broker, redis, sessions, version="t", services="alert", sources=False,
-                                  subscriptions=True)
+                                  subscriptions=True, stuck_after=60)
     await redis.aclose()
     assert time.monotonic() - started < 3
     scraped = _samples(metrics.exposition(reading))
@@ -177,7 +181,7 @@ async def test_the_database_away_the_scrape_answers_and_says_so(redis_url: str, 
     engine = make_engine(DOWN_POSTGRES)
     try:
         reading = await state_reading(make_broker(redis_url), redis, make_sessionmaker(engine), version="t",
-                                      services="ingest", sources=True, subscriptions=True)
+                                      services="ingest", sources=True, subscriptions=True, stuck_after=60)
     finally:
         await engine.dispose()
     scraped = _samples(metrics.exposition(reading))
