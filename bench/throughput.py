@@ -56,6 +56,7 @@ import asyncpg
 import httpx
 import psutil
 import redis
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 BENCH = Path(__file__).resolve().parent
@@ -1081,7 +1082,20 @@ def postgres_settings() -> str:
         return f"postgres: not reachable ({exc.__class__.__name__})"
     found = {name: f"{int(setting) * 8 // 1024}MB" if unit == "8kB" else setting + (unit or "")
              for name, setting, unit in rows}
-    return "postgres: " + ", ".join(f"{n} {found[n]}" for n in names if n in found)
+    line = "postgres: " + ", ".join(f"{n} {found[n]}" for n in names if n in found)
+    wanted = compose_postgres_settings()
+    shown = asyncio.run(sql("postgres", *(f"SELECT current_setting('{n}')" for n in wanted)))
+    differ = [f"{n} {rows[0][0]} (compose: {v})" for (n, v), rows in zip(wanted.items(), shown, strict=True)
+              if rows[0][0] != v]
+    return line + ("; as in docker-compose.yml: " + ", ".join(f"{n}={v}" for n, v in wanted.items())
+                   if not differ else "; NOT as in docker-compose.yml: " + ", ".join(differ))
+
+
+def compose_postgres_settings() -> dict[str, str]:
+    """The `-c name=value` settings docker-compose.yml gives its postgres service: the bench runs on this
+    machine's server, and says whether it is set the same way."""
+    command = yaml.safe_load((BENCH.parent / "docker-compose.yml").read_text())["services"]["postgres"]["command"]
+    return dict(arg.split("=", 1) for flag, arg in itertools.pairwise(command) if flag == "-c")
 
 
 def summary(results: list[Result]) -> list[str]:
