@@ -230,6 +230,7 @@ def subscribe(
         if len(batch) <= 1:  # alone, it takes the single path: a failure is retried, not tried twice
             for entry, item in batch:
                 await process_one(entry, item)
+                metrics.observe_batch(stage, 1, time.perf_counter() - started)
             return
         try:
             await handle_batch([item for _, item in batch])

@@ -109,6 +109,9 @@ def test_metrics_show_the_lag_rise_under_a_burst_and_fall_after(system: System, 
     assert _get(samples, "watchfloor_messages_handled_total", stage="classify", outcome="parked") == 0
     assert _get(samples, "watchfloor_dead_letters", stage="classify") == 0
     assert _get(samples, "watchfloor_classify_seconds_count") == BURST
+    # every post went through a batch read and counted (a batch of one too), fewer batches than posts under load
+    assert _get(samples, "watchfloor_batch_entries_sum", stage="classify") == BURST
+    assert 1 <= _get(samples, "watchfloor_batch_seconds_count", stage="classify") < BURST
     webhooks = len(webhook_receiver.posts())
     assert _get(samples, "watchfloor_post_to_webhook_seconds_count") == webhooks > 1
     # Every latency counted ends at a 2xx within the test: none is longer than the whole burst.
