@@ -146,12 +146,13 @@ async def view_downstream(broker: "RedisBroker", redis: Redis, within_s: float) 
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
             for stage, stream, group in consumers_.downstream(broker):
                 info = await consumers_.group_info(redis, stream, group)
-                lag = int(info["lag"]) if info and info.get("lag") is not None else None
-                if info is None:
-                    lag = min(int(await redis.xlen(stream)), consumers_.LAG_COUNT_CAP)
-                readers = await consumers_.group_readers(redis, stream, group, within_s) if info else 0
-                views.append(DownstreamView(stage, stream, group, info is not None,
-                                            int(info["pending"]) if info else 0, lag, readers, within_s))
+                if info is None:  # nobody ever read it: all of the stream waits
+                    views.append(DownstreamView(stage, stream, group, False, 0, int(await redis.xlen(stream)), 0,
+                                                within_s))
+                    continue
+                lag = int(info["lag"]) if info.get("lag") is not None else None
+                readers = await consumers_.group_readers(redis, stream, group, within_s)
+                views.append(DownstreamView(stage, stream, group, True, int(info["pending"]), lag, readers, within_s))
     except (RedisError, OSError, TimeoutError):  # Redis away or slow: /health's `redis` says so
         return []
     return views
